@@ -1,0 +1,44 @@
+# The commands of contract §1. Everything installs from this repository's own files.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test web worker migrate bench lint install clean
+
+$(STAMP): requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## make run: embedded PostgreSQL (unless DATABASE_URL), migrations, API on :$PORT, one worker
+run: $(STAMP)
+	$(BIN)/python ops/run_dev.py
+
+## make test: lint, types, architecture contracts, then the whole suite (hermetic)
+test: $(STAMP) lint
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+## production pieces, one by one, against DATABASE_URL
+web: $(STAMP)
+	$(BIN)/gunicorn -c ops/gunicorn.conf.py wsgi:app
+
+worker: $(STAMP)
+	$(BIN)/procrastinate --app=queue_jobs.app worker --concurrency $${WORKER_CONCURRENCY:-4}
+
+migrate: $(STAMP)
+	$(BIN)/python -m queue_jobs.migrate
+
+bench: $(STAMP)
+	@echo "benchmarks: not written yet (issue 6)"
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

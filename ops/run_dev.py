@@ -1,0 +1,93 @@
+"""`make run`: embedded PostgreSQL (unless DATABASE_URL), migrations, API and one worker.
+
+Ctrl-C stops everything it started.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT_DIR))
+
+from queue_jobs.config import QueueSettings  # noqa: E402
+from queue_jobs.embedded_pg import start_embedded, uri_for  # noqa: E402
+from queue_jobs.migrate import apply_migrations  # noqa: E402
+
+BIN = Path(sys.executable).parent
+
+
+def main() -> int:
+    env = dict(os.environ)
+    server = None
+    if not env.get("DATABASE_URL"):
+        print("starting embedded PostgreSQL under var/pgdata ...", flush=True)
+        server = start_embedded(PROJECT_DIR / "var" / "pgdata")
+        env["DATABASE_URL"] = uri_for(server)
+    applied = apply_migrations(env["DATABASE_URL"])
+    print(f"schema current ({len(applied)} migration(s) applied now)", flush=True)
+    settings = QueueSettings.from_env(env)
+    if settings.llm_provider == "offline":
+        print("LLM provider: offline (no OPENAI_API_KEY): results are derived from the page "
+              "itself, images drawn locally", flush=True)
+    else:
+        print(f"LLM provider: openai, model {settings.openai_model}", flush=True)
+    port = env.setdefault("PORT", "8000")
+    children = [
+        subprocess.Popen([str(BIN / "gunicorn"), "-c", "ops/gunicorn.conf.py", "wsgi:app"],
+                         cwd=PROJECT_DIR, env=env),
+        subprocess.Popen([str(BIN / "procrastinate"), "--app=queue_jobs.app", "worker",
+                          "--concurrency", env.get("WORKER_CONCURRENCY", "4")],
+                         cwd=PROJECT_DIR, env=env),
+    ]
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, children)
+        print(f"\n  API ready at {url}  (Ctrl-C stops everything)\n", flush=True)
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        print("a child process exited; stopping", flush=True)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping ...", flush=True)
+        return 0
+    finally:
+        _stop(children)
+        if server is not None:
+            server.cleanup()
+
+
+def _wait_ready(url: str, children: list[subprocess.Popen[bytes]]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if any(child.poll() is not None for child in children):
+            raise SystemExit("the API or the worker failed to start")
+        try:
+            if requests.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{url}/readyz did not answer 200 within 60 s")
+
+
+def _stop(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    for child in children:
+        try:
+            child.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

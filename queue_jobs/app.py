@@ -1,0 +1,34 @@
+"""The procrastinate App: what `procrastinate --app=queue_jobs.app worker` loads.
+
+The web side does not use it: it dispatches with procrastinate's SQL function inside its
+own statements (see sql/queries/jobs.sql).
+"""
+
+from __future__ import annotations
+
+import os
+
+from procrastinate import App, PsycopgConnector
+
+from queue_jobs.config import QueueSettings
+
+settings = QueueSettings.from_env()
+
+app = App(
+    connector=PsycopgConnector(
+        conninfo=os.environ.get("DATABASE_URL", ""),
+        # keepalives: notice a dead server; connect_timeout: fail fast, let the supervisor retry
+        kwargs={"keepalives": 1, "keepalives_idle": 30, "connect_timeout": 5},
+        min_size=1, max_size=4,
+    ),
+    import_paths=["queue_jobs.tasks"],
+    worker_defaults={
+        "additional_context": {"settings": settings},
+        # On SIGTERM, running jobs get this long, then are handed to another worker.
+        "shutdown_graceful_timeout": float(os.environ.get("WORKER_SHUTDOWN_GRACE_S", "10")),
+        "update_heartbeat_interval": float(os.environ.get("WORKER_HEARTBEAT_S", "10")),
+        "stalled_worker_timeout": settings.stalled_after_s,
+        # Our jobs table keeps the history; finished dispatch rows only slow worker start.
+        "delete_jobs": "successful",
+    },
+)

@@ -1,0 +1,92 @@
+"""Errors a client request can run into. The docstring is the message the client sees;
+`status` and `error_code` are what the API answers (webapp/errors.py renders them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    """Request failed."""
+
+    status = 400
+    error_code = "BAD_REQUEST"
+
+    def __init__(self, message: str | None = None, **extra: Any) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+        self.extra = extra  # more JSON fields for the error body (e.g. "fields")
+        self.headers: dict[str, str] = {}
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class ValidationFailed(DomainError):
+    """The request is invalid."""
+
+    status = 400
+    error_code = "VALIDATION_ERROR"
+
+
+class AuthRequired(DomainError):
+    """Send a Bearer token or an x-session-id header."""
+
+    status = 401
+    error_code = "AUTH_REQUIRED"
+
+
+class SessionInvalid(DomainError):
+    """x-session-id must be 8 to 128 characters of A-Z, a-z, 0-9, '_' or '-'."""
+
+    status = 401
+    error_code = "SESSION_INVALID"
+
+
+class TokenInvalid(DomainError):
+    """The access token is invalid."""
+
+    status = 401
+    error_code = "TOKEN_INVALID"
+
+
+class TokenExpired(DomainError):
+    """The access token has expired."""
+
+    status = 401
+    error_code = "TOKEN_EXPIRED"
+
+
+class JobNotFound(DomainError):
+    """Job not found."""
+
+    status = 404
+    error_code = "JOB_NOT_FOUND"
+
+
+class ImageNotFound(DomainError):
+    """Image not found."""
+
+    status = 404
+    error_code = "IMAGE_NOT_FOUND"
+
+
+class JobNotRetryable(DomainError):
+    """Only a failed job can be retried."""
+
+    status = 409
+    error_code = "JOB_NOT_RETRYABLE"
+
+
+class JobNotCancellable(DomainError):
+    """The job has already finished."""
+
+    status = 409
+    error_code = "JOB_NOT_CANCELLABLE"
+
+
+class QueueUnavailable(DomainError):
+    """The job store is unavailable; try again shortly."""
+
+    status = 503
+    error_code = "QUEUE_UNAVAILABLE"

@@ -1,0 +1,193 @@
+"""One run of a job on a worker: claim, run the pipeline in a thread, watch it, finish.
+
+The watchdog (an asyncio loop beside the pipeline thread) is what makes cancel and
+timeout prompt: it does not wait for a blocking LLM or HTTP call to return. It writes the
+final state itself, fenced by this run's dispatch id, and tells the pipeline thread to
+stop; whatever that thread tries to write afterwards is refused by the fence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from queue_jobs import fetch, store
+from queue_jobs.errors import Cancelled, JobFailure, TimedOut
+from queue_jobs.llm.base import GeneratedImage
+from queue_jobs.pipeline.runner import (
+    RetryPolicy,
+    RunSuperseded,
+    StepServices,
+    StopSignal,
+    run_pipeline,
+)
+from queue_jobs.pipelines import PIPELINES
+from queue_jobs.runtime import WorkerRuntime
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+WATCH_INTERVAL_S = 0.25
+ROW_POLL_INTERVAL_S = 1.0  # our own cancel check, in case procrastinate's abort is missed
+_ORGANIZATION_NAMESPACE = uuid.UUID("6f1d7c1e-1c55-4f0a-9d36-2f8a3c4f3b10")
+
+
+@dataclass(frozen=True)
+class DbJournal:
+    runtime: WorkerRuntime
+    job_id: uuid.UUID
+    dispatch_id: int
+
+    def start_step(self, step: str, progress: int) -> None:
+        with self.runtime.pool.connection() as conn:
+            if not store.start_step(conn, self.job_id, self.dispatch_id, step, progress):
+                raise RunSuperseded()
+
+    def checkpoint(self, step: str, output: Any, duration_ms: int, progress: int) -> None:
+        with self.runtime.pool.connection() as conn:
+            if not store.checkpoint_step(conn, self.job_id, self.dispatch_id, step, output,
+                                         duration_ms, progress):
+                raise RunSuperseded()
+
+
+def step_services(runtime: WorkerRuntime, job_id: uuid.UUID, stop: StopSignal) -> StepServices:
+    settings = runtime.settings
+
+    def fetch_page(url: str) -> fetch.FetchedPage:
+        return fetch.fetch_page(url, allow_private=settings.fetch_allow_private,
+                                should_stop=stop.is_set)
+
+    def save_image(image: GeneratedImage, prompt: str) -> str:
+        image_id = uuid.uuid4()
+        with runtime.pool.connection() as conn:
+            store.insert_image(conn, image_id, job_id, image.content_type, image.data, prompt)
+        return f"/api/v1/images/{image_id}"
+
+    def create_organization(name: str, website_url: str, analysis: dict[str, Any]) -> str:
+        # Deterministic id: a run repeated after a crash finds the row already there.
+        organization_id = uuid.uuid5(_ORGANIZATION_NAMESPACE, str(job_id))
+        with runtime.pool.connection() as conn:
+            store.insert_organization(conn, organization_id, job_id, name, website_url,
+                                      analysis)
+        return str(organization_id)
+
+    return StepServices(provider=runtime.provider, fetch_page=fetch_page,
+                        save_image=save_image, create_organization=create_organization,
+                        should_stop=stop.is_set)
+
+
+class JobRun:
+    def __init__(self, runtime: WorkerRuntime, job_id: uuid.UUID, dispatch_id: int) -> None:
+        self.runtime = runtime
+        self.job_id = job_id
+        self.dispatch_id = dispatch_id
+        self.stop = StopSignal()
+
+    async def _blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.runtime.executor, fn, *args)
+
+    async def execute(self, is_shutdown: Callable[[], bool]) -> None:
+        claimed = await self._blocking(self._claim)
+        if claimed is None:
+            log.info("job %s: dispatch %s no longer current, skipping", self.job_id,
+                     self.dispatch_id)
+            return
+        pipeline = PIPELINES[claimed.type]
+        settings = self.runtime.settings
+        policy = RetryPolicy(settings.step_retries, settings.retry_backoff_s)
+        services = step_services(self.runtime, self.job_id, self.stop)
+        journal = DbJournal(self.runtime, self.job_id, self.dispatch_id)
+        future: Future[dict[str, Any]] = self.runtime.executor.submit(
+            run_pipeline, pipeline, str(self.job_id), claimed.input, claimed.step_outputs,
+            services, journal, self.stop, policy)
+        future.add_done_callback(_retrieve_exception)
+        try:
+            await self._watch(future)
+        except asyncio.CancelledError:
+            # procrastinate aborts the task on a cancel request or on worker shutdown.
+            if is_shutdown():
+                self.stop.stop(RunSuperseded())
+                await self._blocking(self._requeue)
+            else:
+                await self._end_early(Cancelled())
+            raise
+
+    async def _watch(self, future: Future[dict[str, Any]]) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.runtime.settings.job_timeout_s
+        next_row_poll = loop.time() + ROW_POLL_INTERVAL_S
+        wrapped = asyncio.wrap_future(future)
+        while True:
+            done, _ = await asyncio.wait({wrapped}, timeout=WATCH_INTERVAL_S)
+            if done:
+                await self._blocking(self._finish, future)
+                return
+            now = loop.time()
+            if now >= deadline:
+                await self._end_early(TimedOut())
+                return
+            if now >= next_row_poll:
+                next_row_poll = now + ROW_POLL_INTERVAL_S
+                verdict = await self._blocking(self._row_verdict)
+                if isinstance(verdict, JobFailure):
+                    await self._end_early(verdict)
+                    return
+                if verdict is not None:
+                    self.stop.stop(verdict)
+                    return
+
+    async def _end_early(self, failure: JobFailure) -> None:
+        self.stop.stop(failure)
+        await self._blocking(self._fail, failure)
+
+    # --- blocking helpers, run in the executor -------------------------------------------
+
+    def _claim(self) -> store.ClaimedJob | None:
+        with self.runtime.pool.connection() as conn:
+            return store.claim_job(conn, self.job_id, self.dispatch_id)
+
+    def _row_verdict(self) -> BaseException | None:
+        with self.runtime.pool.connection() as conn:
+            state = store.get_run_state(conn, self.job_id)
+        if state is None or state.dispatch_id != self.dispatch_id or state.status != "running":
+            return RunSuperseded()
+        if state.cancel_requested:
+            return Cancelled()
+        return None
+
+    def _finish(self, future: Future[dict[str, Any]]) -> None:
+        try:
+            result = future.result()
+        except RunSuperseded:
+            log.info("job %s: run %s superseded", self.job_id, self.dispatch_id)
+            return
+        except JobFailure as failure:
+            self._fail(failure)
+            return
+        except Exception:
+            log.exception("job %s: pipeline crashed", self.job_id)
+            self._fail(JobFailure("Internal error while running the job"))
+            return
+        with self.runtime.pool.connection() as conn:
+            store.succeed_job(conn, self.job_id, self.dispatch_id, result)
+
+    def _fail(self, failure: JobFailure) -> None:
+        with self.runtime.pool.connection() as conn:
+            store.fail_job(conn, self.job_id, self.dispatch_id, failure.message,
+                           failure.error_code)
+
+    def _requeue(self) -> None:
+        with self.runtime.pool.connection() as conn:
+            store.requeue_job(conn, self.job_id, self.dispatch_id)
+
+
+def _retrieve_exception(future: Future[Any]) -> None:
+    # An abandoned run's outcome is of no interest; retrieving it keeps logs quiet.
+    if not future.cancelled():
+        future.exception()

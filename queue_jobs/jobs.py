@@ -1,0 +1,101 @@
+"""Job lifecycle rules for the API: create, status document, list, retry, cancel.
+
+Every state change is one guarded UPDATE; when it matches no row, a single lookup decides
+between 404 (not visible to this owner) and 409 (visible, wrong state).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from queue_jobs import store
+from queue_jobs.domain_errors import JobNotCancellable, JobNotFound, JobNotRetryable
+from queue_jobs.eta import StepMeanCache, remaining_seconds
+from queue_jobs.pipelines import PIPELINES
+from queue_jobs.store import Conn, JobRow, Owner
+
+_step_means = StepMeanCache()
+
+
+def parse_job_id(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise JobNotFound() from None
+
+
+def create_job(conn: Conn, job_type: str, owner: Owner, job_input: dict[str, Any]) -> uuid.UUID:
+    job_id = uuid.uuid4()
+    store.create_job(conn, job_id, job_type, owner, job_input)
+    return job_id
+
+
+def iso_utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def status_document(row: JobRow, eta_seconds: int | None, *,
+                    with_result: bool = True) -> dict[str, Any]:
+    pipeline = PIPELINES[row.type]
+    document: dict[str, Any] = {
+        "jobId": str(row.id),
+        "type": row.type,
+        "status": row.status,
+        "progress": row.progress,
+        # null while queued, even for a retried job that remembers where it stopped
+        "currentStep": None if row.status == "queued" else pipeline.label(row.current_step),
+        "estimatedTimeRemaining": eta_seconds,
+        "error": row.error if row.status == "failed" else None,
+        "errorCode": row.error_code if row.status == "failed" else None,
+        "createdAt": iso_utc(row.created_at),
+        "updatedAt": iso_utc(row.updated_at),
+    }
+    if with_result:
+        document["result"] = row.result if row.status == "succeeded" else None
+    return document
+
+
+def _eta(conn: Conn, row: JobRow, now: datetime) -> int | None:
+    if row.status not in ("queued", "running"):
+        return None
+    means = _step_means.get(row.type, lambda: store.recent_step_durations(conn, row.type))
+    return remaining_seconds(PIPELINES[row.type], row.status, row.current_step,
+                             row.step_started_at, now, means)
+
+
+def job_status(conn: Conn, job_id: uuid.UUID, owner: Owner) -> dict[str, Any]:
+    row = store.get_owned_job(conn, job_id, owner)
+    if row is None:
+        raise JobNotFound()
+    return status_document(row, _eta(conn, row, datetime.now(UTC)))
+
+
+def list_jobs(conn: Conn, owner: Owner, status: str | None, limit: int) -> list[dict[str, Any]]:
+    now = datetime.now(UTC)
+    return [status_document(row, _eta(conn, row, now), with_result=False)
+            for row in store.list_owned_jobs(conn, owner, status, limit)]
+
+
+def retry_job(conn: Conn, job_id: uuid.UUID, owner: Owner) -> None:
+    if not store.retry_failed_job(conn, job_id, owner):
+        _raise_missing_or(conn, job_id, owner, JobNotRetryable())
+
+
+def cancel_job(conn: Conn, job_id: uuid.UUID, owner: Owner) -> None:
+    dispatch_id = store.cancel_queued_job(conn, job_id, owner)
+    if dispatch_id is None:
+        dispatch_id = store.request_running_job_cancel(conn, job_id, owner)
+    if dispatch_id is None:
+        _raise_missing_or(conn, job_id, owner, JobNotCancellable())
+        return
+    # queued: its dispatch becomes 'cancelled'; running: the worker is told to abort
+    store.cancel_dispatch(conn, dispatch_id)
+
+
+def _raise_missing_or(conn: Conn, job_id: uuid.UUID, owner: Owner,
+                      conflict: Exception) -> None:
+    if store.get_owned_job(conn, job_id, owner) is None:
+        raise JobNotFound()
+    raise conflict

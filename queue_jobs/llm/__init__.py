@@ -1,0 +1,1 @@
+"""LLM providers: an interface, the OpenAI-compatible provider and the offline one."""

@@ -1,0 +1,1 @@
+"""The steps that turn a fetched page into the job's results."""

@@ -1,0 +1,146 @@
+"""Runs a pipeline's steps in order with a checkpoint after each one.
+
+The runner knows nothing of the database or the queue: it talks to a `Journal` (the
+execution layer backs it with fenced SQL) and watches a `StopSignal` that the worker's
+watchdog sets on cancel, timeout or shutdown. Steps already in the job's checkpoints are
+skipped, so a retried or re-dispatched run resumes at the first unfinished step.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from queue_jobs.errors import JobFailure
+from queue_jobs.llm.base import GeneratedImage, LLMProvider
+
+log = logging.getLogger(__name__)
+
+
+class RunSuperseded(Exception):
+    """This run no longer owns the job (cancelled, reaped, retried): stop without writing."""
+
+
+class StopSignal:
+    """Set from the watchdog thread; checked by the runner between and inside steps."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._reason: BaseException | None = None
+
+    def stop(self, reason: BaseException) -> None:
+        if self._reason is None:
+            self._reason = reason
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def check(self) -> None:
+        if self._reason is not None:
+            raise self._reason
+
+    def wait(self, seconds: float) -> None:
+        """Sleeps up to `seconds`, raising at once if the run is stopped meanwhile."""
+        self._event.wait(seconds)
+        self.check()
+
+
+@dataclass(frozen=True)
+class StepServices:
+    """What steps may use besides their inputs. Callables keep steps free of SQL."""
+
+    provider: LLMProvider
+    fetch_page: Callable[[str], Any]
+    save_image: Callable[[GeneratedImage, str], str]  # (image, prompt) -> image URL
+    create_organization: Callable[[str, str, dict[str, Any]], str]  # -> organization id
+    should_stop: Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class StepInput:
+    job_id: str
+    job_input: dict[str, Any]
+    outputs: dict[str, Any]  # outputs of the steps before this one
+    services: StepServices
+
+
+@dataclass(frozen=True)
+class Step:
+    key: str  # stored in jobs.current_step and as the checkpoint key
+    label: str  # what the status document shows
+    run: Callable[[StepInput], Any]  # returns the JSON-serialisable checkpoint
+    weight: int  # share of the progress bar
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    job_type: str
+    steps: tuple[Step, ...]
+    build_result: Callable[[StepInput], dict[str, Any]]
+    default_step_seconds: dict[str, float] = field(default_factory=dict)
+
+    def label(self, step_key: str | None) -> str | None:
+        return next((s.label for s in self.steps if s.key == step_key), None)
+
+    def progress_before(self, index: int) -> int:
+        """Progress when step `index` starts; the last step ends below 100 (100 = succeeded)."""
+        total = sum(step.weight for step in self.steps)
+        done = sum(step.weight for step in self.steps[:index])
+        return min(99, done * 99 // total)
+
+
+class Journal(Protocol):
+    """Durable record of one run; every method raises RunSuperseded if the run lost the job."""
+
+    def start_step(self, step: str, progress: int) -> None: ...
+
+    def checkpoint(self, step: str, output: Any, duration_ms: int, progress: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    retries: int = 3
+    backoff_s: float = 1.0
+    max_backoff_s: float = 30.0
+
+
+def run_pipeline(pipeline: Pipeline, job_id: str, job_input: dict[str, Any],
+                 checkpoints: dict[str, Any], services: StepServices, journal: Journal,
+                 stop: StopSignal, policy: RetryPolicy) -> dict[str, Any]:
+    outputs = dict(checkpoints)
+    for index, step in enumerate(pipeline.steps):
+        if step.key in outputs:
+            continue
+        stop.check()
+        journal.start_step(step.key, pipeline.progress_before(index))
+        started = time.monotonic()
+        step_input = StepInput(job_id, job_input, dict(outputs), services)
+        output = _run_with_retries(step, step_input, stop, policy)
+        stop.check()
+        duration_ms = int((time.monotonic() - started) * 1000)
+        journal.checkpoint(step.key, output, duration_ms, pipeline.progress_before(index + 1))
+        outputs[step.key] = output
+    stop.check()
+    return pipeline.build_result(StepInput(job_id, job_input, outputs, services))
+
+
+def _run_with_retries(step: Step, step_input: StepInput, stop: StopSignal,
+                      policy: RetryPolicy) -> Any:
+    attempt = 0
+    while True:
+        try:
+            return step.run(step_input)
+        except JobFailure as failure:
+            stop.check()  # a cancelled run reports the cancel, not the fault it caused
+            if not failure.transient or attempt >= policy.retries:
+                raise
+            delay = min(policy.max_backoff_s, policy.backoff_s * 2**attempt)
+            attempt += 1
+            log.warning("step %s: transient %s, retry %d in %.1fs", step.key,
+                        failure.error_code, attempt, delay)
+            stop.wait(delay)

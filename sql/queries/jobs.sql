@@ -1,0 +1,142 @@
+-- Named statements on the jobs table. Each block starts with `-- name: <python name>`.
+-- Worker writes are fenced: `AND dispatch_id = %(dispatch_id)s AND status = 'running'`;
+-- zero rows means this run was superseded (cancelled, reaped, retried) and must stop.
+-- Dispatch goes through procrastinate_defer_jobs_v1 inside the same statement, so the
+-- job row and its procrastinate job commit (and NOTIFY) together.
+
+-- name: create_job
+INSERT INTO jobs (id, type, owner_user_id, owner_session_id, input, dispatch_id)
+VALUES (
+    %(id)s, %(type)s, %(owner_user_id)s, %(owner_session_id)s, %(input)s,
+    (procrastinate_defer_jobs_v1(ARRAY[ROW(
+        %(queue)s, %(task)s, 0, NULL, NULL,
+        jsonb_build_object('job_id', %(id)s::text), NULL
+    )::procrastinate_job_to_defer_v1]))[1]
+)
+RETURNING id;
+
+-- name: get_owned_job
+SELECT id, type, status, progress, current_step, error, error_code, result,
+       step_started_at, created_at, updated_at
+  FROM jobs
+ WHERE id = %(id)s
+   AND (owner_user_id = %(user_id)s
+        OR (owner_user_id IS NULL AND owner_session_id = %(session_id)s));
+
+-- name: list_owned_jobs
+SELECT id, type, status, progress, current_step, error, error_code,
+       NULL::jsonb AS result, step_started_at, created_at, updated_at
+  FROM jobs
+ WHERE (CASE WHEN %(user_id)s::uuid IS NOT NULL THEN owner_user_id = %(user_id)s
+             ELSE owner_user_id IS NULL AND owner_session_id = %(session_id)s END)
+   AND (%(status)s::text IS NULL OR status = %(status)s)
+ ORDER BY created_at DESC, id DESC
+ LIMIT %(limit)s;
+
+-- name: retry_failed_job
+-- Back to queued at once; checkpoints stay, so the run resumes at the failed step.
+UPDATE jobs
+   SET status = 'queued', error = NULL, error_code = NULL, finished_at = NULL,
+       cancel_requested_at = NULL, attempt = attempt + 1, lost_runs = 0,
+       run_started_at = NULL, step_started_at = NULL, updated_at = now(),
+       dispatch_id = (procrastinate_defer_jobs_v1(ARRAY[ROW(
+           %(queue)s, %(task)s, 0, NULL, NULL,
+           jsonb_build_object('job_id', id::text), NULL
+       )::procrastinate_job_to_defer_v1]))[1]
+ WHERE id = %(id)s AND status = 'failed'
+   AND (owner_user_id = %(user_id)s
+        OR (owner_user_id IS NULL AND owner_session_id = %(session_id)s))
+RETURNING id;
+
+-- name: cancel_queued_job
+UPDATE jobs
+   SET status = 'failed', error = 'Cancelled', error_code = 'CANCELLED',
+       cancel_requested_at = now(), finished_at = now(), updated_at = now()
+ WHERE id = %(id)s AND status = 'queued'
+   AND (owner_user_id = %(user_id)s
+        OR (owner_user_id IS NULL AND owner_session_id = %(session_id)s))
+RETURNING dispatch_id;
+
+-- name: request_running_job_cancel
+-- The worker sees the abort (procrastinate NOTIFY, or its own poll of this column) and
+-- writes the final state; the reaper does it if the worker is gone.
+UPDATE jobs
+   SET cancel_requested_at = coalesce(cancel_requested_at, now()), updated_at = now()
+ WHERE id = %(id)s AND status = 'running'
+   AND (owner_user_id = %(user_id)s
+        OR (owner_user_id IS NULL AND owner_session_id = %(session_id)s))
+RETURNING dispatch_id;
+
+-- name: cancel_dispatch
+-- abort=true: a todo procrastinate job becomes cancelled, a doing one gets abort_requested.
+SELECT procrastinate_cancel_job_v1(%(dispatch_id)s, true, false);
+
+-- name: claim_job
+-- The worker takes its job: only the current dispatch may, and only if still active.
+UPDATE jobs
+   SET status = 'running', run_started_at = now(), updated_at = now()
+ WHERE id = %(id)s AND dispatch_id = %(dispatch_id)s AND status IN ('queued', 'running')
+   AND cancel_requested_at IS NULL
+RETURNING id, type, input, step_outputs, progress, attempt;
+
+-- name: start_step
+UPDATE jobs
+   SET current_step = %(step)s, step_started_at = now(),
+       progress = greatest(progress, %(progress)s), updated_at = now()
+ WHERE id = %(id)s AND dispatch_id = %(dispatch_id)s AND status = 'running'
+RETURNING id;
+
+-- name: checkpoint_step
+UPDATE jobs
+   SET step_outputs = step_outputs || jsonb_build_object(%(step)s::text, %(output)s::jsonb),
+       step_durations_ms = step_durations_ms
+           || jsonb_build_object(%(step)s::text, %(duration_ms)s::int),
+       progress = greatest(progress, %(progress)s), updated_at = now()
+ WHERE id = %(id)s AND dispatch_id = %(dispatch_id)s AND status = 'running'
+RETURNING id;
+
+-- name: succeed_job
+UPDATE jobs
+   SET status = 'succeeded', progress = 100,
+       -- durationMs: the time the steps took, summed over every run that did one.
+       result = jsonb_set(%(result)s::jsonb, '{metadata,durationMs}', to_jsonb(
+           (SELECT coalesce(sum(value::bigint), 0) FROM jsonb_each_text(step_durations_ms)))),
+       finished_at = now(), updated_at = now()
+ WHERE id = %(id)s AND dispatch_id = %(dispatch_id)s AND status = 'running'
+RETURNING id;
+
+-- name: fail_job
+-- current_step is kept: a failed job names the step that failed.
+UPDATE jobs
+   SET status = 'failed', error = %(error)s, error_code = %(error_code)s,
+       finished_at = now(), updated_at = now()
+ WHERE id = %(id)s AND dispatch_id = %(dispatch_id)s AND status IN ('queued', 'running')
+RETURNING id;
+
+-- name: requeue_job
+-- A worker shutting down hands its job to another worker (not counted as lost).
+UPDATE jobs
+   SET status = 'queued', updated_at = now(), step_started_at = NULL,
+       dispatch_id = (procrastinate_defer_jobs_v1(ARRAY[ROW(
+           %(queue)s, %(task)s, 0, NULL, NULL,
+           jsonb_build_object('job_id', id::text), NULL
+       )::procrastinate_job_to_defer_v1]))[1]
+ WHERE id = %(id)s AND dispatch_id = %(dispatch_id)s AND status IN ('queued', 'running')
+RETURNING dispatch_id;
+
+-- name: get_run_state
+SELECT status, dispatch_id, cancel_requested_at IS NOT NULL AS cancel_requested,
+       run_started_at
+  FROM jobs
+ WHERE id = %(id)s;
+
+-- name: recent_step_durations
+-- Mean duration of each step over the last successful jobs of a type (ETA).
+SELECT step.key AS step, avg(step.value::numeric)::int AS mean_ms
+  FROM (SELECT step_durations_ms
+          FROM jobs
+         WHERE type = %(type)s AND status = 'succeeded'
+         ORDER BY finished_at DESC
+         LIMIT %(sample)s) recent,
+       jsonb_each_text(recent.step_durations_ms) AS step
+ GROUP BY step.key;

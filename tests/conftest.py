@@ -1,0 +1,1 @@
+"""Shared test setup. Unit tests need nothing; integration fixtures live in integration/."""

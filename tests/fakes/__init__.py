@@ -1,0 +1,1 @@
+"""Local fakes of the services the job service talks to (OpenAI API, web sites)."""

@@ -1,0 +1,124 @@
+"""Integration fixtures: a real PostgreSQL (embedded, or TEST_DATABASE_URL), one database
+per test cloned from a migrated template (pytest-postgresql), the fake OpenAI-compatible
+server, the local web site, the Flask app and an in-process procrastinate worker."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from pytest_postgresql import factories
+
+from queue_jobs.config import QueueSettings
+from queue_jobs.embedded_pg import start_embedded, uri_for
+from queue_jobs.migrate import apply_migrations
+from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.website import FakeWebsite
+from tests.integration.support import ApiClient, ThreadWorker
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+TEST_JWT_SECRET = "test-secret-key-that-is-long-enough-for-hs256"
+
+
+@dataclass(frozen=True)
+class ServerParams:
+    """What pytest-postgresql's `depends_on` reads from a base fixture."""
+
+    host: str
+    port: int
+    user: str
+    password: str | None
+    options: str = ""
+    maintenance_dbname: str = "postgres"
+    template_dbname: str | None = None
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[ServerParams]:
+    url = os.environ.get("TEST_DATABASE_URL")
+    server = None
+    if not url:
+        server = start_embedded(PROJECT_DIR / "var" / "test-pgdata")
+        url = uri_for(server)
+    params = conninfo_to_dict(url)
+    yield ServerParams(host=str(params.get("host", "localhost")),
+                       port=int(params.get("port", 5432)), user=str(params.get("user")),
+                       password=str(params["password"]) if params.get("password") else None)
+
+
+def _load_schema(host: str, port: int, user: str, dbname: str, password: str | None,
+                 **_: Any) -> None:
+    apply_migrations(make_conninfo(host=host, port=port, user=user, dbname=dbname,
+                                   password=password or ""))
+
+
+postgresql_template = factories.postgresql_noproc(
+    dbname=f"jobs_template_{os.getpid()}", depends_on="pg_server", load=[_load_schema])
+postgresql = factories.postgresql("postgresql_template")
+
+
+@pytest.fixture
+def db_url(postgresql: psycopg.Connection[Any]) -> str:
+    info = postgresql.info
+    return make_conninfo(host=info.host, port=info.port, user=info.user, dbname=info.dbname,
+                         password=info.password or "")
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[psycopg.Connection[Any]]:
+    """An autocommit connection for assertions on the tables."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture(scope="session")
+def fake_llm_server() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_llm(fake_llm_server: FakeOpenAI) -> Iterator[FakeOpenAI]:
+    fake_llm_server.reset()
+    yield fake_llm_server
+    fake_llm_server.reset()
+
+
+@pytest.fixture(scope="session")
+def website_server() -> Iterator[FakeWebsite]:
+    with FakeWebsite() as site:
+        yield site
+
+
+@pytest.fixture
+def website(website_server: FakeWebsite) -> FakeWebsite:
+    website_server.set_slow("/slow", 0)
+    return website_server
+
+
+@pytest.fixture
+def settings(db_url: str, fake_llm: FakeOpenAI) -> QueueSettings:
+    return QueueSettings.from_env(
+        {}, database_url=db_url, llm_provider="openai", openai_api_key="test-key",
+        openai_base_url=fake_llm.base_url, fetch_allow_private=True, llm_timeout_s=10.0,
+        step_retries=2, retry_backoff_s=0.05, stalled_after_s=3.0, pool_size=4,
+        job_timeout_s=60.0)
+
+
+@pytest.fixture
+def api(db_url: str) -> Iterator[ApiClient]:
+    client = ApiClient.for_database(db_url, TEST_JWT_SECRET)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def worker(settings: QueueSettings) -> Iterator[ThreadWorker]:
+    with ThreadWorker(settings, concurrency=4) as running:
+        yield running

@@ -1,0 +1,123 @@
+"""Helpers for integration tests: the API through Flask's test client, an in-process
+procrastinate worker, and waiting on conditions with a deadline (never bare sleeps)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from flask.testing import FlaskClient
+from flask_jwt_extended import create_access_token
+from psycopg_pool import AsyncConnectionPool
+
+from queue_jobs.app import app as queue_app
+from queue_jobs.config import QueueSettings
+from webapp import create_app
+
+T = TypeVar("T")
+
+
+def wait_until(condition: Callable[[], T | None], timeout: float = 15.0,
+               interval: float = 0.05, message: str = "condition") -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+def new_session() -> dict[str, str]:
+    return {"x-session-id": f"sess_{uuid.uuid4().hex}"}
+
+
+class ApiClient:
+    def __init__(self, flask_app: Any) -> None:
+        self.app = flask_app
+        self.http: FlaskClient = flask_app.test_client()
+
+    @classmethod
+    def for_database(cls, db_url: str, jwt_secret: str) -> ApiClient:
+        return cls(create_app({"database_url": db_url, "jwt_secret_key": jwt_secret}))
+
+    def close(self) -> None:
+        self.app.extensions["db_pool"].close()
+
+    def token_for(self, user_id: uuid.UUID | None = None,
+                  expires: timedelta = timedelta(minutes=15)) -> dict[str, str]:
+        with self.app.app_context():
+            token = create_access_token(identity=str(user_id or uuid.uuid4()),
+                                        expires_delta=expires)
+        return {"Authorization": f"Bearer {token}"}
+
+    def create_analysis(self, url: str, headers: dict[str, str]) -> str:
+        response = self.http.post("/api/v1/jobs/website-analysis", json={"url": url},
+                                  headers=headers)
+        assert response.status_code == 201, response.get_json()
+        return str(response.get_json()["jobId"])
+
+    def status(self, job_id: str, headers: dict[str, str]) -> dict[str, Any]:
+        response = self.http.get(f"/api/v1/jobs/{job_id}/status", headers=headers)
+        assert response.status_code == 200, response.get_json()
+        return dict(response.get_json())
+
+    def wait_for_status(self, job_id: str, headers: dict[str, str], statuses: set[str],
+                        timeout: float = 20.0) -> dict[str, Any]:
+        def reached() -> dict[str, Any] | None:
+            document = self.status(job_id, headers)
+            return document if document["status"] in statuses else None
+
+        return wait_until(reached, timeout, message=f"job {job_id} in {statuses}")
+
+
+class ThreadWorker:
+    """A real procrastinate worker (the same task code as the CLI) in a background thread."""
+
+    def __init__(self, settings: QueueSettings, concurrency: int = 4) -> None:
+        self.settings = settings
+        self.concurrency = concurrency
+        # The module's App itself (its periodic tasks point at it), opened on our database.
+        self.app = queue_app
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="test-worker", daemon=True)
+
+    def __enter__(self) -> ThreadWorker:
+        self._thread.start()
+        if not self._started.wait(10):
+            raise RuntimeError("worker did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop and self._task:
+            self._loop.call_soon_threadsafe(self._task.cancel)
+        self._thread.join(20)
+
+    def _run(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        pool = AsyncConnectionPool(self.settings.database_url, min_size=1, max_size=4,
+                                   open=False)
+        await pool.open(wait=True)
+        async with self.app.open_async(pool):
+            self._task = asyncio.create_task(self.app.run_worker_async(
+                concurrency=self.concurrency, install_signal_handlers=False,
+                additional_context={"settings": self.settings},
+                update_heartbeat_interval=0.5, stalled_worker_timeout=3,
+                fetch_job_polling_interval=0.5, shutdown_graceful_timeout=2,
+                queues=["jobs"]))
+            self._started.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await pool.close()

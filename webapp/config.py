@@ -1,0 +1,64 @@
+"""Every environment read of the web side, in one frozen object."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+DEV_SECRET_FILE = PROJECT_DIR / "var" / "jwt-secret"
+MIB = 1024 * 1024
+
+
+class ConfigError(RuntimeError):
+    pass
+
+
+def _dev_jwt_secret() -> str:
+    """Generated once per checkout and kept under var/, so tokens survive restarts."""
+    if DEV_SECRET_FILE.exists():
+        return DEV_SECRET_FILE.read_text().strip()
+    DEV_SECRET_FILE.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    DEV_SECRET_FILE.write_text(secret)
+    DEV_SECRET_FILE.chmod(0o600)
+    return secret
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    database_url: str
+    app_env: str
+    jwt_secret_key: str
+    cors_origins: tuple[str, ...]
+    max_body_bytes: int
+    pool_min_size: int
+    pool_max_size: int
+    # A request waits at most this long for a connection: PostgreSQL down answers 503 fast.
+    db_wait_s: float
+
+    @classmethod
+    def from_env(cls, overrides: dict[str, Any] | None = None) -> WebConfig:
+        env = os.environ
+        app_env = env.get("APP_ENV", "development")
+        secret = env.get("JWT_SECRET_KEY") or ""
+        if not secret and not (overrides or {}).get("jwt_secret_key"):
+            if app_env == "production":
+                raise ConfigError("JWT_SECRET_KEY is required when APP_ENV=production")
+            secret = _dev_jwt_secret()
+        default_origins = "" if app_env == "production" else "*"
+        config = cls(
+            database_url=env.get("DATABASE_URL", ""),
+            app_env=app_env,
+            jwt_secret_key=secret,
+            cors_origins=tuple(o.strip() for o in
+                               env.get("CORS_ORIGINS", default_origins).split(",") if o.strip()),
+            max_body_bytes=MIB,
+            pool_min_size=int(env.get("DB_POOL_MIN_SIZE", "1")),
+            pool_max_size=int(env.get("DB_POOL_MAX_SIZE", "8")),
+            db_wait_s=float(env.get("DB_WAIT_S", "2.5")),
+        )
+        return replace(config, **(overrides or {}))

@@ -1,0 +1,59 @@
+"""One error envelope: {"error": "<message>", "errorCode": "<UPPER_SNAKE>"}. Every error
+the app can answer is rendered here; views just raise."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import psycopg
+from flask import Flask, Response, jsonify
+from psycopg_pool import PoolTimeout
+from werkzeug.exceptions import HTTPException
+
+from queue_jobs.domain_errors import DomainError, QueueUnavailable
+
+log = logging.getLogger(__name__)
+
+_HTTP_CODES = {
+    400: "BAD_REQUEST", 401: "AUTH_REQUIRED", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE", 429: "RATE_LIMITED",
+}
+_HTTP_MESSAGES = {
+    404: "Not found.", 405: "Method not allowed.",
+    413: "The request body is larger than 1 MiB.",
+}
+
+
+def error_response(status: int, message: str, error_code: str,
+                   headers: dict[str, str] | None = None, **extra: Any) -> Response:
+    response = jsonify({"error": message, "errorCode": error_code, **extra})
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(DomainError)
+    def domain_error(error: DomainError) -> Response:
+        return error_response(error.status, error.message, error.error_code, error.headers,
+                              **error.extra)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        message = _HTTP_MESSAGES.get(status, error.description or error.name)
+        return error_response(status, message, _HTTP_CODES.get(status, "HTTP_ERROR"))
+
+    @app.errorhandler(PoolTimeout)
+    @app.errorhandler(psycopg.OperationalError)
+    def database_down(error: Exception) -> Response:
+        log.warning("database unavailable: %s", error)
+        unavailable = QueueUnavailable()
+        return error_response(503, unavailable.message, unavailable.error_code,
+                              {"Retry-After": "5"})
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception) -> Response:
+        log.exception("unhandled error")
+        return error_response(500, "Internal server error.", "INTERNAL_ERROR")

@@ -1,0 +1,56 @@
+"""Who is calling: a user (Bearer JWT, verified by flask-jwt-extended) or else an anonymous
+session (x-session-id). A bad token is 401 even when a session id is also sent."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from flask import Flask, request
+from flask_jwt_extended import JWTManager, get_jwt_identity, verify_jwt_in_request
+from flask_jwt_extended.exceptions import JWTExtendedException
+from jwt import ExpiredSignatureError, InvalidTokenError
+
+from queue_jobs.domain_errors import AuthRequired, SessionInvalid, TokenExpired, TokenInvalid
+from queue_jobs.store import Owner
+
+SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
+
+
+def current_owner(*, user_required: bool = False) -> Owner:
+    user_id = _user_from_token()
+    session_id = request.headers.get("x-session-id")
+    if session_id is not None and not SESSION_ID.fullmatch(session_id):
+        raise SessionInvalid()
+    if user_id is None and (user_required or session_id is None):
+        raise AuthRequired("Sign in first." if user_required else None)
+    return Owner(user_id, session_id)
+
+
+def _user_from_token() -> uuid.UUID | None:
+    if "Authorization" not in request.headers:
+        return None
+    try:
+        verify_jwt_in_request(optional=False)
+        return uuid.UUID(str(get_jwt_identity()))
+    except ExpiredSignatureError:
+        raise TokenExpired() from None
+    except (InvalidTokenError, JWTExtendedException, ValueError):
+        raise TokenInvalid() from None
+
+
+def init_jwt(app: Flask) -> None:
+    jwt = JWTManager(app)
+
+    # flask-jwt-extended answers {"msg"} with 401/422 by default: raise ours instead.
+    @jwt.invalid_token_loader
+    def invalid_token(reason: str) -> None:
+        raise TokenInvalid()
+
+    @jwt.unauthorized_loader
+    def missing_token(reason: str) -> None:
+        raise TokenInvalid()
+
+    @jwt.expired_token_loader
+    def expired_token(header: dict, payload: dict) -> None:
+        raise TokenExpired()
