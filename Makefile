@@ -32,7 +32,7 @@ web: $(STAMP)
 	$(BIN)/gunicorn -c ops/gunicorn.conf.py wsgi:app
 
 worker: $(STAMP)
-	$(BIN)/procrastinate --app=queue_jobs.app worker --concurrency $${WORKER_CONCURRENCY:-4}
+	$(BIN)/python -m procrastinate --app=queue_jobs.app worker --concurrency $${WORKER_CONCURRENCY:-4}
 
 migrate: $(STAMP)
 	$(BIN)/python -m queue_jobs.migrate

@@ -43,7 +43,8 @@ def main() -> int:
     children = [
         subprocess.Popen([str(BIN / "gunicorn"), "-c", "ops/gunicorn.conf.py", "wsgi:app"],
                          cwd=PROJECT_DIR, env=env),
-        subprocess.Popen([str(BIN / "procrastinate"), "--app=queue_jobs.app", "worker",
+        subprocess.Popen([sys.executable, "-m", "procrastinate", "--app=queue_jobs.app",
+                          "worker",
                           "--concurrency", env.get("WORKER_CONCURRENCY", "4")],
                          cwd=PROJECT_DIR, env=env),
     ]

@@ -123,6 +123,7 @@ class JobRun:
         deadline = loop.time() + self.runtime.settings.job_timeout_s
         next_row_poll = loop.time() + ROW_POLL_INTERVAL_S
         wrapped = asyncio.wrap_future(future)
+        wrapped.add_done_callback(_retrieve_exception)  # the outcome is read from `future`
         while True:
             done, _ = await asyncio.wait({wrapped}, timeout=WATCH_INTERVAL_S)
             if done:
@@ -187,7 +188,7 @@ class JobRun:
             store.requeue_job(conn, self.job_id, self.dispatch_id)
 
 
-def _retrieve_exception(future: Future[Any]) -> None:
+def _retrieve_exception(future: Future[Any] | asyncio.Future[Any]) -> None:
     # An abandoned run's outcome is of no interest; retrieving it keeps logs quiet.
     if not future.cancelled():
         future.exception()

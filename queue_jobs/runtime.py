@@ -54,7 +54,9 @@ def close_all() -> None:
 
 def _open(settings: QueueSettings) -> WorkerRuntime:
     pool = ConnectionPool(settings.database_url, min_size=1, max_size=settings.pool_size,
-                          kwargs={"connect_timeout": 5}, open=True, name="worker")
+                          kwargs={"connect_timeout": 5}, open=True, name="worker",
+                          # a worker outlives database restarts: test before lending
+                          check=ConnectionPool.check_connection)
     provider = build_provider(
         provider=settings.llm_provider, api_key=settings.openai_api_key,
         base_url=settings.openai_base_url, model=settings.openai_model,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 
@@ -9,11 +10,11 @@ from procrastinate import JobContext
 from procrastinate.job_context import AbortReason
 
 from queue_jobs import reaper
-from queue_jobs.app import app
 from queue_jobs.config import QueueSettings
 from queue_jobs.execution import JobRun
 from queue_jobs.runtime import runtime_for
 from queue_jobs.store import QUEUE, RUN_TASK
+from queue_jobs.worker_app import app
 
 REAPER_EVERY_S = int(os.environ.get("REAPER_INTERVAL_S", "10"))
 
@@ -36,10 +37,7 @@ async def run_job(context: JobContext, job_id: str) -> None:
 async def reap_lost_jobs(context: JobContext, timestamp: int) -> None:
     runtime = runtime_for(_settings(context))
     settings = runtime.settings
-    loop_executor = runtime.executor
-    import asyncio
-
     await asyncio.get_running_loop().run_in_executor(
-        loop_executor, lambda: reaper.reap(
+        runtime.executor, lambda: reaper.reap(
             runtime.pool, stalled_after_s=settings.stalled_after_s,
             max_lost_runs=settings.max_lost_runs, job_timeout_s=settings.job_timeout_s))

@@ -16,8 +16,9 @@ from flask.testing import FlaskClient
 from flask_jwt_extended import create_access_token
 from psycopg_pool import AsyncConnectionPool
 
-from queue_jobs.app import app as queue_app
 from queue_jobs.config import QueueSettings
+from queue_jobs.runtime import close_all
+from queue_jobs.worker_app import app as queue_app
 from webapp import create_app
 
 T = TypeVar("T")
@@ -101,6 +102,7 @@ class ThreadWorker:
         if self._loop and self._task:
             self._loop.call_soon_threadsafe(self._task.cancel)
         self._thread.join(20)
+        close_all()  # the next test's database may reuse this one's name
 
     def _run(self) -> None:
         asyncio.run(self._main())
@@ -121,3 +123,8 @@ class ThreadWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await pool.close()
+        # procrastinate keeps an externally supplied pool forever (3.10: close_async returns
+        # early); forget it so the next test's worker can open the App on its own database.
+        connector: Any = self.app.connector
+        connector._async_pool = None
+        connector._pool_externally_set = False

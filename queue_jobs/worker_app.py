@@ -1,4 +1,6 @@
-"""The procrastinate App: what `procrastinate --app=queue_jobs.app worker` loads.
+"""The procrastinate App. `procrastinate --app=queue_jobs.app worker` finds it through
+queue_jobs.__getattr__ (the dotted path names an attribute of the package, so this module
+cannot itself be called `app`).
 
 The web side does not use it: it dispatches with procrastinate's SQL function inside its
 own statements (see sql/queries/jobs.sql).

@@ -1,0 +1,121 @@
+"""Identity, ownership and every validation error answer the contract's JSON envelope."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import jwt
+import pytest
+
+from tests.fakes.website import FakeWebsite
+from tests.integration.support import ApiClient, new_session
+
+CREATE = "/api/v1/jobs/website-analysis"
+
+
+def assert_error(response, status: int, code: str) -> dict:  # type: ignore[no-untyped-def]
+    assert response.status_code == status, response.data
+    body = response.get_json()
+    assert body["errorCode"] == code and body["error"], body
+    return dict(body)
+
+
+def test_no_identity_is_401(api: ApiClient) -> None:
+    assert_error(api.http.post(CREATE, json={"url": "https://a.example/"}), 401,
+                 "AUTH_REQUIRED")
+    assert_error(api.http.get("/api/v1/jobs"), 401, "AUTH_REQUIRED")
+
+
+@pytest.mark.parametrize("session_id", ["short", "x" * 129, "has space 123", "semi;colon12"])
+def test_malformed_session_is_401(api: ApiClient, session_id: str) -> None:
+    assert_error(api.http.post(CREATE, json={"url": "https://a.example/"},
+                               headers={"x-session-id": session_id}), 401, "SESSION_INVALID")
+
+
+def test_bad_or_expired_token_is_401_even_with_a_session(api: ApiClient) -> None:
+    session = new_session()
+    forged = jwt.encode({"sub": str(uuid.uuid4()), "type": "access"},
+                        "a-wrong-key-that-is-also-long-enough-for-hs256", algorithm="HS256")
+    for headers in ({"Authorization": f"Bearer {forged}"},
+                    {"Authorization": "Bearer not-a-token"},
+                    {"Authorization": "Basic abc"}):
+        assert_error(api.http.post(CREATE, json={"url": "https://a.example/"},
+                                   headers={**headers, **session}), 401, "TOKEN_INVALID")
+    expired = api.token_for(expires=timedelta(seconds=-5))
+    assert_error(api.http.get("/api/v1/jobs", headers={**expired, **session}), 401,
+                 "TOKEN_EXPIRED")
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({}, "url"),
+    ({"url": ""}, "url"),
+    ({"url": 42}, "url"),
+    ({"url": "ftp://example.com/"}, "url"),
+    ({"url": "javascript:alert(1)"}, "url"),
+    ({"url": "https://"}, "url"),
+    ({"url": "https://example.com/" + "a" * 2048}, "url"),
+    ({"url": "https://example.com/", "urll": "x"}, "urll"),
+])
+def test_invalid_fields_are_400_with_fields(api: ApiClient, body: dict, field: str) -> None:
+    body_json = assert_error(api.http.post(CREATE, json=body, headers=new_session()), 400,
+                             "VALIDATION_ERROR")
+    assert field in body_json["fields"]
+
+
+@pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b"\"text\"", b""])
+def test_unusable_bodies_are_400(api: ApiClient, raw: bytes) -> None:
+    response = api.http.post(CREATE, data=raw, content_type="application/json",
+                             headers=new_session())
+    assert_error(response, 400, "VALIDATION_ERROR")
+
+
+def test_body_over_one_mib_is_413(api: ApiClient) -> None:
+    response = api.http.post(CREATE, data=b"{\"url\": \"" + b"a" * (1024 * 1024) + b"\"}",
+                             content_type="application/json", headers=new_session())
+    assert_error(response, 413, "PAYLOAD_TOO_LARGE")
+
+
+def test_list_query_is_validated(api: ApiClient) -> None:
+    session = new_session()
+    for query in ("status=done", "limit=0", "limit=101", "limit=abc", "sort=asc"):
+        assert_error(api.http.get(f"/api/v1/jobs?{query}", headers=session), 400,
+                     "VALIDATION_ERROR")
+
+
+def test_jobs_are_invisible_to_everyone_but_their_owner(
+        api: ApiClient, website: FakeWebsite) -> None:
+    owner, stranger = new_session(), new_session()
+    job_id = api.create_analysis(website.url("/"), owner)
+    for path in (f"/api/v1/jobs/{job_id}/status",):
+        assert_error(api.http.get(path, headers=stranger), 404, "JOB_NOT_FOUND")
+        assert api.http.get(path, headers=owner).status_code == 200
+    for action in ("retry", "cancel"):
+        assert_error(api.http.post(f"/api/v1/jobs/{job_id}/{action}", headers=stranger), 404,
+                     "JOB_NOT_FOUND")
+    # A user's job is visible with that user's token only.
+    user = api.token_for()
+    user_job = api.create_analysis(website.url("/"), {**user, **owner})
+    assert api.http.get(f"/api/v1/jobs/{user_job}/status", headers=user).status_code == 200
+    assert_error(api.http.get(f"/api/v1/jobs/{user_job}/status", headers=owner), 404,
+                 "JOB_NOT_FOUND")
+    assert_error(api.http.get(f"/api/v1/jobs/{user_job}/status", headers=api.token_for()),
+                 404, "JOB_NOT_FOUND")
+    # A session job stays visible with its session id when a token is also sent.
+    assert api.http.get(f"/api/v1/jobs/{job_id}/status",
+                        headers={**user, **owner}).status_code == 200
+
+
+@pytest.mark.parametrize("job_id", ["not-a-uuid", str(uuid.uuid4()), "1' OR '1'='1"])
+def test_unknown_or_malformed_ids_are_404(api: ApiClient, job_id: str) -> None:
+    session = new_session()
+    assert_error(api.http.get(f"/api/v1/jobs/{job_id}/status", headers=session), 404,
+                 "JOB_NOT_FOUND")
+    assert_error(api.http.post(f"/api/v1/jobs/{job_id}/cancel", headers=session), 404,
+                 "JOB_NOT_FOUND")
+
+
+def test_unknown_routes_and_methods_answer_json(api: ApiClient) -> None:
+    assert_error(api.http.get("/nope"), 404, "NOT_FOUND")
+    assert_error(api.http.get(CREATE, headers=new_session()), 405, "METHOD_NOT_ALLOWED")
+    assert_error(api.http.get("/api/v1/images/not-an-id"), 404, "IMAGE_NOT_FOUND")
