@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,8 +25,19 @@ from queue_jobs.migrate import apply_migrations  # noqa: E402
 BIN = Path(sys.executable).parent
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
+    # Explicit handlers: a shell starting us in the background leaves SIGINT ignored.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     env = dict(os.environ)
+    port = env.setdefault("PORT", "8000")
+    if _port_in_use(int(port)):
+        print(f"port {port} is already in use: stop what runs there or set PORT", flush=True)
+        return 1
     server = None
     if not env.get("DATABASE_URL"):
         print("starting embedded PostgreSQL under var/pgdata ...", flush=True)
@@ -39,7 +51,6 @@ def main() -> int:
               "itself, images drawn locally", flush=True)
     else:
         print(f"LLM provider: openai, model {settings.openai_model}", flush=True)
-    port = env.setdefault("PORT", "8000")
     children = [
         subprocess.Popen([str(BIN / "gunicorn"), "-c", "ops/gunicorn.conf.py", "wsgi:app"],
                          cwd=PROJECT_DIR, env=env),
@@ -63,6 +74,11 @@ def main() -> int:
         _stop(children)
         if server is not None:
             server.cleanup()
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _wait_ready(url: str, children: list[subprocess.Popen[bytes]]) -> None:
