@@ -32,6 +32,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         config.database_url, min_size=config.pool_min_size, max_size=config.pool_max_size,
         timeout=config.db_wait_s, open=False, name="web",
         kwargs={"connect_timeout": max(1, int(config.db_wait_s)), "keepalives": 1},
+        # After a database restart, idle connections are dead: test each before lending it
+        # (one round trip) rather than fail a request, and stop backing off after a few
+        # seconds so a recovered database is used at once.
+        check=ConnectionPool.check_connection, reconnect_timeout=5,
     )
     pool.open(wait=False)
     app.extensions["db_pool"] = pool

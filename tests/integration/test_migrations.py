@@ -1,0 +1,156 @@
+"""Migrations on a real PostgreSQL: a fresh database, applied twice, /readyz before and
+after, and the per-test template (what every other test runs on) equals their sum."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from queue_jobs.migrate import apply_migrations, latest_version
+from tests.integration.conftest import TEST_JWT_SECRET, ServerParams
+from tests.integration.support import ApiClient
+
+PROCRASTINATE_TABLES = {"procrastinate_jobs", "procrastinate_workers"}
+OUR_TABLES = {"jobs", "images", "organizations"}
+
+# Everything a migration can create in the public schema, in a stable order. Names are
+# compared, not OIDs, so two databases migrated the same way have equal fingerprints.
+_FINGERPRINT_QUERIES = {
+    "columns": """
+        SELECT table_name, column_name, ordinal_position, data_type, udt_name,
+               column_default, is_nullable, character_maximum_length, is_identity
+        FROM information_schema.columns
+        WHERE table_schema = 'public'
+        ORDER BY table_name, ordinal_position""",
+    "indexes": """
+        SELECT tablename, indexname, indexdef
+        FROM pg_indexes
+        WHERE schemaname = 'public'
+        ORDER BY tablename, indexname""",
+    "functions": """
+        SELECT p.proname, pg_get_function_identity_arguments(p.oid),
+               pg_get_function_result(p.oid), p.prokind, md5(p.prosrc)
+        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname = 'public'
+        ORDER BY 1, 2""",
+    "constraints": """
+        SELECT c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid)
+        FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
+        WHERE n.nspname = 'public'
+        ORDER BY 1, 2""",
+    "triggers": """
+        SELECT t.tgrelid::regclass::text, t.tgname, pg_get_triggerdef(t.oid)
+        FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'public' AND NOT t.tgisinternal
+        ORDER BY 1, 2""",
+    "types": """
+        SELECT t.typname, t.typtype,
+               array(SELECT e.enumlabel FROM pg_enum e WHERE e.enumtypid = t.oid
+                     ORDER BY e.enumsortorder)
+        FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+        WHERE n.nspname = 'public' AND t.typtype IN ('e', 'd', 'c')
+              AND NOT EXISTS (SELECT 1 FROM pg_class c
+                              WHERE c.oid = t.typrelid AND c.relkind <> 'c')
+        ORDER BY 1""",
+}
+
+
+def schema_fingerprint(conninfo: str) -> dict[str, list[tuple[Any, ...]]]:
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        return {name: conn.execute(query).fetchall()
+                for name, query in _FINGERPRINT_QUERIES.items()}
+
+
+def ledger(conninfo: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        return conn.execute(
+            "SELECT version, name, applied_at FROM schema_migrations ORDER BY version"
+        ).fetchall()
+
+
+def tables(conninfo: str) -> set[str]:
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        return {row[0] for row in rows}
+
+
+def server_conninfo(server: ServerParams, dbname: str) -> str:
+    return make_conninfo(host=server.host, port=server.port, user=server.user,
+                         dbname=dbname, password=server.password or "")
+
+
+@pytest.fixture
+def empty_db_url(pg_server: ServerParams) -> Iterator[str]:
+    """A brand-new database with nothing in it (not cloned from the migrated template)."""
+    name = f"migrations_{uuid.uuid4().hex[:12]}"
+    maintenance = server_conninfo(pg_server, pg_server.maintenance_dbname)
+    with psycopg.connect(maintenance, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield server_conninfo(pg_server, name)
+    finally:
+        with psycopg.connect(maintenance, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+                         .format(sql.Identifier(name)))
+
+
+def test_a_fresh_database_gets_every_migration(empty_db_url: str) -> None:
+    assert tables(empty_db_url) == set()
+
+    applied = apply_migrations(empty_db_url)
+
+    expected = list(range(1, latest_version() + 1))
+    assert applied == expected
+    assert [row[0] for row in ledger(empty_db_url)] == expected
+    present = tables(empty_db_url)
+    assert present >= PROCRASTINATE_TABLES | OUR_TABLES | {"schema_migrations"}, present
+
+
+def test_applying_twice_applies_nothing_and_changes_nothing(empty_db_url: str) -> None:
+    apply_migrations(empty_db_url)
+    fingerprint, rows = schema_fingerprint(empty_db_url), ledger(empty_db_url)
+    assert all(fingerprint.values()), {k: len(v) for k, v in fingerprint.items()
+                                       if k in ("columns", "indexes", "functions")}
+
+    assert apply_migrations(empty_db_url) == []
+
+    assert ledger(empty_db_url) == rows
+    assert schema_fingerprint(empty_db_url) == fingerprint
+
+
+def test_readyz_answers_503_until_the_schema_is_current(empty_db_url: str) -> None:
+    api = ApiClient.for_database(empty_db_url, TEST_JWT_SECRET)
+    try:
+        response = api.http.get("/readyz")
+        assert response.status_code == 503
+        assert response.is_json, response.data
+        body = response.get_json()
+        assert body["status"] == "schema-outdated"
+        assert body["errorCode"] == "SCHEMA_OUTDATED"
+        assert body["schemaVersion"] == 0
+        assert body["expectedVersion"] == latest_version()
+
+        apply_migrations(empty_db_url)
+
+        response = api.http.get("/readyz")
+        assert response.status_code == 200, response.get_json()
+        assert response.get_json() == {"status": "ready", "schemaVersion": latest_version()}
+    finally:
+        api.close()
+
+
+def test_the_test_template_equals_the_sum_of_the_migrations(
+        empty_db_url: str, db_url: str, db: psycopg.Connection[Any]) -> None:
+    apply_migrations(empty_db_url)
+
+    versions = [row[0] for row in db.execute(
+        "SELECT version FROM schema_migrations ORDER BY version")]
+    assert versions == list(range(1, latest_version() + 1))
+    assert schema_fingerprint(db_url) == schema_fingerprint(empty_db_url)
