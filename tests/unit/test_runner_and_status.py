@@ -1,0 +1,132 @@
+"""Pure pieces: the pipeline runner, the ETA and the status document."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from queue_jobs.errors import Cancelled, FetchFailed, TransientLLMError
+from queue_jobs.eta import remaining_seconds
+from queue_jobs.jobs import status_document
+from queue_jobs.pipeline.runner import (
+    Pipeline,
+    RetryPolicy,
+    Step,
+    StepInput,
+    StepServices,
+    StopSignal,
+    run_pipeline,
+)
+from queue_jobs.pipeline.website_analysis import PIPELINE
+from queue_jobs.store import JobRow
+
+
+class RecordingJournal:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, int]] = []
+
+    def start_step(self, step: str, progress: int) -> None:
+        self.events.append(("start", step, progress))
+
+    def checkpoint(self, step: str, output: Any, duration_ms: int, progress: int) -> None:
+        self.events.append(("checkpoint", step, progress))
+
+
+def _services() -> StepServices:
+    return StepServices(provider=None, fetch_page=lambda url: None,  # type: ignore[arg-type]
+                        save_image=lambda image, prompt: "", create_organization=lambda *a: "",
+                        should_stop=lambda: False)
+
+
+def _pipeline(calls: list[str], failures: dict[str, list[Exception]]) -> Pipeline:
+    def step(key: str) -> Step:
+        def run(step_input: StepInput) -> dict[str, Any]:
+            calls.append(key)
+            if failures.get(key):
+                raise failures[key].pop(0)
+            return {"from": key, "saw": sorted(step_input.outputs)}
+        return Step(key, f"{key}...", run, weight=1)
+
+    return Pipeline("test", (step("a"), step("b"), step("c")),
+                    build_result=lambda step_input: {"outputs": step_input.outputs})
+
+
+def test_runner_resumes_after_the_last_checkpoint() -> None:
+    calls: list[str] = []
+    journal = RecordingJournal()
+    result = run_pipeline(_pipeline(calls, {}), "job", {}, {"a": {"from": "a"}}, _services(),
+                          journal, StopSignal(), RetryPolicy(retries=0))
+    assert calls == ["b", "c"]
+    assert result["outputs"]["b"]["saw"] == ["a"]
+    assert journal.events == [("start", "b", 33), ("checkpoint", "b", 66),
+                              ("start", "c", 66), ("checkpoint", "c", 99)]
+
+
+def test_transient_failures_are_retried_permanent_ones_are_not() -> None:
+    calls: list[str] = []
+    failures: dict[str, list[Exception]] = {"b": [TransientLLMError(), TransientLLMError()]}
+    run_pipeline(_pipeline(calls, failures), "job", {}, {}, _services(), RecordingJournal(),
+                 StopSignal(), RetryPolicy(retries=2, backoff_s=0.001))
+    assert calls == ["a", "b", "b", "b", "c"]
+    calls.clear()
+    with pytest.raises(FetchFailed):
+        run_pipeline(_pipeline(calls, {"a": [FetchFailed()]}), "job", {}, {}, _services(),
+                     RecordingJournal(), StopSignal(), RetryPolicy(retries=5))
+    assert calls == ["a"]
+
+
+def test_a_stopped_run_raises_its_reason_before_the_next_step() -> None:
+    stop = StopSignal()
+    stop.stop(Cancelled())
+    calls: list[str] = []
+    with pytest.raises(Cancelled):
+        run_pipeline(_pipeline(calls, {}), "job", {}, {}, _services(), RecordingJournal(),
+                     stop, RetryPolicy())
+    assert calls == []
+
+
+NOW = datetime(2026, 1, 29, 12, 0, 0, tzinfo=UTC)
+
+
+def test_eta_uses_recent_means_and_defaults() -> None:
+    means = {"analyze": 4000, "audiences": 2000, "pitches": 2000, "images": 10000}
+    assert remaining_seconds(PIPELINE, "queued", None, None, NOW, means) == 18
+    running = remaining_seconds(PIPELINE, "running", "audiences", NOW - timedelta(seconds=1),
+                                NOW, means)
+    assert running == 13  # 1 s left of audiences + pitches + images
+    defaults = sum(PIPELINE.default_step_seconds.values())
+    assert remaining_seconds(PIPELINE, "queued", None, None, NOW, {}) == defaults
+    assert remaining_seconds(PIPELINE, "succeeded", "images", None, NOW, means) is None
+    overrun = remaining_seconds(PIPELINE, "running", "images", NOW - timedelta(hours=1), NOW,
+                                means)
+    assert overrun == 1
+
+
+def _row(**changes: Any) -> JobRow:
+    fields: dict[str, Any] = dict(
+        id=uuid.UUID(int=1), type="website-analysis", status="running", progress=40,
+        current_step="audiences", error=None, error_code=None, result={"x": 1},
+        step_started_at=NOW, created_at=NOW, updated_at=NOW + timedelta(seconds=75))
+    fields.update(changes)
+    return JobRow(**fields)
+
+
+def test_status_document_follows_the_contract() -> None:
+    document = status_document(_row(), 12)
+    assert document == {
+        "jobId": "00000000-0000-0000-0000-000000000001", "type": "website-analysis",
+        "status": "running", "progress": 40, "currentStep": "Generating audiences...",
+        "estimatedTimeRemaining": 12, "error": None, "errorCode": None,
+        "createdAt": "2026-01-29T12:00:00Z", "updatedAt": "2026-01-29T12:01:15Z",
+        "result": None}
+    queued = status_document(_row(status="queued"), 30)
+    assert queued["currentStep"] is None
+    failed = status_document(_row(status="failed", error="Boom", error_code="LLM_ERROR"), None)
+    assert (failed["currentStep"], failed["errorCode"]) == ("Generating audiences...",
+                                                            "LLM_ERROR")
+    succeeded = status_document(_row(status="succeeded", progress=100), None)
+    assert succeeded["result"] == {"x": 1}
+    assert "result" not in status_document(_row(), None, with_result=False)
