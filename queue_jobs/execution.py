@@ -185,7 +185,7 @@ class JobRun:
 
     def _requeue(self) -> None:
         with self.runtime.pool.connection() as conn:
-            store.requeue_job(conn, self.job_id, self.dispatch_id)
+            store.redispatch_job(conn, self.job_id, self.dispatch_id, lost=False)
 
 
 def _retrieve_exception(future: Future[Any] | asyncio.Future[Any]) -> None:

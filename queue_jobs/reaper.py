@@ -53,7 +53,7 @@ def _recover(pool: ConnectionPool, run: dict[str, Any], max_lost_runs: int,
     else:
         with pool.connection() as conn, conn.transaction():
             store.finish_lost_dispatch(conn, run["dispatch_id"])
-            if store.redispatch_lost_job(conn, run["id"], run["dispatch_id"]):
+            if store.redispatch_job(conn, run["id"], run["dispatch_id"], lost=True):
                 report.redispatched.append(str(run["id"]))
 
 

@@ -180,8 +180,9 @@ def fail_job(conn: Conn, job_id: uuid.UUID, dispatch_id: int, error: str,
                     error_code=error_code)
 
 
-def requeue_job(conn: Conn, job_id: uuid.UUID, dispatch_id: int) -> bool:
-    return _changed(conn, "requeue_job", id=job_id, dispatch_id=dispatch_id, **_DISPATCH)
+def redispatch_job(conn: Conn, job_id: uuid.UUID, dispatch_id: int, *, lost: bool) -> bool:
+    return _changed(conn, "redispatch_job", id=job_id, dispatch_id=dispatch_id,
+                    lost=int(lost), **_DISPATCH)
 
 
 def get_run_state(conn: Conn, job_id: uuid.UUID) -> RunState | None:
@@ -212,11 +213,6 @@ def lost_runs(conn: Conn, stalled_after_s: float) -> list[dict[str, Any]]:
 
 def finish_lost_dispatch(conn: Conn, dispatch_id: int) -> None:
     conn.execute(_sql("finish_lost_dispatch"), {"dispatch_id": dispatch_id})
-
-
-def redispatch_lost_job(conn: Conn, job_id: uuid.UUID, dispatch_id: int) -> bool:
-    return _changed(conn, "redispatch_lost_job", id=job_id, dispatch_id=dispatch_id,
-                    **_DISPATCH)
 
 
 def overdue_runs(conn: Conn, timeout_s: float) -> list[dict[str, Any]]:

@@ -113,10 +113,12 @@ UPDATE jobs
  WHERE id = %(id)s AND dispatch_id = %(dispatch_id)s AND status IN ('queued', 'running')
 RETURNING id;
 
--- name: requeue_job
--- A worker shutting down hands its job to another worker (not counted as lost).
+-- name: redispatch_job
+-- A new dispatch for an active job. A worker shutting down hands its job over
+-- (lost = 0); the reaper re-dispatches the job of a dead worker (lost = 1).
 UPDATE jobs
-   SET status = 'queued', updated_at = now(), step_started_at = NULL,
+   SET status = 'queued', lost_runs = lost_runs + %(lost)s, updated_at = now(),
+       step_started_at = NULL,
        dispatch_id = (procrastinate_defer_jobs_v1(ARRAY[ROW(
            %(queue)s, %(task)s, 0, NULL, NULL,
            jsonb_build_object('job_id', id::text), NULL

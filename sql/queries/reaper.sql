@@ -22,17 +22,6 @@ SELECT j.id, j.dispatch_id, pj.status::text AS dispatch_status,
 UPDATE procrastinate_jobs SET status = 'failed', abort_requested = false
  WHERE id = %(dispatch_id)s AND status IN ('todo', 'doing');
 
--- name: redispatch_lost_job
-UPDATE jobs
-   SET status = 'queued', lost_runs = lost_runs + 1, updated_at = now(),
-       step_started_at = NULL,
-       dispatch_id = (procrastinate_defer_jobs_v1(ARRAY[ROW(
-           %(queue)s, %(task)s, 0, NULL, NULL,
-           jsonb_build_object('job_id', id::text), NULL
-       )::procrastinate_job_to_defer_v1]))[1]
- WHERE id = %(id)s AND dispatch_id = %(dispatch_id)s AND status IN ('queued', 'running')
-RETURNING dispatch_id;
-
 -- name: overdue_runs
 -- Runs past their deadline whose worker did not stop them (stuck or gone).
 SELECT id, dispatch_id
