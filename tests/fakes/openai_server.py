@@ -34,7 +34,6 @@ import contextlib
 import itertools
 import json
 import math
-import socket
 import struct
 import threading
 import time
@@ -42,10 +41,11 @@ import zlib
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import urlsplit
+
+from tests.fakes.loopback import TrackingHandler, TrackingServer
 
 CHAT_PATH = "/v1/chat/completions"
 IMAGES_PATH = "/v1/images/generations"
@@ -325,52 +325,14 @@ def _json_reply(status: int, payload: Any, headers: tuple[tuple[str, str], ...] 
     return _Reply(status, json.dumps(payload).encode(), headers=headers)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # many concurrent clients connect at once
-
+class _Server(TrackingServer):
     def __init__(self, fake: FakeOpenAI, port: int) -> None:
         self.fake = fake
-        self._connections: set[socket.socket] = set()
-        self._conn_lock = threading.Lock()
         super().__init__(("127.0.0.1", port), _Handler)
 
-    def track(self, conn: socket.socket, add: bool) -> None:
-        with self._conn_lock:
-            (self._connections.add if add else self._connections.discard)(conn)
 
-    def drop_connections(self) -> None:
-        with self._conn_lock:
-            connections = list(self._connections)
-        for conn in connections:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(TrackingHandler):
     server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.track(self.connection, add=True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        except OSError:
-            pass
-        finally:
-            self.server.track(self.connection, add=False)
-
-    def handle(self) -> None:
-        try:
-            super().handle()
-        except OSError:  # client went away or the fake is stopping
-            self.close_connection = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     def do_POST(self) -> None:
         self._answer(self.server.fake._handle_post(self.path, self._read_body()))

@@ -23,17 +23,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import socket
 import struct
 import threading
 import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.loopback import TrackingHandler, TrackingServer
 
 HTML = "text/html; charset=utf-8"
 HUGE_SIZE = 5 * 1024 * 1024
@@ -244,53 +244,15 @@ _FIXED_ROUTES: dict[str, Callable[[], _Response]] = {
 # ------------------------------------------------------------------------- the server
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # many concurrent clients connect at once
-
+class _Server(TrackingServer):
     def __init__(self, site: FakeWebsite, host: str, port: int) -> None:
         self.site = site
-        self._connections: set[socket.socket] = set()
-        self._conn_lock = threading.Lock()
         super().__init__((host, port), _Handler)
 
-    def track(self, conn: socket.socket, add: bool) -> None:
-        with self._conn_lock:
-            (self._connections.add if add else self._connections.discard)(conn)
 
-    def drop_connections(self) -> None:
-        with self._conn_lock:
-            connections = list(self._connections)
-        for conn in connections:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(TrackingHandler):
     server_version = "AcmeFake/1.0"
     server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.track(self.connection, add=True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        except OSError:
-            pass
-        finally:
-            self.server.track(self.connection, add=False)
-
-    def handle(self) -> None:
-        try:
-            super().handle()
-        except OSError:  # client went away or the site is stopping
-            self.close_connection = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     def do_GET(self) -> None:
         self._serve(with_body=True)
