@@ -1,17 +1,14 @@
 -- Named statements on the jobs table. Each block starts with `-- name: <python name>`.
 -- Worker writes are fenced: `AND dispatch_id = %(dispatch_id)s AND status = 'running'`;
 -- zero rows means this run was superseded (cancelled, reaped, retried) and must stop.
--- Dispatch goes through procrastinate_defer_jobs_v1 inside the same statement, so the
--- job row and its procrastinate job commit (and NOTIFY) together.
+-- Dispatch goes through jobs_dispatch_run (procrastinate_defer_jobs_v1) inside the same
+-- statement, so the job row and its procrastinate job commit (and NOTIFY) together.
 
 -- name: create_job
 INSERT INTO jobs (id, type, owner_user_id, owner_session_id, input, dispatch_id)
 VALUES (
     %(id)s, %(type)s, %(owner_user_id)s, %(owner_session_id)s, %(input)s,
-    (procrastinate_defer_jobs_v1(ARRAY[ROW(
-        %(queue)s, %(task)s, 0, NULL, NULL,
-        jsonb_build_object('job_id', %(id)s::text), NULL
-    )::procrastinate_job_to_defer_v1]))[1]
+    jobs_dispatch_run(%(queue)s, %(task)s, %(id)s)
 )
 RETURNING id;
 
@@ -39,10 +36,7 @@ UPDATE jobs
    SET status = 'queued', error = NULL, error_code = NULL, finished_at = NULL,
        cancel_requested_at = NULL, attempt = attempt + 1, lost_runs = 0,
        run_started_at = NULL, step_started_at = NULL, updated_at = now(),
-       dispatch_id = (procrastinate_defer_jobs_v1(ARRAY[ROW(
-           %(queue)s, %(task)s, 0, NULL, NULL,
-           jsonb_build_object('job_id', id::text), NULL
-       )::procrastinate_job_to_defer_v1]))[1]
+       dispatch_id = jobs_dispatch_run(%(queue)s, %(task)s, id)
  WHERE id = %(id)s AND status = 'failed'
    AND (owner_user_id = %(user_id)s
         OR (owner_user_id IS NULL AND owner_session_id = %(session_id)s))
@@ -119,10 +113,7 @@ RETURNING id;
 UPDATE jobs
    SET status = 'queued', lost_runs = lost_runs + %(lost)s, updated_at = now(),
        step_started_at = NULL,
-       dispatch_id = (procrastinate_defer_jobs_v1(ARRAY[ROW(
-           %(queue)s, %(task)s, 0, NULL, NULL,
-           jsonb_build_object('job_id', id::text), NULL
-       )::procrastinate_job_to_defer_v1]))[1]
+       dispatch_id = jobs_dispatch_run(%(queue)s, %(task)s, id)
  WHERE id = %(id)s AND dispatch_id = %(dispatch_id)s AND status IN ('queued', 'running')
 RETURNING dispatch_id;
 
