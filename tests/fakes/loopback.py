@@ -8,7 +8,8 @@ import contextlib
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 
 class TrackingServer(ThreadingHTTPServer):
@@ -56,3 +57,59 @@ class TrackingHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+
+class LoopbackService:
+    """start/stop/context-manager lifecycle of a fake served by a TrackingServer thread.
+
+    Subclasses build their server in `_make_server()` and derive `base_url` from the port in
+    `_base_url_for(port)`; `_interrupt` is set on stop to cut short delayed answers.
+    """
+
+    _port: int
+    base_url: str
+
+    def __init__(self, port: int) -> None:
+        self._port = port
+        self._interrupt = threading.Event()
+        self._server: TrackingServer | None = None
+        self._thread: threading.Thread | None = None
+        self.base_url = ""
+
+    def _make_server(self) -> TrackingServer:
+        raise NotImplementedError
+
+    def _base_url_for(self, port: int) -> str:
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        if self._server is not None:
+            raise RuntimeError(f"{type(self).__name__} is already running")
+        self._interrupt = threading.Event()
+        self._server = self._make_server()
+        self._port = self._server.server_address[1]
+        self.base_url = self._base_url_for(self._port)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name=type(self).__name__,
+            daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        self._interrupt.set()
+        server.shutdown()
+        server.drop_connections()
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()

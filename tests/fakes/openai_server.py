@@ -34,18 +34,17 @@ import contextlib
 import itertools
 import json
 import math
-import struct
 import threading
 import time
 import zlib
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import urlsplit
 
-from tests.fakes.loopback import TrackingHandler, TrackingServer
+from tests.fakes.loopback import LoopbackService, TrackingHandler, TrackingServer
+from tests.fakes.png import tiny_png
 
 CHAT_PATH = "/v1/chat/completions"
 IMAGES_PATH = "/v1/images/generations"
@@ -68,21 +67,6 @@ _ERROR_TYPES: dict[int, tuple[str, str]] = {
 # --------------------------------------------------------------------------- helpers
 
 
-def tiny_png(width: int = 4, height: int = 4, rgb: tuple[int, int, int] = (79, 70, 229)) -> bytes:
-    """A valid, solid-colour RGB PNG."""
-    row = b"\x00" + bytes(rgb) * width
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _png_chunk(b"IHDR", header)
-        + _png_chunk(b"IDAT", zlib.compress(row * height))
-        + _png_chunk(b"IEND", b"")
-    )
-
-
-def _png_chunk(tag: bytes, data: bytes) -> bytes:
-    crc = zlib.crc32(tag + data) & 0xFFFFFFFF
-    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", crc)
 
 
 def error_body(status: int, message: str | None = None) -> dict[str, Any]:
@@ -388,7 +372,7 @@ def _not_found(method: str, path: str) -> _Reply:
     return _json_reply(404, body)
 
 
-class FakeOpenAI:
+class FakeOpenAI(LoopbackService):
     """An OpenAI-compatible HTTP server on 127.0.0.1 (random port) for tests.
 
     Use as a context manager or call `start`/`stop`. Point the client at `base_url`.
@@ -396,57 +380,23 @@ class FakeOpenAI:
     """
 
     def __init__(self, port: int = 0) -> None:
-        self._port = port
+        super().__init__(port)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
-        self._interrupt = threading.Event()  # set to cut short delayed requests
         self._counts: dict[str, int] = defaultdict(int)
         self._failures: dict[str, deque[_Failure]] = defaultdict(deque)
         self._delays: dict[str, float] = {}
         self._files: dict[str, bytes] = {}
         self._ids = itertools.count(1)
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self.requests_log: list[dict[str, Any]] = []
-        self.base_url = ""
 
     # ----------------------------------------------------------------- lifecycle
 
-    def start(self) -> Self:
-        if self._server is not None:
-            raise RuntimeError("FakeOpenAI is already running")
-        self._interrupt = threading.Event()
-        self._server = _Server(self, self._port)
-        self._port = self._server.server_address[1]
-        self.base_url = f"http://127.0.0.1:{self._port}/v1"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="fake-openai", daemon=True
-        )
-        self._thread.start()
-        return self
+    def _make_server(self) -> _Server:
+        return _Server(self, self._port)
 
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        self._interrupt.set()
-        server.shutdown()
-        server.drop_connections()
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def _base_url_for(self, port: int) -> str:
+        return f"http://127.0.0.1:{port}/v1"
 
     # ------------------------------------------------------------------- control
 

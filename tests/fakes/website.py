@@ -23,17 +23,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import struct
 import threading
-import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Self
 from urllib.parse import parse_qs, urlsplit
 
-from tests.fakes.loopback import TrackingHandler, TrackingServer
+from tests.fakes.loopback import LoopbackService, TrackingHandler, TrackingServer
+from tests.fakes.png import tiny_png
 
 HTML = "text/html; charset=utf-8"
 HUGE_SIZE = 5 * 1024 * 1024
@@ -135,21 +132,6 @@ PLAIN_TEXT = "Acme Analytics\nThis is a plain text file, not an HTML page.\n"
 # --------------------------------------------------------------------------- helpers
 
 
-def tiny_png(width: int = 4, height: int = 4, rgb: tuple[int, int, int] = (0, 128, 255)) -> bytes:
-    """A valid, solid-colour RGB PNG."""
-    row = b"\x00" + bytes(rgb) * width
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _png_chunk(b"IHDR", header)
-        + _png_chunk(b"IDAT", zlib.compress(row * height))
-        + _png_chunk(b"IEND", b"")
-    )
-
-
-def _png_chunk(tag: bytes, data: bytes) -> bytes:
-    crc = zlib.crc32(tag + data) & 0xFFFFFFFF
-    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", crc)
 
 
 def simple_page(title: str, text: str) -> str:
@@ -234,7 +216,7 @@ def _redirect_to(query: str) -> _Response:
 _FIXED_ROUTES: dict[str, Callable[[], _Response]] = {
     "/": lambda: _html(200, HOME_PAGE),
     "/plain.txt": lambda: _Response(200, "text/plain; charset=utf-8", PLAIN_TEXT.encode()),
-    "/image.png": lambda: _Response(200, "image/png", tiny_png()),
+    "/image.png": lambda: _Response(200, "image/png", tiny_png(rgb=(0, 128, 255))),
     "/missing": _not_found,
     "/error": lambda: _html(500, simple_page("Server error", "Something went wrong.")),
     "/huge": lambda: _Response(200, HTML, huge_chunks, length=HUGE_SIZE),
@@ -284,55 +266,21 @@ class _Handler(TrackingHandler):
             self.wfile.write(chunk)
 
 
-class FakeWebsite:
+class FakeWebsite(LoopbackService):
     """The Acme Analytics site on 127.0.0.1 (random port unless `port` is given)."""
 
     def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
+        super().__init__(port)
         self._host = host
-        self._port = port
         self._lock = threading.Lock()
-        self._interrupt = threading.Event()  # set to cut short delayed requests
         self._hits: dict[str, int] = defaultdict(int)
         self._slow: dict[str, float] = {}
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self.base_url = ""
 
-    def start(self) -> Self:
-        if self._server is not None:
-            raise RuntimeError("FakeWebsite is already running")
-        self._interrupt = threading.Event()
-        self._server = _Server(self, self._host, self._port)
-        self._port = self._server.server_address[1]
-        self.base_url = f"http://{self._host}:{self._port}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="fake-website", daemon=True
-        )
-        self._thread.start()
-        return self
+    def _make_server(self) -> _Server:
+        return _Server(self, self._host, self._port)
 
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        self._interrupt.set()
-        server.shutdown()
-        server.drop_connections()
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def _base_url_for(self, port: int) -> str:
+        return f"http://{self._host}:{port}"
 
     def url(self, path: str) -> str:
         """Absolute URL of `path` on this site."""
