@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 
@@ -85,8 +86,62 @@ class JobNotCancellable(DomainError):
     error_code = "JOB_NOT_CANCELLABLE"
 
 
+class OrganizationNotFound(DomainError):
+    """Organization not found."""
+
+    status = 404
+    error_code = "ORGANIZATION_NOT_FOUND"
+
+
+class PostNotFound(DomainError):
+    """Post not found."""
+
+    status = 404
+    error_code = "POST_NOT_FOUND"
+
+
+class EmailTaken(DomainError):
+    """An account with this email already exists."""
+
+    status = 409
+    error_code = "EMAIL_TAKEN"
+
+
+class InvalidCredentials(DomainError):
+    """Wrong email or password."""
+
+    status = 401
+    error_code = "INVALID_CREDENTIALS"
+
+
+class IdempotencyKeyReused(DomainError):
+    """This Idempotency-Key was already used with a different request."""
+
+    status = 422
+    error_code = "IDEMPOTENCY_KEY_REUSED"
+
+
+class RateLimited(DomainError):
+    """Too many requests; try again later."""
+
+    status = 429
+    error_code = "RATE_LIMITED"
+
+    def __init__(self, message: str | None = None, *, retry_after_s: int, **extra: Any) -> None:
+        super().__init__(message, retryAfter=retry_after_s, **extra)
+        self.headers["Retry-After"] = str(retry_after_s)
+
+
 class QueueUnavailable(DomainError):
     """The job store is unavailable; try again shortly."""
 
     status = 503
     error_code = "QUEUE_UNAVAILABLE"
+
+
+def parse_id(text: str, missing: type[DomainError]) -> uuid.UUID:
+    """An id from a URL; a malformed one is simply not found (contract §4)."""
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise missing() from None

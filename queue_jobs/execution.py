@@ -16,7 +16,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from queue_jobs import fetch, store
+from queue_jobs import fetch, organizations, store
 from queue_jobs.errors import Cancelled, JobFailure, TimedOut
 from queue_jobs.llm.base import GeneratedImage
 from queue_jobs.pipeline.runner import (
@@ -35,6 +35,7 @@ T = TypeVar("T")
 WATCH_INTERVAL_S = 0.25
 ROW_POLL_INTERVAL_S = 1.0  # our own cancel check, in case procrastinate's abort is missed
 _ORGANIZATION_NAMESPACE = uuid.UUID("6f1d7c1e-1c55-4f0a-9d36-2f8a3c4f3b10")
+_POST_NAMESPACE = uuid.UUID("0b0e7f5e-5a52-4d8e-9a43-54c1f0d1b7a2")
 
 
 @dataclass(frozen=True)
@@ -76,9 +77,17 @@ def step_services(runtime: WorkerRuntime, job_id: uuid.UUID, stop: StopSignal) -
                                       analysis)
         return str(organization_id)
 
+    def save_post(organization_id: str, post: dict[str, Any], status: str) -> dict[str, Any]:
+        # Deterministic id, as above: saving twice keeps one post.
+        post_id = uuid.uuid5(_POST_NAMESPACE, str(job_id))
+        with runtime.pool.connection() as conn:
+            saved = store.insert_post(conn, post_id, uuid.UUID(organization_id), job_id, post,
+                                      status)
+        return organizations.saved_post_summary(saved)
+
     return StepServices(provider=runtime.provider, fetch_page=fetch_page,
                         save_image=save_image, create_organization=create_organization,
-                        should_stop=stop.is_set)
+                        save_post=save_post, should_stop=stop.is_set)
 
 
 class JobRun:

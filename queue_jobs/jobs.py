@@ -7,12 +7,14 @@ between 404 (not visible to this owner) and 409 (visible, wrong state).
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from queue_jobs import store
-from queue_jobs.domain_errors import JobNotCancellable, JobNotFound, JobNotRetryable
+from queue_jobs import fair_use, store
+from queue_jobs.domain_errors import JobNotCancellable, JobNotFound, JobNotRetryable, parse_id
 from queue_jobs.eta import StepMeanCache, remaining_seconds
+from queue_jobs.fair_use import FairUse
 from queue_jobs.pipelines import PIPELINES
 from queue_jobs.store import Conn, JobRow, Owner
 
@@ -20,16 +22,48 @@ _step_means = StepMeanCache()
 
 
 def parse_job_id(text: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(text)
-    except ValueError:
-        raise JobNotFound() from None
+    return parse_id(text, JobNotFound)
 
 
-def create_job(conn: Conn, job_type: str, owner: Owner, job_input: dict[str, Any]) -> uuid.UUID:
+@dataclass(frozen=True)
+class NewJob:
+    job_type: str
+    owner: Owner
+    job_input: dict[str, Any]
+    request_body: dict[str, Any]  # as the client sent it (validated): the idempotency check
+    client_address: str
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class CreatedJob:
+    job_id: uuid.UUID
+    replayed: bool  # an earlier request with the same Idempotency-Key created it
+
+
+def create_job(conn: Conn, new: NewJob, policy: FairUse) -> CreatedJob:
+    owner = new.owner
+    store.lock_owner(conn, owner)
+    fingerprint = fair_use.request_hash(new.job_type, new.request_body)
+    if new.idempotency_key is not None:
+        earlier = fair_use.replayed_job(conn, owner, new.idempotency_key, fingerprint, policy)
+        if earlier is not None:
+            return CreatedJob(earlier, replayed=True)
+    fair_use.count_address_creation(conn, new.client_address, policy)
+    fair_use.check_active_jobs(conn, owner, policy, lambda: _soonest_end(conn, owner))
     job_id = uuid.uuid4()
-    store.create_job(conn, job_id, job_type, owner, job_input)
-    return job_id
+    store.create_job(conn, job_id, new.job_type, owner, new.job_input)
+    if new.idempotency_key is not None:
+        store.save_idempotency_key(conn, owner, new.idempotency_key, fingerprint, job_id)
+    return CreatedJob(job_id, replayed=False)
+
+
+def _soonest_end(conn: Conn, owner: Owner) -> int | None:
+    """Seconds until the first of the owner's running jobs should finish (Retry-After)."""
+    now = datetime.now(UTC)
+    estimates = [_eta(conn, row, now)
+                 for row in store.list_owned_jobs(conn, owner, "running", 100)]
+    return min((eta for eta in estimates if eta is not None), default=None)
 
 
 def iso_utc(moment: datetime) -> str:
@@ -78,7 +112,12 @@ def list_jobs(conn: Conn, owner: Owner, status: str | None, limit: int) -> list[
             for row in store.list_owned_jobs(conn, owner, status, limit)]
 
 
-def retry_job(conn: Conn, job_id: uuid.UUID, owner: Owner) -> None:
+def retry_job(conn: Conn, job_id: uuid.UUID, owner: Owner, policy: FairUse) -> None:
+    # A retried job is active again, so it counts against the same limit as a new one.
+    store.lock_owner(conn, owner)
+    row = store.get_owned_job(conn, job_id, owner)
+    if row is not None and row.status == "failed":
+        fair_use.check_active_jobs(conn, owner, policy, lambda: _soonest_end(conn, owner))
     if not store.retry_failed_job(conn, job_id, owner):
         _raise_missing_or(conn, job_id, owner, JobNotRetryable())
 

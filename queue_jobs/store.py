@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg.rows import class_row, dict_row
@@ -22,26 +22,39 @@ RUN_TASK = "run_job"
 _DISPATCH = {"queue": QUEUE, "task": RUN_TASK}
 
 Conn = psycopg.Connection[Any]
+T = TypeVar("T")
 
 
 def _sql(name: str) -> bytes:
     return named_queries()[name].encode()
 
 
-def _one(conn: Conn, name: str, **params: Any) -> dict[str, Any] | None:
+def _one(conn: Conn, query: str, /, **params: Any) -> dict[str, Any] | None:
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(_sql(name), params)
+        cur.execute(_sql(query), params)
         return cur.fetchone()
 
 
-def _all(conn: Conn, name: str, **params: Any) -> list[dict[str, Any]]:
+def _all(conn: Conn, query: str, /, **params: Any) -> list[dict[str, Any]]:
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(_sql(name), params)
+        cur.execute(_sql(query), params)
         return cur.fetchall()
 
 
-def _changed(conn: Conn, name: str, **params: Any) -> bool:
-    return _one(conn, name, **params) is not None
+def _typed_one(conn: Conn, row_type: type[T], query: str, /, **params: Any) -> T | None:
+    with conn.cursor(row_factory=class_row(row_type)) as cur:
+        cur.execute(_sql(query), params)
+        return cur.fetchone()
+
+
+def _typed_all(conn: Conn, row_type: type[T], query: str, /, **params: Any) -> list[T]:
+    with conn.cursor(row_factory=class_row(row_type)) as cur:
+        cur.execute(_sql(query), params)
+        return cur.fetchall()
+
+
+def _changed(conn: Conn, query: str, /, **params: Any) -> bool:
+    return _one(conn, query, **params) is not None
 
 
 @dataclass(frozen=True)
@@ -53,6 +66,11 @@ class Owner:
 
     def params(self) -> dict[str, Any]:
         return {"user_id": self.user_id, "session_id": self.session_id}
+
+    @property
+    def key(self) -> str:
+        """Whom a new job would belong to, as one string (fair use, idempotency keys)."""
+        return f"user:{self.user_id}" if self.user_id else f"session:{self.session_id}"
 
 
 @dataclass(frozen=True)
@@ -81,6 +99,51 @@ class ClaimedJob:
 
 
 @dataclass(frozen=True)
+class User:
+    id: uuid.UUID
+    email: str
+    name: str | None
+
+
+@dataclass(frozen=True)
+class Login:
+    id: uuid.UUID
+    email: str
+    name: str | None
+    password_hash: str
+
+
+@dataclass(frozen=True)
+class Organization:
+    id: uuid.UUID
+    name: str
+    website_url: str
+    analysis: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Post:
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    title: str
+    content: str
+    excerpt: str
+    tags: list[str]
+    seo: dict[str, Any]
+    visuals: list[dict[str, Any]]
+    status: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class WindowCount:
+    hits: int
+    retry_after_s: int
+
+
+@dataclass(frozen=True)
 class RunState:
     status: str
     dispatch_id: int | None
@@ -100,16 +163,12 @@ def create_job(conn: Conn, job_id: uuid.UUID, job_type: str, owner: Owner,
 
 
 def get_owned_job(conn: Conn, job_id: uuid.UUID, owner: Owner) -> JobRow | None:
-    with conn.cursor(row_factory=class_row(JobRow)) as cur:
-        cur.execute(_sql("get_owned_job"), {"id": job_id, **owner.params()})
-        return cur.fetchone()
+    return _typed_one(conn, JobRow, "get_owned_job", id=job_id, **owner.params())
 
 
 def list_owned_jobs(conn: Conn, owner: Owner, status: str | None, limit: int) -> list[JobRow]:
-    with conn.cursor(row_factory=class_row(JobRow)) as cur:
-        cur.execute(_sql("list_owned_jobs"),
-                    {"status": status, "limit": limit, **owner.params()})
-        return cur.fetchall()
+    return _typed_all(conn, JobRow, "list_owned_jobs", status=status, limit=limit,
+                      **owner.params())
 
 
 def retry_failed_job(conn: Conn, job_id: uuid.UUID, owner: Owner) -> bool:
@@ -136,9 +195,99 @@ def recent_step_durations(conn: Conn, job_type: str, sample: int = 20) -> dict[s
     return {row["step"]: row["mean_ms"] for row in rows}
 
 
-def get_image(conn: Conn, image_id: uuid.UUID) -> tuple[str, bytes] | None:
-    row = _one(conn, "get_image", id=image_id)
+def get_owned_image(conn: Conn, image_id: uuid.UUID, owner: Owner) -> tuple[str, bytes] | None:
+    row = _one(conn, "get_owned_image", id=image_id, **owner.params())
     return (row["content_type"], row["data"]) if row else None
+
+
+# --- accounts and rate limits ---------------------------------------------------------------
+
+def create_user(conn: Conn, user_id: uuid.UUID, email: str, name: str | None,
+                password_hash: str) -> User:
+    """Raises psycopg.errors.UniqueViolation (constraint users_email_key) for a taken email."""
+    user = _typed_one(conn, User, "create_user", id=user_id, email=email, name=name,
+                      password_hash=password_hash)
+    assert user is not None  # INSERT ... RETURNING always returns the row
+    return user
+
+
+def get_user(conn: Conn, user_id: uuid.UUID) -> User | None:
+    return _typed_one(conn, User, "get_user", id=user_id)
+
+
+def get_login(conn: Conn, email: str) -> Login | None:
+    return _typed_one(conn, Login, "get_login", email=email)
+
+
+def update_password_hash(conn: Conn, user_id: uuid.UUID, password_hash: str) -> None:
+    conn.execute(_sql("update_password_hash"), {"id": user_id, "password_hash": password_hash})
+
+
+def hit_rate_limit(conn: Conn, key: str, window_s: int) -> WindowCount:
+    count = _typed_one(conn, WindowCount, "hit_rate_limit", key=key, window_s=window_s)
+    assert count is not None  # the upsert always returns the row
+    return count
+
+
+def peek_rate_limit(conn: Conn, key: str, window_s: int) -> WindowCount | None:
+    return _typed_one(conn, WindowCount, "peek_rate_limit", key=key, window_s=window_s)
+
+
+def clear_rate_limit(conn: Conn, key: str) -> None:
+    conn.execute(_sql("clear_rate_limit"), {"key": key})
+
+
+# --- organizations and posts ----------------------------------------------------------------
+
+def claim_session_organizations(conn: Conn, user_id: uuid.UUID, session_id: str) -> int:
+    return len(_all(conn, "claim_session_organizations", user_id=user_id,
+                    session_id=session_id))
+
+
+def get_visible_organization(conn: Conn, org_id: uuid.UUID, owner: Owner) -> Organization | None:
+    return _typed_one(conn, Organization, "get_visible_organization", id=org_id,
+                      **owner.params())
+
+
+def list_user_organizations(conn: Conn, user_id: uuid.UUID) -> list[Organization]:
+    return _typed_all(conn, Organization, "list_user_organizations", user_id=user_id)
+
+
+def get_user_post(conn: Conn, post_id: uuid.UUID, user_id: uuid.UUID) -> Post | None:
+    return _typed_one(conn, Post, "get_user_post", id=post_id, user_id=user_id)
+
+
+# --- fair use -------------------------------------------------------------------------------
+
+def lock_key(conn: Conn, key: str) -> None:
+    """Held until the transaction ends (pg_advisory_xact_lock)."""
+    conn.execute(_sql("lock_key"), {"key": key})
+
+
+def lock_owner(conn: Conn, owner: Owner) -> None:
+    lock_key(conn, f"jobs-owner:{owner.key}")
+
+
+def count_active_jobs(conn: Conn, owner: Owner) -> int:
+    if owner.user_id:
+        row = _one(conn, "count_active_user_jobs", user_id=owner.user_id)
+    else:
+        row = _one(conn, "count_active_session_jobs", session_id=owner.session_id)
+    assert row is not None  # count(*) always answers
+    return int(row["active"])
+
+
+def find_idempotency_key(conn: Conn, owner: Owner, key: str,
+                         window_s: int) -> tuple[uuid.UUID, bytes] | None:
+    row = _one(conn, "find_idempotency_key", owner_key=owner.key, key=key, window_s=window_s)
+    return (row["job_id"], bytes(row["request_hash"])) if row else None
+
+
+def save_idempotency_key(conn: Conn, owner: Owner, key: str, request_hash: bytes,
+                         job_id: uuid.UUID) -> None:
+    conn.execute(_sql("save_idempotency_key"), {"owner_key": owner.key, "key": key,
+                                                 "request_hash": request_hash,
+                                                 "job_id": job_id})
 
 
 def applied_migrations(conn: Conn) -> list[int]:
@@ -152,9 +301,7 @@ def ping(conn: Conn) -> bool:
 # --- worker side (fenced by dispatch_id) ----------------------------------------------------
 
 def claim_job(conn: Conn, job_id: uuid.UUID, dispatch_id: int) -> ClaimedJob | None:
-    with conn.cursor(row_factory=class_row(ClaimedJob)) as cur:
-        cur.execute(_sql("claim_job"), {"id": job_id, "dispatch_id": dispatch_id})
-        return cur.fetchone()
+    return _typed_one(conn, ClaimedJob, "claim_job", id=job_id, dispatch_id=dispatch_id)
 
 
 def start_step(conn: Conn, job_id: uuid.UUID, dispatch_id: int, step: str,
@@ -186,9 +333,7 @@ def redispatch_job(conn: Conn, job_id: uuid.UUID, dispatch_id: int, *, lost: boo
 
 
 def get_run_state(conn: Conn, job_id: uuid.UUID) -> RunState | None:
-    with conn.cursor(row_factory=class_row(RunState)) as cur:
-        cur.execute(_sql("get_run_state"), {"id": job_id})
-        return cur.fetchone()
+    return _typed_one(conn, RunState, "get_run_state", id=job_id)
 
 
 def insert_image(conn: Conn, image_id: uuid.UUID, job_id: uuid.UUID, content_type: str,
@@ -196,6 +341,20 @@ def insert_image(conn: Conn, image_id: uuid.UUID, job_id: uuid.UUID, content_typ
     conn.execute(_sql("insert_image"), {"id": image_id, "job_id": job_id,
                                         "content_type": content_type, "data": data,
                                         "prompt": prompt})
+
+
+def insert_post(conn: Conn, post_id: uuid.UUID, organization_id: uuid.UUID,
+                job_id: uuid.UUID, post: dict[str, Any], status: str) -> Post:
+    """Saves the post once (a repeated run finds it) and moves the job's images to it."""
+    conn.execute(_sql("insert_post"), {
+        "id": post_id, "organization_id": organization_id, "job_id": job_id,
+        "title": post["title"], "content": post["content"], "excerpt": post["excerpt"],
+        "tags": Jsonb(post["tags"]), "seo": Jsonb(post["seo"]),
+        "visuals": Jsonb(post["visuals"]), "status": status})
+    conn.execute(_sql("attach_job_images_to_post"), {"post_id": post_id, "job_id": job_id})
+    saved = _typed_one(conn, Post, "get_post", id=post_id)
+    assert saved is not None  # inserted above, or by an earlier run of the same step
+    return saved
 
 
 def insert_organization(conn: Conn, org_id: uuid.UUID, job_id: uuid.UUID, name: str,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from flask import Flask, Response, request
 from psycopg_pool import ConnectionPool
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from webapp import health, jobs, media
+from webapp import auth, health, jobs, media, posts
 from webapp.config import WebConfig
 from webapp.errors import register_error_handlers
 from webapp.identity import init_jwt
@@ -22,6 +24,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         JWT_ALGORITHM="HS256",
         JWT_DECODE_ALGORITHMS=["HS256"],
         JWT_TOKEN_LOCATION=["headers"],
+        JWT_ACCESS_TOKEN_EXPIRES=timedelta(seconds=config.access_token_ttl_s),
+        JWT_REFRESH_TOKEN_EXPIRES=timedelta(seconds=config.refresh_token_ttl_s),
         MAX_CONTENT_LENGTH=config.max_body_bytes,
         JSON_SORT_KEYS=False,
     )
@@ -41,8 +45,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["db_pool"] = pool
     init_jwt(app)
     register_error_handlers(app)
-    for blueprint in (jobs.bp, media.bp, health.bp):
+    for blueprint in (jobs.bp, auth.bp, posts.bp, media.bp, health.bp):
         app.register_blueprint(blueprint)
+    if config.trusted_proxies:
+        # request.remote_addr (the rate limits' client address) from X-Forwarded-For.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.trusted_proxies)  # type: ignore[method-assign]
     _add_cors(app, config.cors_origins)
     logging.basicConfig(level=logging.INFO)
     return app
@@ -55,8 +62,9 @@ def _add_cors(app: Flask, origins: tuple[str, ...]) -> None:
         if origin and ("*" in origins or origin in origins):
             response.headers["Access-Control-Allow-Origin"] = "*" if "*" in origins else origin
             response.headers["Access-Control-Allow-Headers"] = (
-                "Authorization, Content-Type, If-None-Match, x-session-id")
+                "Authorization, Content-Type, If-None-Match, Idempotency-Key, x-session-id")
             response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
-            response.headers["Access-Control-Expose-Headers"] = "ETag, Retry-After"
+            response.headers["Access-Control-Expose-Headers"] = (
+                "ETag, Retry-After, Idempotent-Replayed")
             response.vary.add("Origin")
         return response

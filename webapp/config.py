@@ -8,6 +8,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from queue_jobs.accounts import LoginThrottle
+from queue_jobs.fair_use import FairUse
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEV_SECRET_FILE = PROJECT_DIR / "var" / "jwt-secret"
 MIB = 1024 * 1024
@@ -39,6 +42,13 @@ class WebConfig:
     pool_max_size: int
     # A request waits at most this long for a connection: PostgreSQL down answers 503 fast.
     db_wait_s: float
+    access_token_ttl_s: int
+    refresh_token_ttl_s: int
+    fair_use: FairUse
+    login_throttle: LoginThrottle
+    # Reverse proxies in front of gunicorn whose X-Forwarded-For is trusted (client address
+    # for rate limits). 0: the peer address is the client.
+    trusted_proxies: int
 
     @classmethod
     def from_env(cls, overrides: dict[str, Any] | None = None) -> WebConfig:
@@ -60,5 +70,20 @@ class WebConfig:
             pool_min_size=int(env.get("DB_POOL_MIN_SIZE", "1")),
             pool_max_size=int(env.get("DB_POOL_MAX_SIZE", "8")),
             db_wait_s=float(env.get("DB_WAIT_S", "2.5")),
+            access_token_ttl_s=int(env.get("JWT_ACCESS_TTL_S", "900")),
+            refresh_token_ttl_s=int(env.get("JWT_REFRESH_TTL_S", str(30 * 24 * 3600))),
+            fair_use=FairUse(
+                max_active_per_session=int(env.get("MAX_ACTIVE_JOBS_PER_SESSION", "5")),
+                max_active_per_user=int(env.get("MAX_ACTIVE_JOBS_PER_USER", "20")),
+                creates_per_address_per_minute=int(env.get("JOB_CREATE_RATE_PER_ADDRESS",
+                                                           "60")),
+                idempotency_window_s=int(env.get("IDEMPOTENCY_WINDOW_S", str(24 * 3600))),
+            ),
+            login_throttle=LoginThrottle(
+                failures_per_email=int(env.get("LOGIN_FAILURES_PER_EMAIL", "5")),
+                failures_per_address=int(env.get("LOGIN_FAILURES_PER_ADDRESS", "20")),
+                window_s=int(env.get("LOGIN_FAILURE_WINDOW_S", "900")),
+            ),
+            trusted_proxies=int(env.get("TRUSTED_PROXIES", "0")),
         )
         return replace(config, **(overrides or {}))

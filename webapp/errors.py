@@ -11,13 +11,17 @@ from flask import Flask, Response, jsonify
 from psycopg_pool import PoolTimeout
 from werkzeug.exceptions import HTTPException
 
-from queue_jobs.domain_errors import DomainError, QueueUnavailable
+from queue_jobs.domain_errors import DomainError, EmailTaken, QueueUnavailable
 
 log = logging.getLogger(__name__)
 
 _HTTP_CODES = {
     400: "BAD_REQUEST", 401: "AUTH_REQUIRED", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
     413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE", 429: "RATE_LIMITED",
+}
+# Integrity errors a client can cause, by constraint name (sql/migrations).
+_CONSTRAINT_ERRORS: dict[str, type[DomainError]] = {
+    "users_email_key": EmailTaken,
 }
 _HTTP_MESSAGES = {
     404: "Not found.", 405: "Method not allowed.",
@@ -44,6 +48,13 @@ def register_error_handlers(app: Flask) -> None:
         status = error.code or 500
         message = _HTTP_MESSAGES.get(status, error.description or error.name)
         return error_response(status, message, _HTTP_CODES.get(status, "HTTP_ERROR"))
+
+    @app.errorhandler(psycopg.errors.IntegrityError)
+    def integrity_error(error: psycopg.errors.IntegrityError) -> Response:
+        known = _CONSTRAINT_ERRORS.get(error.diag.constraint_name or "")
+        if known is None:
+            return unexpected(error)
+        return domain_error(known())
 
     @app.errorhandler(PoolTimeout)
     @app.errorhandler(psycopg.OperationalError)

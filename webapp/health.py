@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import psycopg
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 
 from queue_jobs import store
 from queue_jobs.migrate import latest_version
+from webapp.context import db_pool
 
 bp = Blueprint("health", __name__)
 
@@ -19,7 +20,7 @@ def healthz() -> Response:
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
     try:
-        with current_app.extensions["db_pool"].connection() as conn:
+        with db_pool().connection() as conn:
             applied = store.applied_migrations(conn)
     except psycopg.errors.UndefinedTable:  # never migrated
         applied = []

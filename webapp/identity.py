@@ -19,19 +19,36 @@ SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
 
 def current_owner(*, user_required: bool = False) -> Owner:
     user_id = _user_from_token()
-    session_id = request.headers.get("x-session-id")
-    if session_id is not None and not SESSION_ID.fullmatch(session_id):
-        raise SessionInvalid()
+    session_id = session_from_header()
     if user_id is None and (user_required or session_id is None):
         raise AuthRequired("Sign in first." if user_required else None)
     return Owner(user_id, session_id)
 
 
+def session_from_header() -> str | None:
+    session_id = request.headers.get("x-session-id")
+    if session_id is not None and not SESSION_ID.fullmatch(session_id):
+        raise SessionInvalid()
+    return session_id
+
+
+def user_from_refresh_token() -> uuid.UUID:
+    if "Authorization" not in request.headers:
+        raise AuthRequired("Send the refresh token as 'Authorization: Bearer <refreshToken>'.")
+    return _verified_identity(refresh=True)
+
+
 def _user_from_token() -> uuid.UUID | None:
     if "Authorization" not in request.headers:
         return None
+    return _verified_identity(refresh=False)
+
+
+def _verified_identity(*, refresh: bool) -> uuid.UUID:
+    """The user id of a valid token of the wanted kind (an access token is no refresh
+    token and vice versa), else 401."""
     try:
-        verify_jwt_in_request(optional=False)
+        verify_jwt_in_request(refresh=refresh)
         return uuid.UUID(str(get_jwt_identity()))
     except ExpiredSignatureError:
         raise TokenExpired() from None
@@ -54,3 +71,10 @@ def init_jwt(app: Flask) -> None:
     @jwt.expired_token_loader
     def expired_token(header: dict, payload: dict) -> None:
         raise TokenExpired()
+
+    @jwt.token_verification_failed_loader
+    @jwt.revoked_token_loader
+    @jwt.needs_fresh_token_loader
+    @jwt.user_lookup_error_loader
+    def rejected_token(header: dict, payload: dict) -> None:
+        raise TokenInvalid()

@@ -4,36 +4,65 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
-from psycopg_pool import ConnectionPool
+from flask import Blueprint, Response, jsonify, request
 
-from queue_jobs import jobs
+from queue_jobs import jobs, organizations
+from queue_jobs.pipeline.content_generation import JOB_TYPE as CONTENT_GENERATION
 from queue_jobs.pipeline.website_analysis import JOB_TYPE as WEBSITE_ANALYSIS
+from queue_jobs.store import Conn, Owner
+from webapp.context import db_pool, web_config
 from webapp.identity import current_owner
-from webapp.schemas import JobListQuery, WebsiteAnalysisRequest, load, load_json_body
+from webapp.schemas import (
+    ContentGenerationRequest,
+    JobListQuery,
+    WebsiteAnalysisRequest,
+    idempotency_key,
+    load,
+    load_json_body,
+)
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs")
 
 
-def _pool() -> ConnectionPool:
-    pool: ConnectionPool = current_app.extensions["db_pool"]
-    return pool
+def _create(conn: Conn, job_type: str, owner: Owner, job_input: dict[str, Any],
+            body: dict[str, Any]) -> tuple[Response, int]:
+    created = jobs.create_job(conn, jobs.NewJob(
+        job_type, owner, job_input, request_body=body,
+        client_address=request.remote_addr or "unknown",
+        idempotency_key=idempotency_key(request)), web_config().fair_use)
+    response = jsonify({"jobId": str(created.job_id)})
+    if created.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response, 201
 
 
 @bp.post("/website-analysis")
 def create_website_analysis() -> tuple[Response, int]:
     owner = current_owner()
     body = load_json_body(request, WebsiteAnalysisRequest())
-    with _pool().connection() as conn:
-        job_id = jobs.create_job(conn, WEBSITE_ANALYSIS, owner, {"url": body["url"]})
-    return jsonify({"jobId": str(job_id)}), 201
+    with db_pool().connection() as conn:
+        return _create(conn, WEBSITE_ANALYSIS, owner, {"url": body["url"]}, body)
+
+
+@bp.post("/content-generation")
+def create_content_generation() -> tuple[Response, int]:
+    owner = current_owner(user_required=True)
+    body = load_json_body(request, ContentGenerationRequest())
+    with db_pool().connection() as conn:
+        organization = organizations.visible_organization(conn, body["organizationId"], owner)
+        # The job carries what it needs, so the worker reads no other table.
+        job_input = {**body, "organizationId": str(organization.id), "organization": {
+            "name": organization.name, "websiteUrl": organization.website_url,
+            "analysis": organization.analysis}}
+        return _create(conn, CONTENT_GENERATION, owner, job_input, body)
 
 
 @bp.get("/<job_id>/status")
 def job_status(job_id: str) -> Response:
     owner = current_owner()
-    with _pool().connection() as conn:
+    with db_pool().connection() as conn:
         document = jobs.job_status(conn, jobs.parse_job_id(job_id), owner)
     body = json.dumps(document, separators=(",", ":")).encode()
     etag = hashlib.blake2b(body, digest_size=16).hexdigest()
@@ -50,15 +79,15 @@ def job_status(job_id: str) -> Response:
 def retry_job(job_id: str) -> Response:
     owner = current_owner()
     parsed = jobs.parse_job_id(job_id)
-    with _pool().connection() as conn:
-        jobs.retry_job(conn, parsed, owner)
+    with db_pool().connection() as conn:
+        jobs.retry_job(conn, parsed, owner, web_config().fair_use)
     return jsonify({"jobId": str(parsed)})
 
 
 @bp.post("/<job_id>/cancel")
 def cancel_job(job_id: str) -> Response:
     owner = current_owner()
-    with _pool().connection() as conn:
+    with db_pool().connection() as conn:
         jobs.cancel_job(conn, jobs.parse_job_id(job_id), owner)
     return jsonify({"cancelled": True})
 
@@ -68,6 +97,6 @@ def cancel_job(job_id: str) -> Response:
 def list_jobs() -> Response:
     owner = current_owner()
     query = load(JobListQuery(), request.args.to_dict())
-    with _pool().connection() as conn:
+    with db_pool().connection() as conn:
         documents = jobs.list_jobs(conn, owner, query["status"], query["limit"])
     return jsonify({"jobs": documents, "count": len(documents), "limit": query["limit"]})

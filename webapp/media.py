@@ -1,33 +1,34 @@
 """Generated images, served from PostgreSQL.
 
-Image URLs are capabilities: the id is a random UUID that only the job's result reveals,
-so an <img src> works without headers. Images never change, hence the long cache.
+An image is visible to whoever may see the job that made it (the same user, or the same
+session), like the job itself: strangers get 404. Browsers therefore fetch images with
+the identity headers (fetch() + URL.createObjectURL) rather than a bare <img src>.
+Images never change, hence the long private cache.
 """
 
 from __future__ import annotations
 
-import uuid
-
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response
 
 from queue_jobs import store
-from queue_jobs.domain_errors import ImageNotFound
+from queue_jobs.domain_errors import ImageNotFound, parse_id
+from webapp.context import db_pool
+from webapp.identity import current_owner
 
 bp = Blueprint("media", __name__, url_prefix="/api/v1/images")
 
 
 @bp.get("/<image_id>")
 def get_image(image_id: str) -> Response:
-    try:
-        parsed = uuid.UUID(image_id)
-    except ValueError:
-        raise ImageNotFound() from None
-    with current_app.extensions["db_pool"].connection() as conn:
-        found = store.get_image(conn, parsed)
+    owner = current_owner()
+    with db_pool().connection() as conn:
+        found = store.get_owned_image(conn, parse_id(image_id, ImageNotFound), owner)
     if found is None:
         raise ImageNotFound()
     content_type, data = found
     response = Response(bytes(data), mimetype=content_type)
     response.headers["Cache-Control"] = "private, max-age=31536000, immutable"
     response.headers["X-Content-Type-Options"] = "nosniff"
+    response.vary.add("Authorization")
+    response.vary.add("x-session-id")
     return response

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Request
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates
+from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate, validates
 
 from queue_jobs.domain_errors import ValidationFailed
 
@@ -25,6 +26,88 @@ class WebsiteAnalysisRequest(Schema):
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValidationError("Must be an http or https URL with a host.")
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+def _text(max_length: int, *, required: bool = False,
+          allow_none: bool = False) -> fields.String:
+    """A string that is not blank (when given) and not longer than max_length."""
+    return fields.String(required=required, allow_none=allow_none, validate=[
+        validate.Length(max=max_length),
+        validate.Regexp(r"\S", error="Must not be blank.")])
+
+
+def _word_list(max_items: int) -> fields.List:
+    return fields.List(_text(100), load_default=list,
+                       validate=validate.Length(max=max_items))
+
+
+class RegisterRequest(_Strict):
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    # Long passphrases are welcome; the cap only bounds the hashing work per request.
+    password = fields.String(required=True, validate=validate.Length(min=8, max=1024))
+    name = _text(100, allow_none=True)
+
+    @pre_load
+    def _trim_email(self, data: Any, **_: Any) -> Any:
+        # Login forgives stray blanks around the address, so registering must too.
+        if isinstance(data, dict) and isinstance(data.get("email"), str):
+            return {**data, "email": data["email"].strip()}
+        return data
+
+
+class LoginRequest(_Strict):
+    email = fields.String(required=True, validate=validate.Length(min=1, max=254))
+    password = fields.String(required=True, validate=validate.Length(min=1, max=1024))
+
+
+class Topic(_Strict):
+    title = _text(200, required=True)
+    description = _text(2000)
+    keywords = _word_list(20)
+
+
+class BusinessInfo(_Strict):
+    businessName = _text(200)
+    businessType = _text(200)
+    industry = _text(200)
+    targetAudience = _text(1000)
+    brandVoice = _text(200)
+    description = _text(2000)
+    keywords = _word_list(20)
+
+
+class GenerationOptions(_Strict):
+    includeVisuals = fields.Boolean(load_default=False)
+    autoSave = fields.Boolean(load_default=False)
+    status = fields.String(load_default="draft", validate=validate.OneOf(("draft", "published")))
+
+
+class ContentGenerationRequest(_Strict):
+    topic = fields.Nested(Topic, required=True)
+    businessInfo = fields.Nested(BusinessInfo, required=True)
+    organizationId = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    additionalInstructions = fields.String(load_default="",
+                                           validate=validate.Length(max=4000))
+    options = fields.Nested(GenerationOptions, load_default=lambda: GenerationOptions().load({}))
+
+
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The Idempotency-Key header: 1 to 255 visible ASCII characters, or absent."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not IDEMPOTENCY_KEY.fullmatch(key):
+        raise ValidationFailed("The Idempotency-Key header is invalid.", fields={
+            "Idempotency-Key": ["Use 1 to 255 visible ASCII characters, e.g. a UUID."]})
+    return key
 
 
 class JobListQuery(Schema):

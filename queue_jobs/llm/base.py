@@ -17,8 +17,29 @@ from queue_jobs.pages import PageFacts
 # Analysis  = {"businessName", "businessType", "industry", "description",
 #              "targetAudience", "brandVoice": str, "keywords": [str]}
 # Audience  = {"name": str, "description": str, "painPoints": [str]}
+# BlogPost  = {"title", "content" (markdown), "excerpt": str, "tags": [str],
+#              "seo": {"metaTitle", "metaDescription": str, "keywords": [str]},
+#              "imagePrompt", "imageAlt": str}
 Analysis = dict[str, Any]
 Audience = dict[str, Any]
+BlogPost = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PostBrief:
+    """What the writer of a blog post gets: the request and the organization it is for."""
+
+    topic_title: str
+    topic_description: str  # "" when the request gave none
+    topic_keywords: tuple[str, ...]
+    # The request's businessInfo: optional strings businessName, businessType, industry,
+    # targetAudience, brandVoice, description, and "keywords" (list of str). It wins over
+    # the stored analysis where both say something.
+    business_info: dict[str, Any]
+    organization_name: str
+    website_url: str
+    analysis: Analysis  # the organization's stored website analysis
+    additional_instructions: str  # "" when none
 
 
 @dataclass(frozen=True)
@@ -39,6 +60,9 @@ class LLMProvider(Protocol):
 
     def generate_pitches(self, analysis: Analysis, audiences: list[Audience]) -> list[str]:
         """One sales pitch per audience, same order, same length as `audiences`."""
+
+    def write_blog_post(self, brief: PostBrief) -> BlogPost:
+        """A blog post on the brief's topic for its business: every BlogPost field set."""
 
     def generate_image(self, prompt: str) -> GeneratedImage:
         """One image for the prompt."""

@@ -14,14 +14,25 @@ import json
 import re
 import threading
 import unicodedata
-from collections import Counter, OrderedDict
-from collections.abc import Iterable
+from collections import OrderedDict
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from PIL import Image, ImageDraw, ImageFont
 
-from queue_jobs.llm.base import Analysis, Audience, GeneratedImage
+from queue_jobs.llm.base import Analysis, Audience, BlogPost, GeneratedImage, PostBrief
+from queue_jobs.llm.offline_post import write_offline_post
+from queue_jobs.llm.wording import (
+    STOPWORDS,
+    capitalize,
+    dedupe,
+    frequent_words,
+    join_words,
+    lower_first,
+    name_from_host,
+    truncate,
+    words_of,
+)
 from queue_jobs.pages import PageFacts
 
 DESCRIPTION_CHARS = 300
@@ -31,8 +42,6 @@ IMAGE_SIDE = 512
 TEXT_CAP_PER_KEYWORD = 5  # so one word repeated all over the body cannot decide the industry
 MIN_INDUSTRY_SCORE = 3
 
-_APOSTROPHES = "'\u2019"  # ASCII and typographic
-_WORD_RE = re.compile(rf"[^\W\d_][\w{_APOSTROPHES}-]*", re.UNICODE)
 _SENTENCE_END_RE = re.compile(r"(?<=[.!?])\s+")
 # "Acme | Home", "Acme - Invoicing", with en/em dashes, colons, middle dots, bullets, guillemets.
 _TITLE_SEPARATORS_RE = re.compile(r"\s+[|\-\u2013\u2014:\u00b7\u2022\u00bb]+\s+")
@@ -40,18 +49,6 @@ _FOR_AUDIENCE_RE = re.compile(
     r"\bfor\s+((?:the\s+|your\s+|our\s+)?[^\W\d_][\w&' -]{2,40})", re.IGNORECASE
 )
 
-# Words too common to say anything about a business (for keywords and audience names).
-_STOPWORD_TEXT = """a about above after all also an and any are as at be because been before being
-    best but by can could did do does each every few for from get had has have here how
-    i if in into is it its just like more most my new no not now of on one only or our
-    out over own same see should so some such than that the their them then there these
-    they this those through to too under up us very was we were what when where which
-    while who why will with would you your yours home welcome page learn read click
-    contact menu login sign log back next help find start today free
-    made make makes simple simply easy easily fast faster better great way ways built
-    designed powerful modern everything anything need needs want work works first world
-    leading trusted quick smart join discover explore less"""
-_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 _GENERIC_TITLE_PARTS = frozenset({"home", "homepage", "home page", "welcome", "index", "start"})
 _NON_AUDIENCE_WORDS = frozenset(
     {"everyone", "everybody", "life", "sale", "less", "details", "information", "info",
@@ -378,7 +375,7 @@ class OfflineProvider:
             "businessType": rule.business_type,
             "industry": rule.industry,
             "description": _description(page, rule),
-            "targetAudience": f"{rule.target} interested in {_join(topics[:2])}.",
+            "targetAudience": f"{rule.target} interested in {join_words(topics[:2])}.",
             "brandVoice": _brand_voice(page),
             "keywords": _keywords(page, rule),
         }
@@ -410,6 +407,9 @@ class OfflineProvider:
             for i, audience in enumerate(audiences)
         ]
 
+    def write_blog_post(self, brief: PostBrief) -> BlogPost:
+        return write_offline_post(brief)
+
     def generate_image(self, prompt: str) -> GeneratedImage:
         return GeneratedImage(_draw_image(prompt), "image/png")
 
@@ -430,14 +430,9 @@ class OfflineProvider:
 # --- analysis --------------------------------------------------------------------------
 
 
-def _words(text: str) -> list[str]:
-    stripped = (w.strip(f"{_APOSTROPHES}-") for w in _WORD_RE.findall(text))
-    return [w.lower() for w in stripped if w]
-
-
 def _normalized(text: str) -> str:
     # Padded with spaces so " keyword " matches whole words and multi-word phrases alike.
-    return f" {' '.join(_words(text))} "
+    return f" {' '.join(words_of(text))} "
 
 
 def _classify(page: PageFacts) -> _IndustryRule:
@@ -474,7 +469,7 @@ def _business_name(page: PageFacts) -> str:
         if part.strip() and part.strip().lower() not in _GENERIC_TITLE_PARTS:
             return part.strip()
     host = site or urlsplit(page.url).hostname or ""
-    return _name_from_host(host) if host else "Unknown business"
+    return name_from_host(host) if host else "Unknown business"
 
 
 def _strip_title_suffix(text: str) -> str:
@@ -485,16 +480,6 @@ def _looks_like_host(text: str) -> bool:
     return " " not in text and "." in text
 
 
-def _name_from_host(host: str) -> str:
-    labels = [label for label in host.lower().split(".") if label and label != "www"]
-    if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in {"co", "com", "org", "net"}:
-        labels = labels[:-2]  # example.co.uk -> example
-    elif len(labels) >= 2:
-        labels = labels[:-1]
-    name = labels[-1] if labels else host
-    return " ".join(part.capitalize() for part in re.split(r"[-_]+", name) if part) or host
-
-
 def _description(page: PageFacts, rule: _IndustryRule) -> str:
     source = " ".join(page.description.split())
     if not source:
@@ -502,22 +487,13 @@ def _description(page: PageFacts, rule: _IndustryRule) -> str:
     if not source:
         kind = "" if rule is _FALLBACK_RULE else f", a {rule.industry} business"
         source = f"The website of {_business_name(page)}{kind}."
-    return _truncate(source, DESCRIPTION_CHARS)
-
-
-def _truncate(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1]
-    if " " in cut:
-        cut = cut.rsplit(" ", 1)[0]
-    return cut.rstrip(" ,;:-") + "…"
+    return truncate(source, DESCRIPTION_CHARS)
 
 
 def _brand_voice(page: PageFacts) -> str:
     text = " ".join(page.text.split()) or " ".join([page.description, *page.headings])
-    sentences = [s for s in _SENTENCE_END_RE.split(text) if _words(s)]
-    words = _words(text)
+    sentences = [s for s in _SENTENCE_END_RE.split(text) if words_of(s)]
+    words = words_of(text)
     if not sentences or not words:
         return "Neutral and informative"
     exclaim_ratio = text.count("!") / len(sentences)
@@ -539,54 +515,30 @@ def _brand_voice(page: PageFacts) -> str:
 
 
 def _keywords(page: PageFacts, rule: _IndustryRule) -> list[str]:
-    found = _dedupe(" ".join(k.split()) for k in page.keywords)
+    found = dedupe(" ".join(k.split()) for k in page.keywords)
     if not found:
-        found = _frequent_words(" . ".join(page.headings)) or _frequent_words(page.title)
+        found = frequent_words(" . ".join(page.headings)) or frequent_words(page.title)
     if not found:
-        found = _frequent_words(page.text[:2000])
+        found = frequent_words(page.text[:2000])
     if not found:
         found = [_business_name(page) if rule is _FALLBACK_RULE else rule.industry.lower()]
     return found[:MAX_KEYWORDS]
 
 
-def _frequent_words(text: str) -> list[str]:
-    counts = Counter(w for w in _words(text) if len(w) > 3 and w not in _STOPWORDS)
-    # most_common keeps first-seen order among equal counts, which keeps this deterministic.
-    return [word for word, _ in counts.most_common(MAX_KEYWORDS)]
-
-
-def _dedupe(items: Iterable[str]) -> list[str]:
-    """Non-blank items, first spelling wins among case-insensitive duplicates."""
-    seen: set[str] = set()
-    result: list[str] = []
-    for item in items:
-        text = item.strip()
-        if text and text.lower() not in seen:
-            seen.add(text.lower())
-            result.append(text)
-    return result
-
-
 def _topics(page: PageFacts) -> list[str]:
     """Page words to fill the templates with: the page's keywords, else its frequent words."""
-    topics = _dedupe(" ".join(k.split()) for k in page.keywords if len(k.split()) <= 3)
+    topics = dedupe(" ".join(k.split()) for k in page.keywords if len(k.split()) <= 3)
     if len(topics) < 2:
         # Heading and title words are less reliable than keywords, so only used to top up.
-        topics = _dedupe(
+        topics = dedupe(
             [
                 *topics,
-                *_frequent_words(" . ".join(page.headings)),
-                *_frequent_words(page.title),
-                *_frequent_words(page.text[:2000]),
+                *frequent_words(" . ".join(page.headings)),
+                *frequent_words(page.title),
+                *frequent_words(page.text[:2000]),
             ]
         )
     return topics or ["your needs", "everyday work"]
-
-
-def _join(items: list[str]) -> str:
-    if len(items) <= 1:
-        return "".join(items)
-    return f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 # --- audiences and pitches -------------------------------------------------------------
@@ -600,7 +552,7 @@ def _from_template(
     return {
         "name": template.name,
         "description": template.description.format(**values),
-        "painPoints": [_capitalize(p.format(**values)) for p in template.pain_points],
+        "painPoints": [capitalize(p.format(**values)) for p in template.pain_points],
     }
 
 
@@ -610,7 +562,7 @@ def _heading_audience(name: str, index: int, topics: list[str]) -> Audience:
     return {
         "name": name,
         "description": f"{name} looking for {topic}, a group the website addresses directly.",
-        "painPoints": [_capitalize(p.format(**values)) for p in _HEADING_AUDIENCE_PAINS],
+        "painPoints": [capitalize(p.format(**values)) for p in _HEADING_AUDIENCE_PAINS],
     }
 
 
@@ -628,8 +580,8 @@ def _heading_audiences(page: PageFacts) -> list[str]:
             continue
         words = _audience_words(match.group(1).split())
         if words:
-            names.append(_capitalize(" ".join(words)))
-    return _dedupe(names)
+            names.append(capitalize(" ".join(words)))
+    return dedupe(names)
 
 
 def _audience_words(words: list[str]) -> list[str]:
@@ -639,7 +591,7 @@ def _audience_words(words: list[str]) -> list[str]:
     kept: list[str] = []
     for word in words[:4]:
         word = word.strip(" -&'")
-        if not word or word.lower() in _STOPWORDS or word.lower() in _NON_AUDIENCE_WORDS:
+        if not word or word.lower() in STOPWORDS or word.lower() in _NON_AUDIENCE_WORDS:
             break
         kept.append(word)
     return kept
@@ -648,7 +600,7 @@ def _audience_words(words: list[str]) -> list[str]:
 def _pitch(business: str, audience: Audience, keyword: str, cta: str) -> str:
     name = str(audience.get("name") or "Your team")
     pains = [str(p) for p in audience.get("painPoints") or [] if str(p).strip()]
-    pain = _lower_first(pains[0]) if pains else "the daily hassle"
+    pain = lower_first(pains[0]) if pains else "the daily hassle"
     focus = f" with {keyword}" if keyword else ""
     closing = f"Next step: “{cta}”." if cta else f"Get in touch with {business} to learn more."
     return (
@@ -667,17 +619,6 @@ def _first_cta(page: PageFacts) -> str:
 
 def _analysis_key(analysis: Analysis) -> str:
     return json.dumps(analysis, sort_keys=True, ensure_ascii=False, default=str)
-
-
-def _capitalize(text: str) -> str:
-    return text[:1].upper() + text[1:]
-
-
-def _lower_first(text: str) -> str:
-    # Keep acronyms such as "SEO" intact: only lower the first letter of a normal word.
-    if len(text) > 1 and text[1].isupper():
-        return text
-    return text[:1].lower() + text[1:]
 
 
 # --- image -----------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import requests
 
 from queue_jobs.errors import LLMError, LLMRateLimited, LLMTimeout, TransientLLMError
 from queue_jobs.llm import schemas
-from queue_jobs.llm.base import Analysis, Audience, GeneratedImage
+from queue_jobs.llm.base import Analysis, Audience, BlogPost, GeneratedImage, PostBrief
 from queue_jobs.pages import PageFacts
 
 PAGE_TEXT_CHARS = 6000  # enough for the gist of a page while keeping prompts cheap
@@ -75,6 +75,9 @@ class OpenAIProvider:
                 f"The language model wrote {len(pitches)} pitches for {len(audiences)} audiences"
             )
         return pitches
+
+    def write_blog_post(self, brief: PostBrief) -> BlogPost:
+        return self._complete("blog_post", _blog_post_prompt(brief))
 
     def generate_image(self, prompt: str) -> GeneratedImage:
         try:
@@ -227,6 +230,31 @@ def _pitches_prompt(analysis: Analysis, audiences: list[Audience]) -> str:
         f"Write exactly {len(audiences)} sales pitches, one per audience and in the same "
         "order. Each pitch is 2 to 4 sentences, names the business, speaks to that "
         "audience's pain points and ends with a clear call to action."
+    )
+
+
+def _blog_post_prompt(brief: PostBrief) -> str:
+    topic = [f"Title idea: {brief.topic_title}"]
+    if brief.topic_description:
+        topic.append(f"About: {brief.topic_description}")
+    if brief.topic_keywords:
+        topic.append(f"Keywords to cover: {', '.join(brief.topic_keywords)}")
+    instructions = brief.additional_instructions or "(none)"
+    return (
+        f"Write a blog post for {brief.organization_name} ({brief.website_url}).\n\n"
+        f"Business analysis of their website:\n{_json(brief.analysis)}\n\n"
+        "What the customer says about the business (takes precedence over the analysis):\n"
+        f"{_json(brief.business_info)}\n\n"
+        "Topic:\n" + "\n".join(topic) + "\n\n"
+        f"Additional instructions from the customer:\n{instructions}\n\n"
+        "Answer with: title (at most 70 characters); content (the whole post in Markdown, "
+        "600 to 1000 words, with an introduction, 3 to 5 sections under '## ' headings and a "
+        "closing call to action that links to the website; do not repeat the title as a "
+        "heading); excerpt (1 or 2 sentences, at most 200 characters); tags (3 to 6 short "
+        "lower-case tags); seo.metaTitle (at most 60 characters), seo.metaDescription (at "
+        "most 155 characters), seo.keywords (3 to 8 search phrases); imagePrompt (a prompt "
+        "for one header illustration that fits the post, with no text in the image); imageAlt "
+        "(a short alt text describing that illustration)."
     )
 
 

@@ -67,10 +67,29 @@ AUDIENCES: Schema = _object(
 
 PITCHES: Schema = _object({"pitches": _array(_STRING)})
 
+BLOG_POST: Schema = _object(
+    {
+        "title": _STRING,
+        "content": _STRING,  # markdown
+        "excerpt": _STRING,
+        "tags": _array(_STRING, min_items=1, max_items=8),
+        "seo": _object(
+            {
+                "metaTitle": _STRING,
+                "metaDescription": _STRING,
+                "keywords": _array(_STRING, min_items=1, max_items=10),
+            }
+        ),
+        "imagePrompt": _STRING,  # for the visuals step; not part of the job's result
+        "imageAlt": _STRING,
+    }
+)
+
 SCHEMAS: dict[str, Schema] = {
     "business_analysis": BUSINESS_ANALYSIS,
     "audiences": AUDIENCES,
     "pitches": PITCHES,
+    "blog_post": BLOG_POST,
 }
 
 

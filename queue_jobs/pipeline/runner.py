@@ -58,6 +58,8 @@ class StepServices:
     fetch_page: Callable[[str], Any]
     save_image: Callable[[GeneratedImage, str], str]  # (image, prompt) -> image URL
     create_organization: Callable[[str, str, dict[str, Any]], str]  # -> organization id
+    # (organization id, post fields, "draft" | "published") -> the result's savedPost
+    save_post: Callable[[str, dict[str, Any], str], dict[str, Any]]
     should_stop: Callable[[], bool]
 
 

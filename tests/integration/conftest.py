@@ -48,7 +48,7 @@ def pg_server() -> Iterator[ServerParams]:
         url = uri_for(server)
     params = conninfo_to_dict(url)
     yield ServerParams(host=str(params.get("host", "localhost")),
-                       port=int(params.get("port", 5432)), user=str(params.get("user")),
+                       port=int(str(params.get("port", 5432))), user=str(params.get("user")),
                        password=str(params["password"]) if params.get("password") else None)
 
 

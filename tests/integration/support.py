@@ -59,6 +59,19 @@ class ApiClient:
                                         expires_delta=expires)
         return {"Authorization": f"Bearer {token}"}
 
+    def register(self, email: str | None = None, password: str = "correct horse battery",
+                 headers: dict[str, str] | None = None) -> dict[str, Any]:
+        """A new account through the API: the body of 201 (accessToken, refreshToken, user)."""
+        email = email or f"user-{uuid.uuid4().hex[:12]}@example.com"
+        response = self.http.post("/api/v1/auth/register", headers=headers or {},
+                                  json={"email": email, "password": password, "name": "Ada"})
+        assert response.status_code == 201, response.get_json()
+        return dict(response.get_json())
+
+    @staticmethod
+    def bearer(signed_in: dict[str, Any], **extra: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {signed_in['accessToken']}", **extra}
+
     def create_analysis(self, url: str, headers: dict[str, str]) -> str:
         response = self.http.post("/api/v1/jobs/website-analysis", json={"url": url},
                                   headers=headers)

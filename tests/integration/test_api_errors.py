@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import jwt
 import pytest
+from werkzeug.test import TestResponse
 
 from tests.fakes.website import FakeWebsite
 from tests.integration.support import ApiClient, new_session
@@ -14,7 +16,7 @@ from tests.integration.support import ApiClient, new_session
 CREATE = "/api/v1/jobs/website-analysis"
 
 
-def assert_error(response, status: int, code: str) -> dict:  # type: ignore[no-untyped-def]
+def assert_error(response: TestResponse, status: int, code: str) -> dict[str, Any]:
     assert response.status_code == status, response.data
     body = response.get_json()
     assert body["errorCode"] == code and body["error"], body
@@ -118,4 +120,5 @@ def test_unknown_or_malformed_ids_are_404(api: ApiClient, job_id: str) -> None:
 def test_unknown_routes_and_methods_answer_json(api: ApiClient) -> None:
     assert_error(api.http.get("/nope"), 404, "NOT_FOUND")
     assert_error(api.http.get(CREATE, headers=new_session()), 405, "METHOD_NOT_ALLOWED")
-    assert_error(api.http.get("/api/v1/images/not-an-id"), 404, "IMAGE_NOT_FOUND")
+    assert_error(api.http.get("/api/v1/images/not-an-id", headers=new_session()), 404,
+                 "IMAGE_NOT_FOUND")

@@ -53,7 +53,7 @@ def test_job_walks_every_step_and_returns_the_sync_body(
     assert result["metadata"]["durationMs"] > 0
     for scenario in result["scenarios"]:
         assert set(scenario) == {"id", "audience", "pitch", "imageUrl"}
-        image = api.http.get(scenario["imageUrl"])
+        image = api.http.get(scenario["imageUrl"], headers=session)
         assert image.status_code == 200
         assert image.mimetype == "image/png" and image.data.startswith(b"\x89PNG")
     assert fake_llm.calls("images") == len(result["scenarios"])

@@ -190,10 +190,10 @@ def test_concurrency_n_runs_n_jobs_at_once(
         website: FakeWebsite, db: psycopg.Connection[Any]) -> None:
     # 10 > cpus + 4 (6 here): the cap a sync task would hit in procrastinate's executor.
     fake_llm.set_delay("chat:business_analysis", 2)
-    session = new_session()
+    user = api.token_for()  # a user may have 20 active jobs, a session only 5
     with ThreadWorker(settings, concurrency=10):
         for _ in range(10):
-            api.create_analysis(website.url("/"), session)
+            api.create_analysis(website.url("/"), user)
         fake_llm.wait_for_calls("chat:business_analysis", 10, timeout=10)
         running = db.execute("SELECT count(*) FROM jobs WHERE status = 'running'").fetchone()
         assert running == (10,)

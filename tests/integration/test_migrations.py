@@ -17,7 +17,8 @@ from tests.integration.conftest import TEST_JWT_SECRET, ServerParams
 from tests.integration.support import ApiClient
 
 PROCRASTINATE_TABLES = {"procrastinate_jobs", "procrastinate_workers"}
-OUR_TABLES = {"jobs", "images", "organizations"}
+OUR_TABLES = {"jobs", "images", "organizations", "users", "posts", "idempotency_keys",
+              "rate_limits"}
 
 # Everything a migration can create in the public schema, in a stable order. Names are
 # compared, not OIDs, so two databases migrated the same way have equal fingerprints.

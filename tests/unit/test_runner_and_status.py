@@ -38,7 +38,7 @@ class RecordingJournal:
 def _services() -> StepServices:
     return StepServices(provider=None, fetch_page=lambda url: None,  # type: ignore[arg-type]
                         save_image=lambda image, prompt: "", create_organization=lambda *a: "",
-                        should_stop=lambda: False)
+                        save_post=lambda *a: {}, should_stop=lambda: False)
 
 
 def _pipeline(calls: list[str], failures: dict[str, list[Exception]]) -> Pipeline:

@@ -1,0 +1,78 @@
+"""Accounts (contract §7): register, login, refresh, me. Thin views over queue_jobs.accounts.
+
+Access tokens are short-lived (JWT_ACCESS_TTL_S, 15 min), refresh tokens long-lived
+(JWT_REFRESH_TTL_S, 30 days). Sending the x-session-id with register, login or me hands
+the session's organizations to the user (the "analyze, then sign up" funnel).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request
+from flask_jwt_extended import create_access_token, create_refresh_token
+
+from queue_jobs import accounts, organizations, store
+from queue_jobs.domain_errors import InvalidCredentials, TokenInvalid
+from queue_jobs.store import Owner, User
+from webapp.context import db_pool, web_config
+from webapp.identity import current_owner, session_from_header, user_from_refresh_token
+from webapp.schemas import LoginRequest, RegisterRequest, load_json_body
+
+bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
+
+
+def _user_document(user: User) -> dict[str, str | None]:
+    return {"id": str(user.id), "email": user.email, "name": user.name}
+
+
+def _signed_in(user: User) -> Response:
+    identity = str(user.id)
+    return jsonify({"accessToken": create_access_token(identity=identity),
+                    "refreshToken": create_refresh_token(identity=identity),
+                    "user": _user_document(user)})
+
+
+@bp.post("/register")
+def register() -> tuple[Response, int]:
+    body = load_json_body(request, RegisterRequest())
+    session_id = session_from_header()
+    password_hash = accounts.hash_password(body["password"])  # slow: outside the transaction
+    with db_pool().connection() as conn:
+        user = accounts.register(conn, body["email"], password_hash, body.get("name"))
+        organizations.claim_session_organizations(conn, Owner(user.id, session_id))
+    return _signed_in(user), 201
+
+
+@bp.post("/login")
+def login() -> Response:
+    body = load_json_body(request, LoginRequest())
+    session_id = session_from_header()
+    with db_pool().connection() as conn:
+        user = accounts.log_in(conn, body["email"], body["password"],
+                               request.remote_addr or "unknown", web_config().login_throttle)
+        if user is not None:
+            organizations.claim_session_organizations(conn, Owner(user.id, session_id))
+    if user is None:
+        raise InvalidCredentials()  # after the commit that recorded the failure
+    return _signed_in(user)
+
+
+@bp.post("/refresh")
+def refresh() -> Response:
+    user_id = user_from_refresh_token()
+    with db_pool().connection() as conn:
+        user = store.get_user(conn, user_id)
+    if user is None:
+        raise TokenInvalid("The account no longer exists.")
+    return jsonify({"accessToken": create_access_token(identity=str(user.id))})
+
+
+@bp.get("/me")
+def me() -> Response:
+    owner = current_owner(user_required=True)
+    assert owner.user_id is not None  # user_required
+    with db_pool().connection() as conn:
+        user = store.get_user(conn, owner.user_id)
+        if user is None:
+            raise TokenInvalid("The account no longer exists.")
+        owned = organizations.user_organizations(conn, owner)
+    return jsonify({"user": _user_document(user), "organizations": owned})
