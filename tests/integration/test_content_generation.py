@@ -74,7 +74,8 @@ def test_the_funnel_from_anonymous_analysis_to_a_saved_post_with_visuals(
     assert final["status"] == "succeeded", final
     assert final["type"] == "content-generation" and final["progress"] == 100
     steps = [doc["currentStep"] for doc in seen if doc["status"] == "running"]
-    assert [label for label in STEP_LABELS if label in steps] == STEP_LABELS[:2]
+    # The slowed steps are always seen; "Saving post..." is too quick to be sure of.
+    assert set(STEP_LABELS[:2]) <= set(steps)
     assert steps == sorted(steps, key=STEP_LABELS.index)
 
     result = final["result"]
