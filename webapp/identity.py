@@ -53,7 +53,7 @@ def _verified_identity(*, refresh: bool) -> uuid.UUID:
     except ExpiredSignatureError:
         raise TokenExpired() from None
     except (InvalidTokenError, JWTExtendedException, ValueError):
-        raise TokenInvalid() from None
+        raise TokenInvalid("The refresh token is invalid." if refresh else None) from None
 
 
 def init_jwt(app: Flask) -> None:
