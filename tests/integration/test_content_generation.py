@@ -266,3 +266,34 @@ def test_the_offline_provider_writes_a_readable_post_from_the_analysis(
     assert website.url("/") in content  # the closing call to action links to the site
     image = api.http.get(result["data"]["visuals"][0]["imageUrl"], headers=signed_in)
     assert image.status_code == 200 and image.mimetype == "image/png"
+
+
+def test_logging_in_with_the_session_hands_over_its_organizations(
+        api: ApiClient, worker: ThreadWorker, website: FakeWebsite) -> None:
+    session = new_session()
+    organization_id = analysed_organization(api, website, session)
+    account = api.register(email="funnel@example.com")
+    me = api.http.get("/api/v1/auth/me", headers=api.bearer(account)).get_json()
+    assert me["organizations"] == []
+    login = api.http.post("/api/v1/auth/login", headers=session, json={
+        "email": "funnel@example.com", "password": "correct horse battery"})
+    assert login.status_code == 200
+    me = api.http.get("/api/v1/auth/me", headers=api.bearer(login.get_json())).get_json()
+    assert [o["id"] for o in me["organizations"]] == [organization_id]
+
+
+def test_a_running_generation_is_cancelled_mid_call_and_shows_an_estimate(
+        api: ApiClient, worker: ThreadWorker, fake_llm: FakeOpenAI, website: FakeWebsite,
+        signed_in: dict[str, str]) -> None:
+    organization_id = analysed_organization(api, website, signed_in)
+    fake_llm.set_delay("chat:blog_post", 30)
+    job_id = generate(api, signed_in, generation_body(organization_id))
+    fake_llm.wait_for_calls("chat:blog_post", 1)
+    running = api.status(job_id, signed_in)
+    assert running["status"] == "running" and running["currentStep"] == "Generating content..."
+    assert running["estimatedTimeRemaining"] is not None and running["estimatedTimeRemaining"] >= 1
+    cancel = api.http.post(f"/api/v1/jobs/{job_id}/cancel", headers=signed_in)
+    assert cancel.status_code == 200
+    done = api.wait_for_status(job_id, signed_in, {"failed", "succeeded"}, timeout=5)
+    assert done["status"] == "failed" and done["errorCode"] == "CANCELLED"
+    assert done["currentStep"] == "Generating content..."
