@@ -1,21 +1,25 @@
-"""Accounts: registration, password checks and the throttle on failed logins.
+"""Accounts: registration, password checks and the throttles on logins and sign-ups.
 
 Passwords are hashed with argon2id at OWASP's recommended minimum (19 MiB, 2 passes, one
-lane: about 40 ms on one core). Tokens are the web side's business; this module only
-answers "who is this?".
+lane: about 40 ms on one core), always outside a transaction. Tokens are the web side's
+business; this module only answers "who is this?".
+
+A login is counted *before* its password is checked, in a short transaction of its own:
+the counter's row lock orders parallel guesses, so each sees the ones before it and a
+burst cannot slip past the limit. A successful login takes its count back.
 """
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from queue_jobs import store
-from queue_jobs.domain_errors import RateLimited
-from queue_jobs.store import Conn, User
+from queue_jobs import rate_limits, store
+from queue_jobs.store import Conn, Login, User
 
 _hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 # Verified when the email is unknown, so that a miss costs as long as a wrong password
@@ -24,17 +28,30 @@ _DUMMY_HASH = _hasher.hash("not-a-real-password")
 
 
 @dataclass(frozen=True)
-class LoginThrottle:
-    """Failed logins allowed per window, for one email and for one client address."""
+class AuthThrottle:
+    """Login attempts allowed per window, for one email and for one client address, and
+    sign-ups per hour from one address (each costs a slow hash)."""
 
     failures_per_email: int = 5
     failures_per_address: int = 20
     window_s: int = 15 * 60
+    registrations_per_address: int = 20
+    registration_window_s: int = 3600
+
+
+@dataclass(frozen=True)
+class LoginAttempt:
+    """A counted attempt, waiting for its password check."""
+
+    email_key: str
+    address_key: str
+    login: Login | None  # None: no account with this email
 
 
 def normalize_email(email: str) -> str:
-    # Mail providers treat local parts case-insensitively, and so do people typing them.
-    return email.strip().lower()
+    # One spelling per address: composed Unicode, no stray blanks, case-insensitive (as
+    # mail providers and people treat it).
+    return unicodedata.normalize("NFC", email).strip().lower()
 
 
 def hash_password(password: str) -> str:
@@ -42,39 +59,49 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+def count_registration(conn: Conn, address: str, throttle: AuthThrottle) -> None:
+    rate_limits.count(conn, f"register-address:{address}", throttle.registrations_per_address,
+                      throttle.registration_window_s,
+                      "Too many sign-ups from this address; try again later.")
+
+
 def register(conn: Conn, email: str, password_hash: str, name: str | None) -> User:
     """Raises psycopg's UniqueViolation (users_email_key) when the email is taken."""
     return store.create_user(conn, uuid.uuid4(), normalize_email(email), name, password_hash)
 
 
-def log_in(conn: Conn, email: str, password: str, address: str,
-           throttle: LoginThrottle) -> User | None:
-    """The user, or None for a wrong email or password. A failure is recorded in the
-    caller's transaction, which must commit it before answering 401."""
+def begin_login(conn: Conn, email: str, address: str, throttle: AuthThrottle) -> LoginAttempt:
+    """Counts the attempt for the email and the address; RateLimited when either is over
+    (then, even the right password is refused: otherwise guessing could simply go on)."""
     email = normalize_email(email)
-    store.lock_key(conn, f"login:{email}")  # parallel guesses are counted one by one
-    keys = {f"login-email:{email}": throttle.failures_per_email,
-            f"login-address:{address}": throttle.failures_per_address}
-    for key, allowed in keys.items():
-        _refuse_if_over(conn, key, allowed, throttle.window_s)
-    login = store.get_login(conn, email)
-    matches = _password_matches(login.password_hash if login else _DUMMY_HASH, password)
-    if login is None or not matches:
-        for key in keys:
-            store.hit_rate_limit(conn, key, throttle.window_s)
+    attempt = LoginAttempt(f"login-email:{email}", f"login-address:{address}",
+                           store.get_login(conn, email))
+    refusal = "Too many failed logins; try again later."
+    rate_limits.count(conn, attempt.email_key, throttle.failures_per_email, throttle.window_s,
+                      refusal)
+    rate_limits.count(conn, attempt.address_key, throttle.failures_per_address,
+                      throttle.window_s, refusal)
+    return attempt
+
+
+def verify_password(attempt: LoginAttempt, password: str) -> str | None:
+    """Slow: call it outside any transaction. None for a wrong email or password, else the
+    hash to keep (a new one when the hashing parameters were raised since)."""
+    stored = attempt.login.password_hash if attempt.login else _DUMMY_HASH
+    if not _password_matches(stored, password) or attempt.login is None:
         return None
-    store.clear_rate_limit(conn, f"login-email:{email}")
-    if _hasher.check_needs_rehash(login.password_hash):
-        store.update_password_hash(conn, login.id, _hasher.hash(password))
+    return _hasher.hash(password) if _hasher.check_needs_rehash(stored) else stored
+
+
+def finish_login(conn: Conn, attempt: LoginAttempt, password_hash: str) -> User:
+    """After a successful check: the attempt no longer counts as a failure."""
+    login = attempt.login
+    assert login is not None  # verify_password answers None for unknown emails
+    store.clear_rate_limit(conn, attempt.email_key)
+    store.release_rate_limit(conn, attempt.address_key)
+    if password_hash != login.password_hash:
+        store.update_password_hash(conn, login.id, password_hash)
     return User(login.id, login.email, login.name)
-
-
-def _refuse_if_over(conn: Conn, key: str, allowed: int, window_s: int) -> None:
-    count = store.peek_rate_limit(conn, key, window_s)
-    if count is not None and count.hits >= allowed:
-        # Refused even with the right password: otherwise guessing could simply go on.
-        raise RateLimited("Too many failed logins; try again later.",
-                          retry_after_s=count.retry_after_s)
 
 
 def _password_matches(password_hash: str, password: str) -> bool:

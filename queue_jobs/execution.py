@@ -56,7 +56,10 @@ class DbJournal:
                 raise RunSuperseded()
 
 
-def step_services(runtime: WorkerRuntime, job_id: uuid.UUID, stop: StopSignal) -> StepServices:
+def step_services(runtime: WorkerRuntime, job_id: uuid.UUID, dispatch_id: int,
+                  stop: StopSignal) -> StepServices:
+    """What the steps may use. Every write is fenced by this run's dispatch id: a run that
+    lost the job (cancelled, timed out, reaped) gets RunSuperseded instead of writing."""
     settings = runtime.settings
 
     def fetch_page(url: str) -> fetch.FetchedPage:
@@ -66,23 +69,28 @@ def step_services(runtime: WorkerRuntime, job_id: uuid.UUID, stop: StopSignal) -
     def save_image(image: GeneratedImage, prompt: str) -> str:
         image_id = uuid.uuid4()
         with runtime.pool.connection() as conn:
-            store.insert_image(conn, image_id, job_id, image.content_type, image.data, prompt)
+            if not store.insert_image(conn, image_id, job_id, dispatch_id, image.content_type,
+                                      image.data, prompt):
+                raise RunSuperseded()
         return f"/api/v1/images/{image_id}"
 
     def create_organization(name: str, website_url: str, analysis: dict[str, Any]) -> str:
         # Deterministic id: a run repeated after a crash finds the row already there.
         organization_id = uuid.uuid5(_ORGANIZATION_NAMESPACE, str(job_id))
         with runtime.pool.connection() as conn:
-            store.insert_organization(conn, organization_id, job_id, name, website_url,
-                                      analysis)
+            if not store.insert_organization(conn, organization_id, job_id, dispatch_id, name,
+                                             website_url, analysis):
+                raise RunSuperseded()
         return str(organization_id)
 
     def save_post(organization_id: str, post: dict[str, Any], status: str) -> dict[str, Any]:
         # Deterministic id, as above: saving twice keeps one post.
         post_id = uuid.uuid5(_POST_NAMESPACE, str(job_id))
         with runtime.pool.connection() as conn:
-            saved = store.insert_post(conn, post_id, uuid.UUID(organization_id), job_id, post,
-                                      status)
+            saved = store.insert_post(conn, post_id, uuid.UUID(organization_id), job_id,
+                                      dispatch_id, post, status)
+        if saved is None:
+            raise RunSuperseded()
         return organizations.saved_post_summary(saved)
 
     return StepServices(provider=runtime.provider, fetch_page=fetch_page,
@@ -110,7 +118,7 @@ class JobRun:
         pipeline = PIPELINES[claimed.type]
         settings = self.runtime.settings
         policy = RetryPolicy(settings.step_retries, settings.retry_backoff_s)
-        services = step_services(self.runtime, self.job_id, self.stop)
+        services = step_services(self.runtime, self.job_id, self.dispatch_id, self.stop)
         journal = DbJournal(self.runtime, self.job_id, self.dispatch_id)
         future: Future[dict[str, Any]] = self.runtime.executor.submit(
             run_pipeline, pipeline, str(self.job_id), claimed.input, claimed.step_outputs,

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from queue_jobs import store
+from queue_jobs import rate_limits, store
 from queue_jobs.domain_errors import IdempotencyKeyReused, RateLimited
 from queue_jobs.store import Conn, Owner
 
@@ -52,10 +52,8 @@ def count_address_creation(conn: Conn, address: str, policy: FairUse) -> None:
     allowed = policy.creates_per_address_per_minute
     if allowed <= 0:
         return
-    count = store.hit_rate_limit(conn, f"create-address:{address}", ADDRESS_WINDOW_S)
-    if count.hits > allowed:
-        raise RateLimited(f"At most {allowed} jobs per minute may be created from one "
-                          "address.", retry_after_s=count.retry_after_s)
+    rate_limits.count(conn, f"create-address:{address}", allowed, ADDRESS_WINDOW_S,
+                      f"At most {allowed} jobs per minute may be created from one address.")
 
 
 def check_active_jobs(conn: Conn, owner: Owner, policy: FairUse,

@@ -72,14 +72,12 @@ def iso_utc(moment: datetime) -> str:
 
 def status_document(row: JobRow, eta_seconds: int | None, *,
                     with_result: bool = True) -> dict[str, Any]:
-    pipeline = PIPELINES[row.type]
     document: dict[str, Any] = {
         "jobId": str(row.id),
         "type": row.type,
         "status": row.status,
         "progress": row.progress,
-        # null while queued, even for a retried job that remembers where it stopped
-        "currentStep": None if row.status == "queued" else pipeline.label(row.current_step),
+        "currentStep": _current_step_label(row),
         "estimatedTimeRemaining": eta_seconds,
         "error": row.error if row.status == "failed" else None,
         "errorCode": row.error_code if row.status == "failed" else None,
@@ -89,6 +87,16 @@ def status_document(row: JobRow, eta_seconds: int | None, *,
     if with_result:
         document["result"] = row.result if row.status == "succeeded" else None
     return document
+
+
+def _current_step_label(row: JobRow) -> str | None:
+    if row.status == "queued":
+        return None  # even for a retried job that remembers where it stopped
+    if row.status == "running" and row.current_step is None:
+        # Claimed, its first step about to start (a retried or re-dispatched run keeps the
+        # step it resumes at): running always shows a step.
+        return PIPELINES[row.type].steps[0].label
+    return PIPELINES[row.type].label(row.current_step)
 
 
 def _eta(conn: Conn, row: JobRow, now: datetime) -> int | None:
@@ -113,11 +121,13 @@ def list_jobs(conn: Conn, owner: Owner, status: str | None, limit: int) -> list[
 
 
 def retry_job(conn: Conn, job_id: uuid.UUID, owner: Owner, policy: FairUse) -> None:
-    # A retried job is active again, so it counts against the same limit as a new one.
-    store.lock_owner(conn, owner)
+    # A retried job is active again, so it counts against its owner's limit like a new one
+    # (its owner's: a session's job retried with a JWT is still the session's).
     row = store.get_owned_job(conn, job_id, owner)
     if row is not None and row.status == "failed":
-        fair_use.check_active_jobs(conn, owner, policy, lambda: _soonest_end(conn, owner))
+        store.lock_owner(conn, row.owner)
+        fair_use.check_active_jobs(conn, row.owner, policy,
+                                   lambda: _soonest_end(conn, row.owner))
     if not store.retry_failed_job(conn, job_id, owner):
         _raise_missing_or(conn, job_id, owner, JobNotRetryable())
 

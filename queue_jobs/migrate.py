@@ -25,8 +25,9 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 )"""
 
 
-def apply_migrations(conninfo: str) -> list[int]:
-    """Applies every pending migration; returns the versions it applied."""
+def apply_migrations(conninfo: str, up_to: int | None = None) -> list[int]:
+    """Applies every pending migration (up to version `up_to`, if given); returns the
+    versions it applied."""
     applied_now: list[int] = []
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
@@ -34,7 +35,7 @@ def apply_migrations(conninfo: str) -> list[int]:
             conn.execute(_CREATE_LEDGER)
             done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
             for migration in migrations():
-                if migration.version in done:
+                if migration.version in done or (up_to is not None and migration.version > up_to):
                     continue
                 with conn.transaction():
                     conn.execute(migration.sql.encode())  # bytes: run as one simple query

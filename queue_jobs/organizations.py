@@ -22,13 +22,20 @@ def claim_session_organizations(conn: Conn, owner: Owner) -> None:
 
 
 def visible_organization(conn: Conn, organization_id: str, owner: Owner) -> Organization:
-    """The organization if this owner may use it (claiming the session's ones first)."""
-    claim_session_organizations(conn, owner)
+    """The organization if this owner may use it, else OrganizationNotFound."""
     organization = store.get_visible_organization(
         conn, parse_id(organization_id, OrganizationNotFound), owner)
     if organization is None:
         raise OrganizationNotFound()
     return organization
+
+
+def content_generation_input(request_body: dict[str, Any],
+                             organization: Organization) -> dict[str, Any]:
+    """The job carries what it needs, so the worker reads no other table."""
+    return {**request_body, "organization": {
+        "name": organization.name, "websiteUrl": organization.website_url,
+        "analysis": organization.analysis}}
 
 
 def user_organizations(conn: Conn, owner: Owner) -> list[dict[str, Any]]:

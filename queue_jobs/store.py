@@ -77,6 +77,8 @@ class Owner:
 class JobRow:
     id: uuid.UUID
     type: str
+    owner_user_id: uuid.UUID | None
+    owner_session_id: str | None
     status: str
     progress: int
     current_step: str | None
@@ -86,6 +88,11 @@ class JobRow:
     step_started_at: datetime | None
     created_at: datetime
     updated_at: datetime
+
+    @property
+    def owner(self) -> Owner:
+        """Whom the job belongs to (not necessarily who is asking)."""
+        return Owner(self.owner_user_id, None if self.owner_user_id else self.owner_session_id)
 
 
 @dataclass(frozen=True)
@@ -229,8 +236,8 @@ def hit_rate_limit(conn: Conn, key: str, window_s: int) -> WindowCount:
     return count
 
 
-def peek_rate_limit(conn: Conn, key: str, window_s: int) -> WindowCount | None:
-    return _typed_one(conn, WindowCount, "peek_rate_limit", key=key, window_s=window_s)
+def release_rate_limit(conn: Conn, key: str) -> None:
+    conn.execute(_sql("release_rate_limit"), {"key": key})
 
 
 def clear_rate_limit(conn: Conn, key: str) -> None:
@@ -281,6 +288,14 @@ def find_idempotency_key(conn: Conn, owner: Owner, key: str,
                          window_s: int) -> tuple[uuid.UUID, bytes] | None:
     row = _one(conn, "find_idempotency_key", owner_key=owner.key, key=key, window_s=window_s)
     return (row["job_id"], bytes(row["request_hash"])) if row else None
+
+
+def delete_expired_idempotency_keys(conn: Conn, window_s: int) -> int:
+    return conn.execute(_sql("delete_expired_idempotency_keys"), {"window_s": window_s}).rowcount
+
+
+def delete_expired_rate_limits(conn: Conn) -> int:
+    return conn.execute(_sql("delete_expired_rate_limits")).rowcount
 
 
 def save_idempotency_key(conn: Conn, owner: Owner, key: str, request_hash: bytes,
@@ -336,32 +351,29 @@ def get_run_state(conn: Conn, job_id: uuid.UUID) -> RunState | None:
     return _typed_one(conn, RunState, "get_run_state", id=job_id)
 
 
-def insert_image(conn: Conn, image_id: uuid.UUID, job_id: uuid.UUID, content_type: str,
-                 data: bytes, prompt: str) -> None:
-    conn.execute(_sql("insert_image"), {"id": image_id, "job_id": job_id,
-                                        "content_type": content_type, "data": data,
-                                        "prompt": prompt})
+def insert_image(conn: Conn, image_id: uuid.UUID, job_id: uuid.UUID, dispatch_id: int,
+                 content_type: str, data: bytes, prompt: str) -> bool:
+    return _changed(conn, "insert_image", id=image_id, job_id=job_id, dispatch_id=dispatch_id,
+                    content_type=content_type, data=data, prompt=prompt)
 
 
 def insert_post(conn: Conn, post_id: uuid.UUID, organization_id: uuid.UUID,
-                job_id: uuid.UUID, post: dict[str, Any], status: str) -> Post:
-    """Saves the post once (a repeated run finds it) and moves the job's images to it."""
-    conn.execute(_sql("insert_post"), {
-        "id": post_id, "organization_id": organization_id, "job_id": job_id,
-        "title": post["title"], "content": post["content"], "excerpt": post["excerpt"],
-        "tags": Jsonb(post["tags"]), "seo": Jsonb(post["seo"]),
-        "visuals": Jsonb(post["visuals"]), "status": status})
-    conn.execute(_sql("attach_job_images_to_post"), {"post_id": post_id, "job_id": job_id})
-    saved = _typed_one(conn, Post, "get_post", id=post_id)
-    assert saved is not None  # inserted above, or by an earlier run of the same step
-    return saved
+                job_id: uuid.UUID, dispatch_id: int, post: dict[str, Any],
+                status: str) -> Post | None:
+    """The saved post (saved once; a repeated run finds it); None if the run lost the job."""
+    fenced = _changed(conn, "insert_post", id=post_id, organization_id=organization_id,
+                      job_id=job_id, dispatch_id=dispatch_id, title=post["title"],
+                      content=post["content"], excerpt=post["excerpt"],
+                      tags=Jsonb(post["tags"]), seo=Jsonb(post["seo"]),
+                      visuals=Jsonb(post["visuals"]), status=status)
+    return _typed_one(conn, Post, "get_post", id=post_id) if fenced else None
 
 
-def insert_organization(conn: Conn, org_id: uuid.UUID, job_id: uuid.UUID, name: str,
-                        website_url: str, analysis: dict[str, Any]) -> None:
-    conn.execute(_sql("insert_organization"), {
-        "id": org_id, "job_id": job_id, "name": name, "website_url": website_url,
-        "analysis": Jsonb(analysis)})
+def insert_organization(conn: Conn, org_id: uuid.UUID, job_id: uuid.UUID, dispatch_id: int,
+                        name: str, website_url: str, analysis: dict[str, Any]) -> bool:
+    return _changed(conn, "insert_organization", id=org_id, job_id=job_id,
+                    dispatch_id=dispatch_id, name=name, website_url=website_url,
+                    analysis=Jsonb(analysis))
 
 
 # --- reaper -------------------------------------------------------------------------------

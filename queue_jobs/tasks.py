@@ -9,7 +9,7 @@ import uuid
 from procrastinate import JobContext
 from procrastinate.job_context import AbortReason
 
-from queue_jobs import reaper
+from queue_jobs import housekeeping, reaper
 from queue_jobs.config import QueueSettings
 from queue_jobs.execution import JobRun
 from queue_jobs.runtime import runtime_for
@@ -41,3 +41,13 @@ async def reap_lost_jobs(context: JobContext, timestamp: int) -> None:
         runtime.executor, lambda: reaper.reap(
             runtime.pool, stalled_after_s=settings.stalled_after_s,
             max_lost_runs=settings.max_lost_runs, job_timeout_s=settings.job_timeout_s))
+
+
+@app.periodic(cron="23 * * * *", periodic_id="housekeeping")
+@app.task(name="sweep_expired_rows", queue="maintenance", queueing_lock="sweep_expired_rows",
+          pass_context=True)
+async def sweep_expired_rows(context: JobContext, timestamp: int) -> None:
+    runtime = runtime_for(_settings(context))
+    await asyncio.get_running_loop().run_in_executor(
+        runtime.executor, lambda: housekeeping.sweep(
+            runtime.pool, idempotency_window_s=runtime.settings.idempotency_window_s))

@@ -31,11 +31,17 @@ def _signed_in(user: User) -> Response:
                     "user": _user_document(user)})
 
 
+def _client_address() -> str:
+    return request.remote_addr or "unknown"
+
+
 @bp.post("/register")
 def register() -> tuple[Response, int]:
     body = load_json_body(request, RegisterRequest())
     session_id = session_from_header()
-    password_hash = accounts.hash_password(body["password"])  # slow: outside the transaction
+    with db_pool().connection() as conn:
+        accounts.count_registration(conn, _client_address(), web_config().auth_throttle)
+    password_hash = accounts.hash_password(body["password"])  # slow: outside a transaction
     with db_pool().connection() as conn:
         user = accounts.register(conn, body["email"], password_hash, body.get("name"))
         organizations.claim_session_organizations(conn, Owner(user.id, session_id))
@@ -46,13 +52,15 @@ def register() -> tuple[Response, int]:
 def login() -> Response:
     body = load_json_body(request, LoginRequest())
     session_id = session_from_header()
+    with db_pool().connection() as conn:  # committed: the attempt counts from here on
+        attempt = accounts.begin_login(conn, body["email"], _client_address(),
+                                       web_config().auth_throttle)
+    password_hash = accounts.verify_password(attempt, body["password"])  # slow
+    if password_hash is None:
+        raise InvalidCredentials()
     with db_pool().connection() as conn:
-        user = accounts.log_in(conn, body["email"], body["password"],
-                               request.remote_addr or "unknown", web_config().login_throttle)
-        if user is not None:
-            organizations.claim_session_organizations(conn, Owner(user.id, session_id))
-    if user is None:
-        raise InvalidCredentials()  # after the commit that recorded the failure
+        user = accounts.finish_login(conn, attempt, password_hash)
+        organizations.claim_session_organizations(conn, Owner(user.id, session_id))
     return _signed_in(user)
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from queue_jobs.accounts import LoginThrottle
+from queue_jobs.accounts import AuthThrottle
 from queue_jobs.fair_use import FairUse
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -45,7 +45,7 @@ class WebConfig:
     access_token_ttl_s: int
     refresh_token_ttl_s: int
     fair_use: FairUse
-    login_throttle: LoginThrottle
+    auth_throttle: AuthThrottle
     # Reverse proxies in front of gunicorn whose X-Forwarded-For is trusted (client address
     # for rate limits). 0: the peer address is the client.
     trusted_proxies: int
@@ -79,10 +79,12 @@ class WebConfig:
                                                            "60")),
                 idempotency_window_s=int(env.get("IDEMPOTENCY_WINDOW_S", str(24 * 3600))),
             ),
-            login_throttle=LoginThrottle(
+            auth_throttle=AuthThrottle(
                 failures_per_email=int(env.get("LOGIN_FAILURES_PER_EMAIL", "5")),
                 failures_per_address=int(env.get("LOGIN_FAILURES_PER_ADDRESS", "20")),
                 window_s=int(env.get("LOGIN_FAILURE_WINDOW_S", "900")),
+                registrations_per_address=int(env.get("REGISTRATIONS_PER_ADDRESS_PER_HOUR",
+                                                      "20")),
             ),
             trusted_proxies=int(env.get("TRUSTED_PROXIES", "0")),
         )

@@ -37,11 +37,15 @@ def error_response(status: int, message: str, error_code: str,
     return response
 
 
+def domain_error_response(error: DomainError) -> Response:
+    return error_response(error.status, error.message, error.error_code, error.headers,
+                          **error.extra)
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def domain_error(error: DomainError) -> Response:
-        return error_response(error.status, error.message, error.error_code, error.headers,
-                              **error.extra)
+        return domain_error_response(error)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:

@@ -6,13 +6,19 @@ from __future__ import annotations
 import re
 import uuid
 
-from flask import Flask, request
+from flask import Flask, Response, request
 from flask_jwt_extended import JWTManager, get_jwt_identity, verify_jwt_in_request
 from flask_jwt_extended.exceptions import JWTExtendedException
 from jwt import ExpiredSignatureError, InvalidTokenError
 
-from queue_jobs.domain_errors import AuthRequired, SessionInvalid, TokenExpired, TokenInvalid
+from queue_jobs.domain_errors import (
+    AuthRequired,
+    SessionInvalid,
+    TokenExpired,
+    TokenInvalid,
+)
 from queue_jobs.store import Owner
+from webapp.errors import domain_error_response
 
 SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
 
@@ -59,22 +65,21 @@ def _verified_identity(*, refresh: bool) -> uuid.UUID:
 def init_jwt(app: Flask) -> None:
     jwt = JWTManager(app)
 
-    # flask-jwt-extended answers {"msg"} with 401/422 by default: raise ours instead.
+    # flask-jwt-extended answers {"msg"} with 401/422 by default. Views verify tokens
+    # through _verified_identity, which raises our errors first; should one of its own
+    # handlers run anyway, it answers the contract's envelope too.
     @jwt.invalid_token_loader
-    def invalid_token(reason: str) -> None:
-        raise TokenInvalid()
-
     @jwt.unauthorized_loader
-    def missing_token(reason: str) -> None:
-        raise TokenInvalid()
+    def invalid_token(reason: str) -> Response:
+        return domain_error_response(TokenInvalid())
 
     @jwt.expired_token_loader
-    def expired_token(header: dict, payload: dict) -> None:
-        raise TokenExpired()
+    def expired_token(header: dict, payload: dict) -> Response:
+        return domain_error_response(TokenExpired())
 
     @jwt.token_verification_failed_loader
     @jwt.revoked_token_loader
     @jwt.needs_fresh_token_loader
     @jwt.user_lookup_error_loader
-    def rejected_token(header: dict, payload: dict) -> None:
-        raise TokenInvalid()
+    def rejected_token(header: dict, payload: dict) -> Response:
+        return domain_error_response(TokenInvalid())

@@ -50,13 +50,13 @@ def create_website_analysis() -> tuple[Response, int]:
 def create_content_generation() -> tuple[Response, int]:
     owner = current_owner(user_required=True)
     body = load_json_body(request, ContentGenerationRequest())
+    with db_pool().connection() as conn:  # committed even if the create is then refused
+        organizations.claim_session_organizations(conn, owner)
     with db_pool().connection() as conn:
         organization = organizations.visible_organization(conn, body["organizationId"], owner)
-        # The job carries what it needs, so the worker reads no other table.
-        job_input = {**body, "organizationId": str(organization.id), "organization": {
-            "name": organization.name, "websiteUrl": organization.website_url,
-            "analysis": organization.analysis}}
-        return _create(conn, CONTENT_GENERATION, owner, job_input, body)
+        request_body = {**body, "organizationId": str(organization.id)}  # one spelling
+        job_input = organizations.content_generation_input(request_body, organization)
+        return _create(conn, CONTENT_GENERATION, owner, job_input, request_body)
 
 
 @bp.get("/<job_id>/status")

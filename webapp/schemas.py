@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,12 +34,29 @@ class _Strict(Schema):
         unknown = RAISE
 
 
+def _not_blank(value: str) -> None:
+    if not value.strip():
+        raise ValidationError("Must not be blank.")
+
+
 def _text(max_length: int, *, required: bool = False,
           allow_none: bool = False) -> fields.String:
     """A string that is not blank (when given) and not longer than max_length."""
-    return fields.String(required=required, allow_none=allow_none, validate=[
-        validate.Length(max=max_length),
-        validate.Regexp(r"\S", error="Must not be blank.")])
+    return fields.String(required=required, allow_none=allow_none,
+                         validate=[validate.Length(max=max_length), _not_blank])
+
+
+class _StrictBoolean(fields.Boolean):
+    """JSON true/false only: "yes", 1 or "on" are more likely a client bug than a choice."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+def _flag() -> fields.Boolean:
+    return _StrictBoolean(load_default=False)
 
 
 def _word_list(max_items: int) -> fields.List:
@@ -53,10 +71,10 @@ class RegisterRequest(_Strict):
     name = _text(100, allow_none=True)
 
     @pre_load
-    def _trim_email(self, data: Any, **_: Any) -> Any:
-        # Login forgives stray blanks around the address, so registering must too.
+    def _tidy_email(self, data: Any, **_: Any) -> Any:
+        # Login forgives stray blanks and decomposed accents, so registering must too.
         if isinstance(data, dict) and isinstance(data.get("email"), str):
-            return {**data, "email": data["email"].strip()}
+            return {**data, "email": unicodedata.normalize("NFC", data["email"].strip())}
         return data
 
 
@@ -82,15 +100,15 @@ class BusinessInfo(_Strict):
 
 
 class GenerationOptions(_Strict):
-    includeVisuals = fields.Boolean(load_default=False)
-    autoSave = fields.Boolean(load_default=False)
+    includeVisuals = _flag()
+    autoSave = _flag()
     status = fields.String(load_default="draft", validate=validate.OneOf(("draft", "published")))
 
 
 class ContentGenerationRequest(_Strict):
     topic = fields.Nested(Topic, required=True)
     businessInfo = fields.Nested(BusinessInfo, required=True)
-    organizationId = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    organizationId = fields.String(required=True)  # malformed: 404, like any unknown id
     additionalInstructions = fields.String(load_default="",
                                            validate=validate.Length(max=4000))
     options = fields.Nested(GenerationOptions, load_default=lambda: GenerationOptions().load({}))
@@ -119,7 +137,10 @@ class JobListQuery(Schema):
 
 
 def load_json_body(request: Request, schema: Schema) -> dict[str, Any]:
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # absurdly deep nesting; silent=True does not cover it
+        body = None
     if body is None:
         raise ValidationFailed("The body must be a JSON object.",
                                fields={"_body": ["Send a JSON object with Content-Type: "
@@ -131,7 +152,33 @@ def load(schema: Schema, data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValidationFailed("The body must be a JSON object.",
                                fields={"_body": ["Expected a JSON object."]})
+    unstorable = _unstorable_text(data)
+    if unstorable is not None:
+        raise ValidationFailed("Some fields are invalid.", fields={unstorable: [
+            "Must not contain NUL characters or unpaired UTF-16 surrogates."]})
     try:
         return schema.load(data)
     except ValidationError as error:
         raise ValidationFailed("Some fields are invalid.", fields=error.messages) from None
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _unstorable_text(data: dict[str, Any]) -> str | None:
+    """The dotted path of the first string (key or value) that PostgreSQL, JSON or UTF-8
+    cannot hold: NUL, or a lone surrogate that JSON's \\ud800 escapes can smuggle in."""
+    pending: list[tuple[str, Any]] = [("", data)]
+    while pending:  # a loop, not recursion: the depth is the client's choice
+        path, value = pending.pop()
+        if isinstance(value, str) and _UNSTORABLE.search(value):
+            return path or "_body"
+        if isinstance(value, dict):
+            for key, item in value.items():
+                child = f"{path}.{key}" if path else str(key)
+                if _UNSTORABLE.search(str(key)):
+                    return child
+                pending.append((child, item))
+        elif isinstance(value, list):
+            pending.extend((f"{path}[{index}]", item) for index, item in enumerate(value))
+    return None

@@ -29,12 +29,9 @@ ON CONFLICT (key) DO UPDATE
 RETURNING hits, greatest(1, ceil(extract(epoch FROM
     window_started_at + make_interval(secs => %(window_s)s) - now())))::int AS retry_after_s;
 
--- name: peek_rate_limit
-SELECT hits, greatest(1, ceil(extract(epoch FROM
-           window_started_at + make_interval(secs => %(window_s)s) - now())))::int
-           AS retry_after_s
-  FROM rate_limits
- WHERE key = %(key)s AND window_started_at > now() - make_interval(secs => %(window_s)s);
+-- name: release_rate_limit
+-- Takes back one hit (an attempt that turned out fine).
+UPDATE rate_limits SET hits = greatest(hits - 1, 0) WHERE key = %(key)s;
 
 -- name: clear_rate_limit
 DELETE FROM rate_limits WHERE key = %(key)s;

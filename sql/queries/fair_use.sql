@@ -26,3 +26,11 @@ INSERT INTO idempotency_keys (owner_key, key, request_hash, job_id)
 VALUES (%(owner_key)s, %(key)s, %(request_hash)s, %(job_id)s)
 ON CONFLICT (owner_key, key) DO UPDATE
    SET request_hash = excluded.request_hash, job_id = excluded.job_id, created_at = now();
+
+-- name: delete_expired_idempotency_keys
+DELETE FROM idempotency_keys
+ WHERE created_at < now() - make_interval(secs => %(window_s)s);
+
+-- name: delete_expired_rate_limits
+-- Every window is far shorter than a day (15 minutes for logins, an hour for sign-ups).
+DELETE FROM rate_limits WHERE window_started_at < now() - interval '1 day';

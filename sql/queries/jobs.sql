@@ -13,16 +13,16 @@ VALUES (
 RETURNING id;
 
 -- name: get_owned_job
-SELECT id, type, status, progress, current_step, error, error_code, result,
-       step_started_at, created_at, updated_at
+SELECT id, type, owner_user_id, owner_session_id, status, progress, current_step, error,
+       error_code, result, step_started_at, created_at, updated_at
   FROM jobs
  WHERE id = %(id)s
    AND (owner_user_id = %(user_id)s
         OR (owner_user_id IS NULL AND owner_session_id = %(session_id)s));
 
 -- name: list_owned_jobs
-SELECT id, type, status, progress, current_step, error, error_code,
-       NULL::jsonb AS result, step_started_at, created_at, updated_at
+SELECT id, type, owner_user_id, owner_session_id, status, progress, current_step, error,
+       error_code, NULL::jsonb AS result, step_started_at, created_at, updated_at
   FROM jobs
  WHERE (CASE WHEN %(user_id)s::uuid IS NOT NULL THEN owner_user_id = %(user_id)s
              ELSE owner_user_id IS NULL AND owner_session_id = %(session_id)s END)

@@ -1,12 +1,19 @@
 -- name: insert_image
--- The image is owned like the job that made it.
-INSERT INTO images (id, job_id, content_type, data, prompt, owner_user_id, owner_session_id)
-SELECT %(id)s, id, %(content_type)s, %(data)s, %(prompt)s, owner_user_id, owner_session_id
-  FROM jobs WHERE id = %(job_id)s;
+-- Fenced like every worker write: a run that lost the job stores nothing.
+INSERT INTO images (id, job_id, content_type, data, prompt)
+SELECT %(id)s, id, %(content_type)s, %(data)s, %(prompt)s
+  FROM jobs
+ WHERE id = %(job_id)s AND dispatch_id = %(dispatch_id)s AND status = 'running'
+RETURNING id;
 
 -- name: get_owned_image
-SELECT content_type, data
+-- Visible like the job that made it; a saved post's images like the post's organization.
+SELECT images.content_type, images.data
   FROM images
- WHERE id = %(id)s
-   AND (owner_user_id = %(user_id)s
-        OR (owner_user_id IS NULL AND owner_session_id = %(session_id)s));
+  LEFT JOIN jobs ON jobs.id = images.job_id
+  LEFT JOIN posts ON posts.id = images.post_id
+  LEFT JOIN organizations ON organizations.id = posts.organization_id
+ WHERE images.id = %(id)s
+   AND (jobs.owner_user_id = %(user_id)s
+        OR (jobs.owner_user_id IS NULL AND jobs.owner_session_id = %(session_id)s)
+        OR organizations.owner_user_id = %(user_id)s);

@@ -2,10 +2,19 @@
 -- until a user presents that session with a valid JWT (the sign-up funnel).
 
 -- name: insert_organization
-INSERT INTO organizations (id, owner_user_id, owner_session_id, name, website_url, analysis)
-SELECT %(id)s, owner_user_id, owner_session_id, %(name)s, %(website_url)s, %(analysis)s
-  FROM jobs WHERE id = %(job_id)s
-ON CONFLICT (id) DO NOTHING;
+-- Owned like the job; fenced like every worker write. The id is derived from the job, so
+-- a repeated run finds the row (and answers it) instead of adding another.
+WITH fenced AS (
+    SELECT owner_user_id, owner_session_id FROM jobs
+     WHERE id = %(job_id)s AND dispatch_id = %(dispatch_id)s AND status = 'running'
+), inserted AS (
+    INSERT INTO organizations (id, owner_user_id, owner_session_id, name, website_url,
+                               analysis)
+    SELECT %(id)s, owner_user_id, owner_session_id, %(name)s, %(website_url)s, %(analysis)s
+      FROM fenced
+    ON CONFLICT (id) DO NOTHING
+)
+SELECT 1 AS ok FROM fenced;
 
 -- name: claim_session_organizations
 -- The user proved they hold the session: its organizations become theirs for good.

@@ -1,16 +1,23 @@
 -- Blog posts saved by content-generation jobs.
 
 -- name: insert_post
--- The id is derived from the job: a step repeated after a crash finds its post there.
-INSERT INTO posts (id, organization_id, job_id, title, content, excerpt, tags, seo, visuals,
-                   status)
-VALUES (%(id)s, %(organization_id)s, %(job_id)s, %(title)s, %(content)s, %(excerpt)s,
-        %(tags)s, %(seo)s, %(visuals)s, %(status)s)
-ON CONFLICT (id) DO NOTHING;
-
--- name: attach_job_images_to_post
--- The post keeps its images after the job is deleted by retention.
-UPDATE images SET post_id = %(post_id)s, job_id = NULL WHERE job_id = %(job_id)s;
+-- Fenced like every worker write. The id is derived from the job: a step repeated after a
+-- crash finds its post there. The job's images move to the post, to outlive the job.
+WITH fenced AS (
+    SELECT id FROM jobs
+     WHERE id = %(job_id)s AND dispatch_id = %(dispatch_id)s AND status = 'running'
+), inserted AS (
+    INSERT INTO posts (id, organization_id, job_id, title, content, excerpt, tags, seo,
+                       visuals, status)
+    SELECT %(id)s, %(organization_id)s, fenced.id, %(title)s, %(content)s, %(excerpt)s,
+           %(tags)s, %(seo)s, %(visuals)s, %(status)s
+      FROM fenced
+    ON CONFLICT (id) DO NOTHING
+), moved AS (
+    UPDATE images SET post_id = %(id)s, job_id = NULL
+     WHERE job_id IN (SELECT id FROM fenced)
+)
+SELECT 1 AS ok FROM fenced;
 
 -- name: get_post
 SELECT id, organization_id, title, content, excerpt, tags, seo, visuals, status,

@@ -6,7 +6,8 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -15,7 +16,7 @@ import psycopg
 import pytest
 from werkzeug.test import TestResponse
 
-from queue_jobs.accounts import LoginThrottle
+from queue_jobs.accounts import AuthThrottle
 from tests.integration.support import ApiClient, new_session
 from webapp import create_app
 
@@ -228,10 +229,7 @@ def test_a_refresh_token_is_no_access_token(api: ApiClient) -> None:
 
 
 def test_refresh_without_authorization_is_401(api: ApiClient) -> None:
-    response = api.http.post(REFRESH)
-    assert response.status_code == 401, response.data
-    body = response.get_json()
-    assert body["errorCode"] in {"AUTH_REQUIRED", "TOKEN_INVALID"} and body["error"], body
+    assert_error(api.http.post(REFRESH), 401, "AUTH_REQUIRED")
 
 
 def test_me_for_a_fresh_user_has_no_organizations(api: ApiClient) -> None:
@@ -349,8 +347,7 @@ def test_failures_over_many_emails_throttle_the_client_address(api: ApiClient,
     # make mypy check it too).
     client = ApiClient(create_app({
         "database_url": db_url, "jwt_secret_key": api.app.config["JWT_SECRET_KEY"],
-        "login_throttle": LoginThrottle(failures_per_email=100, failures_per_address=3,
-                                        window_s=900)}))
+        "auth_throttle": AuthThrottle(failures_per_email=100, failures_per_address=3)}))
     try:
         email = unique_email()
         signed_in_body(register(client, email), 201)
@@ -378,3 +375,80 @@ def test_no_response_echoes_the_password(api: ApiClient) -> None:
     assert [r.status_code for r in responses] == [201, 409, 400, 200, 401]
     for response in responses:
         assert PASSWORD not in response.get_data(as_text=True), response.data
+
+
+# --- limits that hold under concurrency, and text PostgreSQL cannot store -----------------
+
+@pytest.fixture
+def throttled(api: ApiClient, db_url: str) -> Iterator[Callable[..., ApiClient]]:
+    """An API whose AuthThrottle the test chooses."""
+    clients: list[ApiClient] = []
+
+    def make(**limits: int) -> ApiClient:
+        client = ApiClient(create_app({
+            "database_url": db_url, "jwt_secret_key": api.app.config["JWT_SECRET_KEY"],
+            "auth_throttle": AuthThrottle(**limits)}))
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+def test_parallel_guesses_cannot_outrun_the_address_limit(
+        throttled: Callable[..., ApiClient]) -> None:
+    client = throttled(failures_per_email=100, failures_per_address=3)
+
+    def guess(_: int) -> int:
+        http = client.app.test_client()
+        return http.post(LOGIN, json={"email": unique_email(),
+                                      "password": WRONG_PASSWORD}).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = sorted(pool.map(guess, range(16)))
+    assert statuses == [401] * 3 + [429] * 13
+
+
+def test_parallel_guesses_at_one_email_are_counted_one_by_one(api: ApiClient) -> None:
+    email = unique_email()
+    signed_in_body(register(api, email), 201)
+
+    def guess(_: int) -> int:
+        http = api.app.test_client()
+        return http.post(LOGIN, json={"email": email, "password": WRONG_PASSWORD}).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = sorted(pool.map(guess, range(12)))
+    assert statuses == [401] * 5 + [429] * 7
+
+
+def test_sign_ups_from_one_address_are_limited(throttled: Callable[..., ApiClient]) -> None:
+    client = throttled(registrations_per_address=2)
+    for _ in range(2):
+        signed_in_body(register(client, unique_email()), 201)
+    refused = register(client, unique_email())
+    assert_error(refused, 429, "RATE_LIMITED")
+    assert 3000 < int(refused.headers["Retry-After"]) <= 3600
+
+
+def test_an_email_has_one_spelling_in_unicode(api: ApiClient) -> None:
+    composed, decomposed = "jos\u00e9@example.com", "jose\u0301@example.com"
+    signed_in_body(register(api, composed), 201)
+    assert_error(register(api, decomposed), 409, "EMAIL_TAKEN")
+    signed_in_body(login(api, decomposed.upper(), PASSWORD), 200)
+
+
+@pytest.mark.parametrize(("path", "raw", "field"), [
+    (REGISTER, b'{"email": "a@example.com", "password": "12345678\\ud800"}', "password"),
+    (REGISTER, b'{"email": "a@example.com", "password": "12345678", "name": "A\\u0000"}',
+     "name"),
+    (LOGIN, b'{"email": "a\\u0000@example.com", "password": "12345678"}', "email"),
+    (LOGIN, b'{"email": "a@example.com", "password": "\\udfff\\ud800"}', "password"),
+])
+def test_text_postgres_cannot_store_is_a_400_not_a_500(api: ApiClient, path: str, raw: bytes,
+                                                       field: str) -> None:
+    response = api.http.post(path, data=raw, content_type="application/json")
+    body = assert_error(response, 400, "VALIDATION_ERROR")
+    assert set(body["fields"]) == {field}
+

@@ -58,6 +58,8 @@ def test_bad_or_expired_token_is_401_even_with_a_session(api: ApiClient) -> None
     ({"url": "https://"}, "url"),
     ({"url": "https://example.com/" + "a" * 2048}, "url"),
     ({"url": "https://example.com/", "urll": "x"}, "urll"),
+    ({"url": "https://example.com/\u0000"}, "url"),  # PostgreSQL text cannot hold NUL
+    ({"url": "https://example.com/\ud800"}, "url"),  # nor UTF-8 a lone surrogate
 ])
 def test_invalid_fields_are_400_with_fields(api: ApiClient, body: dict, field: str) -> None:
     body_json = assert_error(api.http.post(CREATE, json=body, headers=new_session()), 400,
@@ -65,7 +67,8 @@ def test_invalid_fields_are_400_with_fields(api: ApiClient, body: dict, field: s
     assert field in body_json["fields"]
 
 
-@pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b"\"text\"", b""])
+@pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b"\"text\"", b"",
+                                 b'{"url": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"])
 def test_unusable_bodies_are_400(api: ApiClient, raw: bytes) -> None:
     response = api.http.post(CREATE, data=raw, content_type="application/json",
                              headers=new_session())

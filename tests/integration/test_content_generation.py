@@ -297,3 +297,47 @@ def test_a_running_generation_is_cancelled_mid_call_and_shows_an_estimate(
     done = api.wait_for_status(job_id, signed_in, {"failed", "succeeded"}, timeout=5)
     assert done["status"] == "failed" and done["errorCode"] == "CANCELLED"
     assert done["currentStep"] == "Generating content..."
+
+
+def test_the_hand_over_survives_a_refused_create(
+        api: ApiClient, worker: ThreadWorker, website: FakeWebsite,
+        db: psycopg.Connection[Any]) -> None:
+    session = new_session()
+    organization_id = analysed_organization(api, website, session)
+    user = api.bearer(api.register())
+    # Refused (the body names an organization that does not exist), yet the user proved
+    # they hold the session: its organization is theirs from now on.
+    missing = generation_body("7d4f4c36-1f0e-4d1e-9a55-8f1f5d0c2b11")
+    assert api.http.post(CREATE, json=missing, headers={**user, **session}).status_code == 404
+    me = api.http.get("/api/v1/auth/me", headers=user).get_json()
+    assert [o["id"] for o in me["organizations"]] == [organization_id]
+
+
+def test_an_idempotent_replay_ignores_how_the_organization_id_is_spelt(
+        api: ApiClient, worker: ThreadWorker, website: FakeWebsite,
+        signed_in: dict[str, str]) -> None:
+    organization_id = analysed_organization(api, website, signed_in)
+    keyed = {**signed_in, "Idempotency-Key": "post-1"}
+    first = api.http.post(CREATE, json=generation_body(organization_id), headers=keyed)
+    again = api.http.post(CREATE, json=generation_body(organization_id.upper()), headers=keyed)
+    assert first.status_code == again.status_code == 201
+    assert again.get_json() == first.get_json()
+
+
+def test_text_is_taken_as_typed_and_flags_must_be_booleans(
+        api: ApiClient, worker: ThreadWorker, website: FakeWebsite,
+        signed_in: dict[str, str]) -> None:
+    organization_id = analysed_organization(api, website, signed_in)
+    body = generation_body(organization_id)
+    body["topic"]["title"] = "\n  Pasted from a text area"
+    assert api.http.post(CREATE, json=body, headers=signed_in).status_code == 201
+    for flag in ("yes", 1, "on", None):
+        bad = generation_body(organization_id, includeVisuals=flag)
+        response = api.http.post(CREATE, json=bad, headers=signed_in)
+        assert response.status_code == 400, flag
+        assert set(response.get_json()["fields"]) == {"options"}
+    nul = generation_body(organization_id)
+    nul["businessInfo"]["keywords"] = ["fine", "not\u0000fine"]
+    response = api.http.post(CREATE, json=nul, headers=signed_in)
+    assert response.status_code == 400
+    assert set(response.get_json()["fields"]) == {"businessInfo.keywords[1]"}

@@ -150,3 +150,15 @@ def test_a_malformed_idempotency_key_is_a_validation_error(
     response = post_job(api, website.url("/"), {**new_session(), "Idempotency-Key": key})
     assert response.status_code == 400
     assert set(response.get_json()["fields"]) == {"Idempotency-Key"}
+
+
+def test_a_retry_counts_against_the_jobs_owner_not_the_caller(
+        api: ApiClient, website: FakeWebsite) -> None:
+    session = new_session()
+    first = api.create_analysis(website.url("/"), session)
+    api.http.post(f"/api/v1/jobs/{first}/cancel", headers=session)
+    for _ in range(5):
+        api.create_analysis(website.url("/"), session)
+    # The session's job stays the session's, whoever asks for the retry.
+    with_user = {**api.token_for(), **session}
+    assert_rate_limited(api.http.post(f"/api/v1/jobs/{first}/retry", headers=with_user))

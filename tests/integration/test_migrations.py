@@ -155,3 +155,32 @@ def test_the_test_template_equals_the_sum_of_the_migrations(
         "SELECT version FROM schema_migrations ORDER BY version")]
     assert versions == list(range(1, latest_version() + 1))
     assert schema_fingerprint(db_url) == schema_fingerprint(empty_db_url)
+
+
+def test_images_made_before_accounts_stay_visible_and_old_writers_keep_working(
+        empty_db_url: str) -> None:
+    """0004/0005 on a database that already holds jobs and images: nothing is lost, and the
+    image INSERT of the previous release (still running on workers mid-deploy) works."""
+    apply_migrations(empty_db_url, up_to=3)
+    session = "sess_before_accounts"
+    job_id, image_id = uuid.uuid4(), uuid.uuid4()
+    old_insert_image = ("INSERT INTO images (id, job_id, content_type, data, prompt) "
+                        "VALUES (%s, %s, 'image/png', %s, 'p')")
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO jobs (id, type, owner_session_id, input) "
+                     "VALUES (%s, 'website-analysis', %s, '{}')", (job_id, session))
+        conn.execute(old_insert_image, (image_id, job_id, b"\x89PNG old"))
+
+    assert apply_migrations(empty_db_url) == list(range(4, latest_version() + 1))
+
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        conn.execute(old_insert_image, (uuid.uuid4(), job_id, b"\x89PNG mid-deploy"))
+    api = ApiClient.for_database(empty_db_url, TEST_JWT_SECRET)
+    try:
+        image = api.http.get(f"/api/v1/images/{image_id}", headers={"x-session-id": session})
+        assert image.status_code == 200 and image.data == b"\x89PNG old"
+        stranger = api.http.get(f"/api/v1/images/{image_id}",
+                                headers={"x-session-id": "sess_somebody_else"})
+        assert stranger.status_code == 404
+    finally:
+        api.close()

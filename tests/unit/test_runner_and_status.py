@@ -107,7 +107,8 @@ def test_eta_uses_recent_means_and_defaults() -> None:
 
 def _row(**changes: Any) -> JobRow:
     fields: dict[str, Any] = dict(
-        id=uuid.UUID(int=1), type="website-analysis", status="running", progress=40,
+        id=uuid.UUID(int=1), type="website-analysis", owner_user_id=None,
+        owner_session_id="sess_12345678", status="running", progress=40,
         current_step="audiences", error=None, error_code=None, result={"x": 1},
         step_started_at=NOW, created_at=NOW, updated_at=NOW + timedelta(seconds=75))
     fields.update(changes)
@@ -127,6 +128,10 @@ def test_status_document_follows_the_contract() -> None:
     failed = status_document(_row(status="failed", error="Boom", error_code="LLM_ERROR"), None)
     assert (failed["currentStep"], failed["errorCode"]) == ("Generating audiences...",
                                                             "LLM_ERROR")
+    just_claimed = status_document(_row(current_step=None, progress=0), 30)
+    assert just_claimed["currentStep"] == "Analyzing website..."  # running shows a step
+    cancelled_while_queued = status_document(_row(status="failed", current_step=None), None)
+    assert cancelled_while_queued["currentStep"] is None
     succeeded = status_document(_row(status="succeeded", progress=100), None)
     assert succeeded["result"] == {"x": 1}
     assert "result" not in status_document(_row(), None, with_result=False)

@@ -1,0 +1,15 @@
+"""Fixed-window counters in PostgreSQL (table rate_limits): one narrow row per key."""
+
+from __future__ import annotations
+
+from queue_jobs import store
+from queue_jobs.domain_errors import RateLimited
+from queue_jobs.store import Conn
+
+
+def count(conn: Conn, key: str, allowed: int, window_s: int, refusal: str) -> None:
+    """Counts one more hit for `key`; RateLimited (with Retry-After) past `allowed` per
+    window. The refusing transaction rolls back, so a refused hit is not counted."""
+    window = store.hit_rate_limit(conn, key, window_s)
+    if window.hits > allowed:
+        raise RateLimited(refusal, retry_after_s=window.retry_after_s)
