@@ -7,6 +7,11 @@ business; this module only answers "who is this?".
 A login is counted *before* its password is checked, in a short transaction of its own:
 the counter's row lock orders parallel guesses, so each sees the ones before it and a
 burst cannot slip past the limit. A successful login takes its count back.
+
+Three counters: one email from one address (tight: guessing at one account), one address
+(spraying many accounts), and one email from everywhere (loose: distributed guessing).
+The tight one is per address so that a stranger's wrong guesses cannot lock the owner
+out from their own address; the loose one costs an attacker many addresses to trip.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import unicodedata
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -29,11 +35,12 @@ _DUMMY_HASH = _hasher.hash("not-a-real-password")
 
 @dataclass(frozen=True)
 class AuthThrottle:
-    """Login attempts allowed per window, for one email and for one client address, and
-    sign-ups per hour from one address (each costs a slow hash)."""
+    """Failed logins allowed per window (see the module docstring), and sign-ups per hour
+    from one address (each costs a slow hash)."""
 
-    failures_per_email: int = 5
+    failures_per_email_and_address: int = 5
     failures_per_address: int = 20
+    failures_per_email: int = 100
     window_s: int = 15 * 60
     registrations_per_address: int = 20
     registration_window_s: int = 3600
@@ -43,9 +50,9 @@ class AuthThrottle:
 class LoginAttempt:
     """A counted attempt, waiting for its password check."""
 
-    email_key: str
-    address_key: str
     login: Login | None  # None: no account with this email
+    pair_key: str
+    windows: dict[str, datetime]  # counter key -> the window this attempt was counted in
 
 
 def normalize_email(email: str) -> str:
@@ -74,14 +81,13 @@ def begin_login(conn: Conn, email: str, address: str, throttle: AuthThrottle) ->
     """Counts the attempt for the email and the address; RateLimited when either is over
     (then, even the right password is refused: otherwise guessing could simply go on)."""
     email = normalize_email(email)
-    attempt = LoginAttempt(f"login-email:{email}", f"login-address:{address}",
-                           store.get_login(conn, email))
+    limits = {f"login-email-address:{email}|{address}": throttle.failures_per_email_and_address,
+              f"login-address:{address}": throttle.failures_per_address,
+              f"login-email:{email}": throttle.failures_per_email}
     refusal = "Too many failed logins; try again later."
-    rate_limits.count(conn, attempt.email_key, throttle.failures_per_email, throttle.window_s,
-                      refusal)
-    rate_limits.count(conn, attempt.address_key, throttle.failures_per_address,
-                      throttle.window_s, refusal)
-    return attempt
+    windows = {key: rate_limits.count(conn, key, allowed, throttle.window_s, refusal)
+               for key, allowed in limits.items()}
+    return LoginAttempt(store.get_login(conn, email), next(iter(limits)), windows)
 
 
 def verify_password(attempt: LoginAttempt, password: str) -> str | None:
@@ -97,8 +103,11 @@ def finish_login(conn: Conn, attempt: LoginAttempt, password_hash: str) -> User:
     """After a successful check: the attempt no longer counts as a failure."""
     login = attempt.login
     assert login is not None  # verify_password answers None for unknown emails
-    store.clear_rate_limit(conn, attempt.email_key)
-    store.release_rate_limit(conn, attempt.address_key)
+    # The account's own counter starts again; the shared ones only lose this attempt.
+    store.clear_rate_limit(conn, attempt.pair_key)
+    for key, window_started_at in attempt.windows.items():
+        if key != attempt.pair_key:
+            store.release_rate_limit(conn, key, window_started_at)
     if password_hash != login.password_hash:
         store.update_password_hash(conn, login.id, password_hash)
     return User(login.id, login.email, login.name)

@@ -35,8 +35,6 @@ class QueueSettings:
     stalled_after_s: float
     max_lost_runs: int
     pool_size: int
-    # Read by the web side too: how long an Idempotency-Key is remembered.
-    idempotency_window_s: int
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> QueueSettings:
@@ -61,6 +59,5 @@ class QueueSettings:
             stalled_after_s=float(env.get("WORKER_STALLED_AFTER_S", "30")),
             max_lost_runs=3,
             pool_size=int(env.get("WORKER_DB_POOL_SIZE", "10")),
-            idempotency_window_s=int(env.get("IDEMPOTENCY_WINDOW_S", str(24 * 3600))),
         )
         return replace(settings, **overrides)

@@ -183,7 +183,7 @@ class JobRun:
         try:
             result = future.result()
         except RunSuperseded:
-            log.info("job %s: run %s superseded", self.job_id, self.dispatch_id)
+            self._settle_refused_run()
             return
         except JobFailure as failure:
             self._fail(failure)
@@ -193,7 +193,18 @@ class JobRun:
             self._fail(JobFailure("Internal error while running the job"))
             return
         with self.runtime.pool.connection() as conn:
-            store.succeed_job(conn, self.job_id, self.dispatch_id, result)
+            succeeded = store.succeed_job(conn, self.job_id, self.dispatch_id, result)
+        if not succeeded:
+            self._settle_refused_run()
+
+    def _settle_refused_run(self) -> None:
+        """A write was refused: either another run owns the job now (nothing to do), or a
+        cancel was requested before the watchdog saw it, and this run writes the outcome."""
+        verdict = self._row_verdict()
+        if isinstance(verdict, JobFailure):
+            self._fail(verdict)
+        else:
+            log.info("job %s: run %s superseded", self.job_id, self.dispatch_id)
 
     def _fail(self, failure: JobFailure) -> None:
         with self.runtime.pool.connection() as conn:

@@ -39,7 +39,7 @@ def request_hash(job_type: str, request_body: dict[str, Any]) -> bytes:
 def replayed_job(conn: Conn, owner: Owner, key: str, fingerprint: bytes,
                  policy: FairUse) -> uuid.UUID | None:
     """The job an earlier request with this key created, if any (within the window)."""
-    found = store.find_idempotency_key(conn, owner, key, policy.idempotency_window_s)
+    found = store.find_idempotency_key(conn, owner, key)
     if found is None:
         return None
     job_id, earlier_fingerprint = found

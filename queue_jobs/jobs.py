@@ -54,7 +54,8 @@ def create_job(conn: Conn, new: NewJob, policy: FairUse) -> CreatedJob:
     job_id = uuid.uuid4()
     store.create_job(conn, job_id, new.job_type, owner, new.job_input)
     if new.idempotency_key is not None:
-        store.save_idempotency_key(conn, owner, new.idempotency_key, fingerprint, job_id)
+        store.save_idempotency_key(conn, owner, new.idempotency_key, fingerprint, job_id,
+                                   policy.idempotency_window_s)
     return CreatedJob(job_id, replayed=False)
 
 
@@ -124,10 +125,13 @@ def retry_job(conn: Conn, job_id: uuid.UUID, owner: Owner, policy: FairUse) -> N
     # A retried job is active again, so it counts against its owner's limit like a new one
     # (its owner's: a session's job retried with a JWT is still the session's).
     row = store.get_owned_job(conn, job_id, owner)
-    if row is not None and row.status == "failed":
+    if row is not None:
         store.lock_owner(conn, row.owner)
-        fair_use.check_active_jobs(conn, row.owner, policy,
-                                   lambda: _soonest_end(conn, row.owner))
+        row = store.get_owned_job(conn, job_id, owner)  # as it is now that we hold the lock
+    if row is not None and row.status == "failed":
+        job_owner = row.owner
+        fair_use.check_active_jobs(conn, job_owner, policy,
+                                   lambda: _soonest_end(conn, job_owner))
     if not store.retry_failed_job(conn, job_id, owner):
         _raise_missing_or(conn, job_id, owner, JobNotRetryable())
 

@@ -147,6 +147,7 @@ class Post:
 @dataclass(frozen=True)
 class WindowCount:
     hits: int
+    window_started_at: datetime  # which window the hit was counted in
     retry_after_s: int
 
 
@@ -236,8 +237,9 @@ def hit_rate_limit(conn: Conn, key: str, window_s: int) -> WindowCount:
     return count
 
 
-def release_rate_limit(conn: Conn, key: str) -> None:
-    conn.execute(_sql("release_rate_limit"), {"key": key})
+def release_rate_limit(conn: Conn, key: str, window_started_at: datetime) -> None:
+    conn.execute(_sql("release_rate_limit"), {"key": key,
+                                               "window_started_at": window_started_at})
 
 
 def clear_rate_limit(conn: Conn, key: str) -> None:
@@ -284,25 +286,24 @@ def count_active_jobs(conn: Conn, owner: Owner) -> int:
     return int(row["active"])
 
 
-def find_idempotency_key(conn: Conn, owner: Owner, key: str,
-                         window_s: int) -> tuple[uuid.UUID, bytes] | None:
-    row = _one(conn, "find_idempotency_key", owner_key=owner.key, key=key, window_s=window_s)
+def find_idempotency_key(conn: Conn, owner: Owner, key: str) -> tuple[uuid.UUID, bytes] | None:
+    row = _one(conn, "find_idempotency_key", owner_key=owner.key, key=key)
     return (row["job_id"], bytes(row["request_hash"])) if row else None
 
 
-def delete_expired_idempotency_keys(conn: Conn, window_s: int) -> int:
-    return conn.execute(_sql("delete_expired_idempotency_keys"), {"window_s": window_s}).rowcount
+def delete_expired_idempotency_keys(conn: Conn, batch: int) -> int:
+    return conn.execute(_sql("delete_expired_idempotency_keys"), {"batch": batch}).rowcount
 
 
-def delete_expired_rate_limits(conn: Conn) -> int:
-    return conn.execute(_sql("delete_expired_rate_limits")).rowcount
+def delete_expired_rate_limits(conn: Conn, batch: int) -> int:
+    return conn.execute(_sql("delete_expired_rate_limits"), {"batch": batch}).rowcount
 
 
 def save_idempotency_key(conn: Conn, owner: Owner, key: str, request_hash: bytes,
-                         job_id: uuid.UUID) -> None:
+                         job_id: uuid.UUID, window_s: int) -> None:
     conn.execute(_sql("save_idempotency_key"), {"owner_key": owner.key, "key": key,
                                                  "request_hash": request_hash,
-                                                 "job_id": job_id})
+                                                 "job_id": job_id, "window_s": window_s})
 
 
 def applied_migrations(conn: Conn) -> list[int]:

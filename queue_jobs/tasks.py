@@ -49,5 +49,4 @@ async def reap_lost_jobs(context: JobContext, timestamp: int) -> None:
 async def sweep_expired_rows(context: JobContext, timestamp: int) -> None:
     runtime = runtime_for(_settings(context))
     await asyncio.get_running_loop().run_in_executor(
-        runtime.executor, lambda: housekeeping.sweep(
-            runtime.pool, idempotency_window_s=runtime.settings.idempotency_window_s))
+        runtime.executor, housekeeping.sweep, runtime.pool)

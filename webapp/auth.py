@@ -13,7 +13,7 @@ from flask_jwt_extended import create_access_token, create_refresh_token
 from queue_jobs import accounts, organizations, store
 from queue_jobs.domain_errors import InvalidCredentials, TokenInvalid
 from queue_jobs.store import Owner, User
-from webapp.context import db_pool, web_config
+from webapp.context import client_address, db_pool, web_config
 from webapp.identity import current_owner, session_from_header, user_from_refresh_token
 from webapp.schemas import LoginRequest, RegisterRequest, load_json_body
 
@@ -31,16 +31,12 @@ def _signed_in(user: User) -> Response:
                     "user": _user_document(user)})
 
 
-def _client_address() -> str:
-    return request.remote_addr or "unknown"
-
-
 @bp.post("/register")
 def register() -> tuple[Response, int]:
     body = load_json_body(request, RegisterRequest())
     session_id = session_from_header()
     with db_pool().connection() as conn:
-        accounts.count_registration(conn, _client_address(), web_config().auth_throttle)
+        accounts.count_registration(conn, client_address(), web_config().auth_throttle)
     password_hash = accounts.hash_password(body["password"])  # slow: outside a transaction
     with db_pool().connection() as conn:
         user = accounts.register(conn, body["email"], password_hash, body.get("name"))
@@ -53,7 +49,7 @@ def login() -> Response:
     body = load_json_body(request, LoginRequest())
     session_id = session_from_header()
     with db_pool().connection() as conn:  # committed: the attempt counts from here on
-        attempt = accounts.begin_login(conn, body["email"], _client_address(),
+        attempt = accounts.begin_login(conn, body["email"], client_address(),
                                        web_config().auth_throttle)
     password_hash = accounts.verify_password(attempt, body["password"])  # slow
     if password_hash is None:

@@ -80,8 +80,10 @@ class WebConfig:
                 idempotency_window_s=int(env.get("IDEMPOTENCY_WINDOW_S", str(24 * 3600))),
             ),
             auth_throttle=AuthThrottle(
-                failures_per_email=int(env.get("LOGIN_FAILURES_PER_EMAIL", "5")),
+                failures_per_email_and_address=int(
+                    env.get("LOGIN_FAILURES_PER_EMAIL_AND_ADDRESS", "5")),
                 failures_per_address=int(env.get("LOGIN_FAILURES_PER_ADDRESS", "20")),
+                failures_per_email=int(env.get("LOGIN_FAILURES_PER_EMAIL", "100")),
                 window_s=int(env.get("LOGIN_FAILURE_WINDOW_S", "900")),
                 registrations_per_address=int(env.get("REGISTRATIONS_PER_ADDRESS_PER_HOUR",
                                                       "20")),

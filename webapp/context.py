@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from flask import current_app
+import logging
+
+from flask import current_app, request
 from psycopg_pool import ConnectionPool
 
 from webapp.config import WebConfig
+
+log = logging.getLogger(__name__)
+_warned_about_proxy = False
 
 
 def db_pool() -> ConnectionPool:
@@ -16,3 +21,14 @@ def db_pool() -> ConnectionPool:
 def web_config() -> WebConfig:
     config: WebConfig = current_app.extensions["web_config"]
     return config
+
+
+def client_address() -> str:
+    """The address the rate limits count by (X-Forwarded-For only with TRUSTED_PROXIES)."""
+    global _warned_about_proxy
+    if ("X-Forwarded-For" in request.headers and not web_config().trusted_proxies
+            and not _warned_about_proxy):
+        _warned_about_proxy = True  # once per process: the log is not the place to flood
+        log.warning("requests carry X-Forwarded-For but TRUSTED_PROXIES is 0: rate limits "
+                    "count every client behind the proxy as one address")
+    return request.remote_addr or "unknown"

@@ -12,7 +12,7 @@ from queue_jobs import jobs, organizations
 from queue_jobs.pipeline.content_generation import JOB_TYPE as CONTENT_GENERATION
 from queue_jobs.pipeline.website_analysis import JOB_TYPE as WEBSITE_ANALYSIS
 from queue_jobs.store import Conn, Owner
-from webapp.context import db_pool, web_config
+from webapp.context import client_address, db_pool, web_config
 from webapp.identity import current_owner
 from webapp.schemas import (
     ContentGenerationRequest,
@@ -30,7 +30,7 @@ def _create(conn: Conn, job_type: str, owner: Owner, job_input: dict[str, Any],
             body: dict[str, Any]) -> tuple[Response, int]:
     created = jobs.create_job(conn, jobs.NewJob(
         job_type, owner, job_input, request_body=body,
-        client_address=request.remote_addr or "unknown",
+        client_address=client_address(),
         idempotency_key=idempotency_key(request)), web_config().fair_use)
     response = jsonify({"jobId": str(created.job_id)})
     if created.replayed:

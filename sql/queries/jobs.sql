@@ -1,6 +1,8 @@
 -- Named statements on the jobs table. Each block starts with `-- name: <python name>`.
--- Worker writes are fenced: `AND dispatch_id = %(dispatch_id)s AND status = 'running'`;
--- zero rows means this run was superseded (cancelled, reaped, retried) and must stop.
+-- Worker writes are fenced: `AND dispatch_id = %(dispatch_id)s AND status = 'running'
+-- AND cancel_requested_at IS NULL`; zero rows means this run was superseded (cancelled,
+-- reaped, retried) and must stop. A requested cancel fences at once, before the watchdog
+-- has written the final state, so a cancelled job never saves or succeeds.
 -- Dispatch goes through jobs_dispatch_run (procrastinate_defer_jobs_v1) inside the same
 -- statement, so the job row and its procrastinate job commit (and NOTIFY) together.
 
@@ -78,6 +80,7 @@ UPDATE jobs
    SET current_step = %(step)s, step_started_at = now(),
        progress = greatest(progress, %(progress)s), updated_at = now()
  WHERE id = %(id)s AND dispatch_id = %(dispatch_id)s AND status = 'running'
+   AND cancel_requested_at IS NULL
 RETURNING id;
 
 -- name: checkpoint_step
@@ -87,6 +90,7 @@ UPDATE jobs
            || jsonb_build_object(%(step)s::text, %(duration_ms)s::int),
        progress = greatest(progress, %(progress)s), updated_at = now()
  WHERE id = %(id)s AND dispatch_id = %(dispatch_id)s AND status = 'running'
+   AND cancel_requested_at IS NULL
 RETURNING id;
 
 -- name: succeed_job
@@ -97,6 +101,7 @@ UPDATE jobs
            (SELECT coalesce(sum(value::bigint), 0) FROM jsonb_each_text(step_durations_ms)))),
        finished_at = now(), updated_at = now()
  WHERE id = %(id)s AND dispatch_id = %(dispatch_id)s AND status = 'running'
+   AND cancel_requested_at IS NULL
 RETURNING id;
 
 -- name: fail_job

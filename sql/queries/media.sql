@@ -4,6 +4,7 @@ INSERT INTO images (id, job_id, content_type, data, prompt)
 SELECT %(id)s, id, %(content_type)s, %(data)s, %(prompt)s
   FROM jobs
  WHERE id = %(job_id)s AND dispatch_id = %(dispatch_id)s AND status = 'running'
+   AND cancel_requested_at IS NULL
 RETURNING id;
 
 -- name: get_owned_image

@@ -7,6 +7,7 @@
 WITH fenced AS (
     SELECT owner_user_id, owner_session_id FROM jobs
      WHERE id = %(job_id)s AND dispatch_id = %(dispatch_id)s AND status = 'running'
+       AND cancel_requested_at IS NULL
 ), inserted AS (
     INSERT INTO organizations (id, owner_user_id, owner_session_id, name, website_url,
                                analysis)

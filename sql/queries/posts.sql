@@ -6,6 +6,7 @@
 WITH fenced AS (
     SELECT id FROM jobs
      WHERE id = %(job_id)s AND dispatch_id = %(dispatch_id)s AND status = 'running'
+       AND cancel_requested_at IS NULL
 ), inserted AS (
     INSERT INTO posts (id, organization_id, job_id, title, content, excerpt, tags, seo,
                        visuals, status)

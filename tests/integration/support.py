@@ -95,9 +95,11 @@ class ApiClient:
 class ThreadWorker:
     """A real procrastinate worker (the same task code as the CLI) in a background thread."""
 
-    def __init__(self, settings: QueueSettings, concurrency: int = 4) -> None:
+    def __init__(self, settings: QueueSettings, concurrency: int = 4,
+                 queues: tuple[str, ...] = ("jobs",)) -> None:
         self.settings = settings
         self.concurrency = concurrency
+        self.queues = list(queues)
         # The module's App itself (its periodic tasks point at it), opened on our database.
         self.app = queue_app
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -131,7 +133,7 @@ class ThreadWorker:
                 additional_context={"settings": self.settings},
                 update_heartbeat_interval=0.5, stalled_worker_timeout=3,
                 fetch_job_polling_interval=0.5, shutdown_graceful_timeout=2,
-                queues=["jobs"]))
+                queues=self.queues))
             self._started.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task

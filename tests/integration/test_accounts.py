@@ -14,6 +14,7 @@ from typing import Any
 import jwt
 import psycopg
 import pytest
+from flask_jwt_extended import jwt_required
 from werkzeug.test import TestResponse
 
 from queue_jobs.accounts import AuthThrottle
@@ -452,3 +453,53 @@ def test_text_postgres_cannot_store_is_a_400_not_a_500(api: ApiClient, path: str
     body = assert_error(response, 400, "VALIDATION_ERROR")
     assert set(body["fields"]) == {field}
 
+
+
+def login_from(client: ApiClient, address: str, email: str, password: str) -> TestResponse:
+    return client.http.post(LOGIN, json={"email": email, "password": password},
+                            environ_base={"REMOTE_ADDR": address})
+
+
+def test_a_strangers_guesses_do_not_lock_the_owner_out_of_their_own_address(
+        api: ApiClient) -> None:
+    email = unique_email()
+    signed_in_body(register(api, email), 201)
+    for _ in range(5):
+        assert_error(login_from(api, "203.0.113.9", email, WRONG_PASSWORD), 401,
+                     "INVALID_CREDENTIALS")
+    assert_rate_limited(login_from(api, "203.0.113.9", email, PASSWORD))
+    signed_in_body(login_from(api, "198.51.100.7", email, PASSWORD), 200)
+
+
+def test_guesses_at_one_email_from_many_addresses_are_limited_too(
+        throttled: Callable[..., ApiClient]) -> None:
+    client = throttled(failures_per_email=3)
+    email = unique_email()
+    signed_in_body(register(client, email), 201)
+    for index in range(3):
+        assert_error(login_from(client, f"203.0.113.{index}", email, WRONG_PASSWORD), 401,
+                     "INVALID_CREDENTIALS")
+    assert_rate_limited(login_from(client, "203.0.113.99", email, WRONG_PASSWORD))
+    # A success from an address that never failed does not count as a failure.
+    other = unique_email()
+    signed_in_body(register(client, other), 201)
+    for _ in range(5):
+        signed_in_body(login_from(client, "198.51.100.1", other, PASSWORD), 200)
+
+
+def test_flask_jwt_extendeds_own_answers_are_the_contracts_envelope(
+        api: ApiClient, db_url: str) -> None:
+    """Our views verify tokens themselves; a view using @jwt_required (its own error path)
+    must still answer the envelope, never {"msg"} or 422."""
+    app = create_app({"database_url": db_url, "jwt_secret_key": api.app.config["JWT_SECRET_KEY"]})
+    app.add_url_rule("/probe", "probe", jwt_required()(lambda: "ok"))
+    client = ApiClient(app)
+    try:
+        user_id = uuid.uuid4()
+        assert client.http.get("/probe", headers=api.token_for(user_id)).data == b"ok"
+        assert_error(client.http.get("/probe"), 401, "TOKEN_INVALID")
+        assert_error(client.http.get("/probe", headers=bearer("abc")), 401, "TOKEN_INVALID")
+        expired = api.token_for(user_id, expires=timedelta(seconds=-1))
+        assert_error(client.http.get("/probe", headers=expired), 401, "TOKEN_EXPIRED")
+    finally:
+        client.close()

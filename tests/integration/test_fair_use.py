@@ -138,7 +138,7 @@ def test_an_idempotency_key_expires_after_its_window(
         api: ApiClient, website: FakeWebsite, db: psycopg.Connection[Any]) -> None:
     keyed = {**new_session(), "Idempotency-Key": "daily-report"}
     first = post_job(api, website.url("/"), keyed).get_json()
-    db.execute("UPDATE idempotency_keys SET created_at = now() - interval '25 hours'")
+    db.execute("UPDATE idempotency_keys SET expires_at = now() - interval '1 second'")
     later = post_job(api, website.url("/"), keyed)
     assert later.status_code == 201 and later.get_json() != first
     assert post_job(api, website.url("/"), keyed).get_json() == later.get_json()

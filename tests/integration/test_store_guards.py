@@ -9,18 +9,20 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from queue_jobs import housekeeping, store
+from queue_jobs import housekeeping, store, tasks
+from queue_jobs.config import QueueSettings
+from queue_jobs.worker_app import app as queue_app
 from tests.fakes.website import FakeWebsite
-from tests.integration.support import ApiClient, new_session
+from tests.integration.support import ApiClient, ThreadWorker, new_session, wait_until
 
 POST = {"title": "T", "content": "C", "excerpt": "E", "tags": ["t"],
         "seo": {"metaTitle": "M", "metaDescription": "D", "keywords": ["k"]}, "visuals": []}
 
 
-def claimed_job(api: ApiClient, website: FakeWebsite,
-                db: psycopg.Connection[Any]) -> tuple[uuid.UUID, int]:
+def claimed_job(api: ApiClient, website: FakeWebsite, db: psycopg.Connection[Any],
+                session: dict[str, str]) -> tuple[uuid.UUID, int]:
     """A job running under its current dispatch, as a worker would hold it."""
-    job_id = uuid.UUID(api.create_analysis(website.url("/"), new_session()))
+    job_id = uuid.UUID(api.create_analysis(website.url("/"), session))
     row = db.execute("SELECT dispatch_id FROM jobs WHERE id = %s", (job_id,)).fetchone()
     assert row is not None
     assert store.claim_job(db, job_id, row[0]) is not None
@@ -29,7 +31,8 @@ def claimed_job(api: ApiClient, website: FakeWebsite,
 
 def test_a_run_that_lost_its_job_writes_nothing(
         api: ApiClient, website: FakeWebsite, db: psycopg.Connection[Any]) -> None:
-    job_id, dispatch_id = claimed_job(api, website, db)
+    session = new_session()
+    job_id, dispatch_id = claimed_job(api, website, db, session)
     organization_id = uuid.uuid4()
     stale = dispatch_id + 1000
     assert not store.insert_organization(db, organization_id, job_id, stale, "Acme",
@@ -48,14 +51,21 @@ def test_a_run_that_lost_its_job_writes_nothing(
     assert store.insert_image(db, uuid.uuid4(), job_id, dispatch_id, "image/png", b"x", "p")
     post_id = uuid.uuid4()
     first = store.insert_post(db, post_id, organization_id, job_id, dispatch_id, POST, "draft")
-    again = store.insert_post(db, post_id, organization_id, job_id, dispatch_id, POST, "draft")
-    assert first is not None and first == again
+    again = store.insert_post(db, post_id, organization_id, job_id, dispatch_id,
+                              {**POST, "title": "Rewritten"}, "published")
+    assert first is not None and again == first  # the first save stands
     assert db.execute("SELECT post_id, job_id FROM images").fetchall() == [(post_id, None)]
 
-    # Once cancelled (no longer running), not even the current dispatch may write.
-    db.execute("UPDATE jobs SET status = 'failed' WHERE id = %s", (job_id,))
+    # A cancel requested through the API fences the run at once, before the watchdog has
+    # written the final state: not even the current dispatch may save or succeed.
+    owner = store.Owner(None, session["x-session-id"])
+    assert store.request_running_job_cancel(db, job_id, owner) == dispatch_id
     assert store.insert_post(db, uuid.uuid4(), organization_id, job_id, dispatch_id, POST,
                              "draft") is None
+    assert not store.insert_image(db, uuid.uuid4(), job_id, dispatch_id, "image/png", b"x", "p")
+    assert not store.succeed_job(db, job_id, dispatch_id, {"success": True})
+    assert not store.checkpoint_step(db, job_id, dispatch_id, "analyze", {}, 1, 30)
+    assert db.execute("SELECT count(*) FROM posts").fetchone() == (1,)
 
 
 def test_housekeeping_sweeps_only_expired_rows(
@@ -65,17 +75,44 @@ def test_housekeeping_sweeps_only_expired_rows(
         response = api.http.post("/api/v1/jobs/website-analysis", json={"url": website.url("/")},
                                  headers={**session, "Idempotency-Key": key})
         assert response.status_code == 201
-    db.execute("UPDATE idempotency_keys SET created_at = now() - interval '2 days' "
+    db.execute("UPDATE idempotency_keys SET expires_at = now() - interval '1 second' "
                "WHERE key = 'old'")
-    db.execute("INSERT INTO rate_limits (key, window_started_at, hits) VALUES "
-               "('login-email:old@example.com', now() - interval '25 hours', 5), "
-               "('login-email:new@example.com', now(), 1)")
+    db.execute("INSERT INTO rate_limits (key, window_started_at, hits, expires_at) VALUES "
+               "('login-email:old@example.com', now() - interval '1 hour', 5, "
+               " now() - interval '45 minutes'), "
+               "('login-email:older@example.com', now() - interval '2 hour', 5, "
+               " now() - interval '105 minutes'), "
+               "('login-email:new@example.com', now(), 1, now() + interval '15 minutes')")
 
     with ConnectionPool(db_url, min_size=1, max_size=1) as pool:
-        report = housekeeping.sweep(pool, idempotency_window_s=24 * 3600)
+        report = housekeeping.sweep(pool, batch=1)  # batches: one row at a time
 
-    assert report == housekeeping.SweepReport(idempotency_keys=1, rate_limits=1)
+    assert report == housekeeping.SweepReport(idempotency_keys=1, rate_limits=2)
     assert db.execute("SELECT key FROM idempotency_keys").fetchall() == [("fresh",)]
     # The API's own counter for job creations (fresh) stays, as does the fresh login window.
     assert {row[0] for row in db.execute("SELECT key FROM rate_limits")} == {
         "login-email:new@example.com", "create-address:127.0.0.1"}
+
+
+def test_the_hourly_sweep_runs_as_a_procrastinate_task(
+        settings: QueueSettings, db: psycopg.Connection[Any]) -> None:
+    periodic = {task.periodic_id: task for task in queue_app.periodic_registry.periodic_tasks
+                .values()}
+    assert periodic["housekeeping"].cron == "23 * * * *"
+    assert periodic["housekeeping"].task is tasks.sweep_expired_rows
+    db.execute("INSERT INTO rate_limits (key, window_started_at, hits, expires_at) "
+               "VALUES ('old', now() - interval '1 hour', 1, now() - interval '1 minute')")
+    # Deferred as the periodic deferrer would (with its timestamp argument).
+    row = db.execute("SELECT (procrastinate_defer_jobs_v1(ARRAY[ROW('maintenance', "
+                     "'sweep_expired_rows', 0, NULL, NULL, '{\"timestamp\": 0}', NULL)"
+                     "::procrastinate_job_to_defer_v1]))[1]").fetchone()
+    assert row is not None
+
+    def swept() -> bool:
+        status = db.execute("SELECT status::text FROM procrastinate_jobs WHERE id = %s",
+                            (row[0],)).fetchone()
+        finished = status is None or status[0] == "succeeded"  # successful jobs are deleted
+        return finished and db.execute("SELECT count(*) FROM rate_limits").fetchone() == (0,)
+
+    with ThreadWorker(settings, concurrency=1, queues=("maintenance",)):
+        wait_until(swept, timeout=15, message="the sweep task to run")
