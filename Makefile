@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test web worker migrate bench lint install clean
+.PHONY: run test web worker migrate bench lint install clean browser
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,8 +19,16 @@ run: $(STAMP)
 	$(BIN)/python ops/run_dev.py
 
 ## make test: lint, types, architecture contracts, then the whole suite (hermetic)
-test: $(STAMP) lint
+test: $(STAMP) lint browser
 	$(BIN)/python -m pytest
+
+## make browser: Debian's Chromium for the Playwright tests (browser downloads are not
+## possible here, so Playwright drives the system binary, CHROMIUM=/usr/bin/chromium)
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || { \
+	  echo "installing Chromium with apt-get (needs root)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,6 +1,10 @@
 """gunicorn settings for `gunicorn -c ops/gunicorn.conf.py wsgi:app`.
 
 gthread: status polls are short and I/O bound; threads let one process answer many at once.
+A deprecated synchronous call (a minute or more) holds one thread, never the process: at
+most LEGACY_CALLS_PER_PROCESS (WEB_THREADS - 2) run at once, so polls always find a thread.
+`timeout` is the worker heartbeat, which gthread keeps beating during long requests; it
+does not cut those calls short (JOB_TIMEOUT_S does).
 No preload_app: each worker opens its own connection pool after the fork.
 """
 

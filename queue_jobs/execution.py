@@ -16,6 +16,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from psycopg_pool import ConnectionPool
+
 from queue_jobs import fetch, organizations, store
 from queue_jobs.errors import Cancelled, JobFailure, TimedOut
 from queue_jobs.llm.base import GeneratedImage
@@ -27,7 +29,7 @@ from queue_jobs.pipeline.runner import (
     run_pipeline,
 )
 from queue_jobs.pipelines import PIPELINES
-from queue_jobs.runtime import WorkerRuntime
+from queue_jobs.runtime import RunResources, WorkerRuntime
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -40,7 +42,7 @@ _POST_NAMESPACE = uuid.UUID("0b0e7f5e-5a52-4d8e-9a43-54c1f0d1b7a2")
 
 @dataclass(frozen=True)
 class DbJournal:
-    runtime: WorkerRuntime
+    runtime: RunResources
     job_id: uuid.UUID
     dispatch_id: int
 
@@ -56,7 +58,7 @@ class DbJournal:
                 raise RunSuperseded()
 
 
-def step_services(runtime: WorkerRuntime, job_id: uuid.UUID, dispatch_id: int,
+def step_services(runtime: RunResources, job_id: uuid.UUID, dispatch_id: int,
                   stop: StopSignal) -> StepServices:
     """What the steps may use. Every write is fenced by this run's dispatch id: a run that
     lost the job (cancelled, timed out, reaped) gets RunSuperseded instead of writing."""
@@ -98,12 +100,64 @@ def step_services(runtime: WorkerRuntime, job_id: uuid.UUID, dispatch_id: int,
                         save_post=save_post, should_stop=stop.is_set)
 
 
+@dataclass(frozen=True)
+class RunRecord:
+    """The fenced writes of one run's outcome, shared by worker runs and in-request runs."""
+
+    pool: ConnectionPool
+    job_id: uuid.UUID
+    dispatch_id: int
+
+    def finish(self, outcome: Callable[[], dict[str, Any]]) -> None:
+        """Records what `outcome()` (the pipeline's result, or its failure) says."""
+        try:
+            result = outcome()
+        except RunSuperseded:
+            self.settle_refused_run()
+            return
+        except JobFailure as failure:
+            self.fail(failure)
+            return
+        except Exception:
+            log.exception("job %s: pipeline crashed", self.job_id)
+            self.fail(JobFailure("Internal error while running the job"))
+            return
+        with self.pool.connection() as conn:
+            succeeded = store.succeed_job(conn, self.job_id, self.dispatch_id, result)
+        if not succeeded:
+            self.settle_refused_run()
+
+    def settle_refused_run(self) -> None:
+        """A write was refused: either another run owns the job now (nothing to do), or a
+        cancel was requested before the watchdog saw it, and this run writes the outcome."""
+        verdict = self.row_verdict()
+        if isinstance(verdict, JobFailure):
+            self.fail(verdict)
+        else:
+            log.info("job %s: run %s superseded", self.job_id, self.dispatch_id)
+
+    def row_verdict(self) -> BaseException | None:
+        with self.pool.connection() as conn:
+            state = store.get_run_state(conn, self.job_id)
+        if state is None or state.dispatch_id != self.dispatch_id or state.status != "running":
+            return RunSuperseded()
+        if state.cancel_requested:
+            return Cancelled()
+        return None
+
+    def fail(self, failure: JobFailure) -> None:
+        with self.pool.connection() as conn:
+            store.fail_job(conn, self.job_id, self.dispatch_id, failure.message,
+                           failure.error_code)
+
+
 class JobRun:
     def __init__(self, runtime: WorkerRuntime, job_id: uuid.UUID, dispatch_id: int) -> None:
         self.runtime = runtime
         self.job_id = job_id
         self.dispatch_id = dispatch_id
         self.stop = StopSignal()
+        self.record = RunRecord(runtime.pool, job_id, dispatch_id)
 
     async def _blocking(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -144,7 +198,7 @@ class JobRun:
         while True:
             done, _ = await asyncio.wait({wrapped}, timeout=WATCH_INTERVAL_S)
             if done:
-                await self._blocking(self._finish, future)
+                await self._blocking(self.record.finish, future.result)
                 return
             now = loop.time()
             if now >= deadline:
@@ -152,7 +206,7 @@ class JobRun:
                 return
             if now >= next_row_poll:
                 next_row_poll = now + ROW_POLL_INTERVAL_S
-                verdict = await self._blocking(self._row_verdict)
+                verdict = await self._blocking(self.record.row_verdict)
                 if isinstance(verdict, JobFailure):
                     await self._end_early(verdict)
                     return
@@ -162,54 +216,13 @@ class JobRun:
 
     async def _end_early(self, failure: JobFailure) -> None:
         self.stop.stop(failure)
-        await self._blocking(self._fail, failure)
+        await self._blocking(self.record.fail, failure)
 
     # --- blocking helpers, run in the executor -------------------------------------------
 
     def _claim(self) -> store.ClaimedJob | None:
         with self.runtime.pool.connection() as conn:
             return store.claim_job(conn, self.job_id, self.dispatch_id)
-
-    def _row_verdict(self) -> BaseException | None:
-        with self.runtime.pool.connection() as conn:
-            state = store.get_run_state(conn, self.job_id)
-        if state is None or state.dispatch_id != self.dispatch_id or state.status != "running":
-            return RunSuperseded()
-        if state.cancel_requested:
-            return Cancelled()
-        return None
-
-    def _finish(self, future: Future[dict[str, Any]]) -> None:
-        try:
-            result = future.result()
-        except RunSuperseded:
-            self._settle_refused_run()
-            return
-        except JobFailure as failure:
-            self._fail(failure)
-            return
-        except Exception:
-            log.exception("job %s: pipeline crashed", self.job_id)
-            self._fail(JobFailure("Internal error while running the job"))
-            return
-        with self.runtime.pool.connection() as conn:
-            succeeded = store.succeed_job(conn, self.job_id, self.dispatch_id, result)
-        if not succeeded:
-            self._settle_refused_run()
-
-    def _settle_refused_run(self) -> None:
-        """A write was refused: either another run owns the job now (nothing to do), or a
-        cancel was requested before the watchdog saw it, and this run writes the outcome."""
-        verdict = self._row_verdict()
-        if isinstance(verdict, JobFailure):
-            self._fail(verdict)
-        else:
-            log.info("job %s: run %s superseded", self.job_id, self.dispatch_id)
-
-    def _fail(self, failure: JobFailure) -> None:
-        with self.runtime.pool.connection() as conn:
-            store.fail_job(conn, self.job_id, self.dispatch_id, failure.message,
-                           failure.error_code)
 
     def _requeue(self) -> None:
         with self.runtime.pool.connection() as conn:

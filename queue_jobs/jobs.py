@@ -39,9 +39,12 @@ class NewJob:
 class CreatedJob:
     job_id: uuid.UUID
     replayed: bool  # an earlier request with the same Idempotency-Key created it
+    inline_dispatch_id: int | None = None  # set when the caller runs the job itself
 
 
-def create_job(conn: Conn, new: NewJob, policy: FairUse) -> CreatedJob:
+def create_job(conn: Conn, new: NewJob, policy: FairUse, *, inline: bool = False) -> CreatedJob:
+    """Checks fair use and creates the job: dispatched to the workers, or (inline=True)
+    already running under a local dispatch id, for the caller to run in-process."""
     owner = new.owner
     store.lock_owner(conn, owner)
     fingerprint = fair_use.request_hash(new.job_type, new.request_body)
@@ -52,11 +55,16 @@ def create_job(conn: Conn, new: NewJob, policy: FairUse) -> CreatedJob:
     fair_use.count_address_creation(conn, new.client_address, policy)
     fair_use.check_active_jobs(conn, owner, policy, lambda: _soonest_end(conn, owner))
     job_id = uuid.uuid4()
-    store.create_job(conn, job_id, new.job_type, owner, new.job_input)
+    inline_dispatch_id = None
+    if inline:
+        inline_dispatch_id = store.create_inline_job(conn, job_id, new.job_type, owner,
+                                                     new.job_input)
+    else:
+        store.create_job(conn, job_id, new.job_type, owner, new.job_input)
     if new.idempotency_key is not None:
         store.save_idempotency_key(conn, owner, new.idempotency_key, fingerprint, job_id,
                                    policy.idempotency_window_s)
-    return CreatedJob(job_id, replayed=False)
+    return CreatedJob(job_id, replayed=False, inline_dispatch_id=inline_dispatch_id)
 
 
 def _soonest_end(conn: Conn, owner: Owner) -> int | None:

@@ -11,6 +11,7 @@ import atexit
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
 from psycopg_pool import ConnectionPool
 
@@ -19,6 +20,19 @@ from queue_jobs.llm.base import LLMProvider
 from queue_jobs.llm.factory import build_provider
 
 PIPELINE_THREADS = 128  # threads start on demand; abandoned (cancelled) runs may hold some
+
+
+class RunResources(Protocol):
+    """What running a pipeline needs: a worker's runtime, or the web side's own."""
+
+    @property
+    def settings(self) -> QueueSettings: ...
+
+    @property
+    def pool(self) -> ConnectionPool: ...
+
+    @property
+    def provider(self) -> LLMProvider: ...
 
 
 @dataclass
@@ -52,17 +66,29 @@ def close_all() -> None:
         _runtimes.clear()
 
 
+@dataclass(frozen=True)
+class InProcessResources:
+    """RunResources on a pool the caller already has (the web side's in-request runs)."""
+
+    settings: QueueSettings
+    pool: ConnectionPool
+    provider: LLMProvider
+
+
+def provider_for(settings: QueueSettings) -> LLMProvider:
+    return build_provider(
+        provider=settings.llm_provider, api_key=settings.openai_api_key,
+        base_url=settings.openai_base_url, model=settings.openai_model,
+        image_model=settings.openai_image_model, timeout_s=settings.llm_timeout_s)
+
+
 def _open(settings: QueueSettings) -> WorkerRuntime:
     pool = ConnectionPool(settings.database_url, min_size=1, max_size=settings.pool_size,
                           kwargs={"connect_timeout": 5}, open=True, name="worker",
                           # a worker outlives database restarts: test before lending
                           check=ConnectionPool.check_connection)
-    provider = build_provider(
-        provider=settings.llm_provider, api_key=settings.openai_api_key,
-        base_url=settings.openai_base_url, model=settings.openai_model,
-        image_model=settings.openai_image_model, timeout_s=settings.llm_timeout_s)
     executor = ThreadPoolExecutor(PIPELINE_THREADS, thread_name_prefix="pipeline")
-    return WorkerRuntime(settings, pool, executor, provider)
+    return WorkerRuntime(settings, pool, executor, provider_for(settings))
 
 
 atexit.register(close_all)

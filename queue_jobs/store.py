@@ -170,6 +170,29 @@ def create_job(conn: Conn, job_id: uuid.UUID, job_type: str, owner: Owner,
     })
 
 
+def create_inline_job(conn: Conn, job_id: uuid.UUID, job_type: str, owner: Owner,
+                      job_input: dict[str, Any]) -> int:
+    """A job that runs in this process; answers its local dispatch id (the fence)."""
+    row = _one(conn, "create_inline_job", id=job_id, type=job_type,
+               owner_user_id=owner.user_id,
+               owner_session_id=None if owner.user_id else owner.session_id,
+               input=Jsonb(job_input))
+    assert row is not None  # INSERT ... RETURNING
+    return int(row["dispatch_id"])
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    status: str
+    result: Any
+    error: str | None
+    error_code: str | None
+
+
+def get_job_outcome(conn: Conn, job_id: uuid.UUID) -> JobOutcome | None:
+    return _typed_one(conn, JobOutcome, "get_job_outcome", id=job_id)
+
+
 def get_owned_job(conn: Conn, job_id: uuid.UUID, owner: Owner) -> JobRow | None:
     return _typed_one(conn, JobRow, "get_owned_job", id=job_id, **owner.params())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -10,14 +11,18 @@ from flask import Flask, Response, request
 from psycopg_pool import ConnectionPool
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from webapp import auth, health, jobs, media, posts
+from queue_jobs.config import QueueSettings
+from queue_jobs.runtime import InProcessResources, provider_for
+from webapp import auth, demo, health, jobs, legacy, media, openapi, posts
 from webapp.config import WebConfig
 from webapp.errors import register_error_handlers
 from webapp.identity import init_jwt
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    config = WebConfig.from_env(test_config)
+    overrides = dict(test_config or {})
+    queue_settings: QueueSettings | None = overrides.pop("queue_settings", None)
+    config = WebConfig.from_env(overrides)
     app = Flask(__name__)
     app.config.update(
         JWT_SECRET_KEY=config.jwt_secret_key,
@@ -43,9 +48,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     pool.open(wait=False)
     app.extensions["db_pool"] = pool
+    # The deprecated synchronous endpoints run pipelines here, on this process's pool.
+    settings = queue_settings or QueueSettings.from_env(database_url=config.database_url)
+    app.extensions["run_resources"] = InProcessResources(settings, pool, provider_for(settings))
+    app.extensions["legacy_slots"] = threading.BoundedSemaphore(config.legacy_calls_per_process)
     init_jwt(app)
     register_error_handlers(app)
-    for blueprint in (jobs.bp, auth.bp, posts.bp, media.bp, health.bp):
+    for blueprint in (jobs.bp, auth.bp, posts.bp, media.bp, health.bp, legacy.bp, openapi.bp,
+                      demo.bp):
         app.register_blueprint(blueprint)
     if config.trusted_proxies:
         # request.remote_addr (the rate limits' client address) from X-Forwarded-For.

@@ -49,6 +49,9 @@ class WebConfig:
     # Reverse proxies in front of gunicorn whose X-Forwarded-For is trusted (client address
     # for rate limits). 0: the peer address is the client.
     trusted_proxies: int
+    # Deprecated synchronous calls running at once per process; the other gunicorn
+    # threads stay free for status polls.
+    legacy_calls_per_process: int
 
     @classmethod
     def from_env(cls, overrides: dict[str, Any] | None = None) -> WebConfig:
@@ -89,5 +92,7 @@ class WebConfig:
                                                       "20")),
             ),
             trusted_proxies=int(env.get("TRUSTED_PROXIES", "0")),
+            legacy_calls_per_process=int(env.get(
+                "LEGACY_CALLS_PER_PROCESS", str(max(1, int(env.get("WEB_THREADS", "8")) - 2)))),
         )
         return replace(config, **(overrides or {}))

@@ -51,7 +51,11 @@ def register_error_handlers(app: Flask) -> None:
     def http_error(error: HTTPException) -> Response:
         status = error.code or 500
         message = _HTTP_MESSAGES.get(status, error.description or error.name)
-        return error_response(status, message, _HTTP_CODES.get(status, "HTTP_ERROR"))
+        response = error_response(status, message, _HTTP_CODES.get(status, "HTTP_ERROR"))
+        for name, value in error.get_headers():  # e.g. Allow on a 405 (RFC 9110)
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(psycopg.errors.IntegrityError)
     def integrity_error(error: psycopg.errors.IntegrityError) -> Response:

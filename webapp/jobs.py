@@ -49,14 +49,22 @@ def create_website_analysis() -> tuple[Response, int]:
 @bp.post("/content-generation")
 def create_content_generation() -> tuple[Response, int]:
     owner = current_owner(user_required=True)
+    job_input, request_body = content_generation_input(owner)
+    with db_pool().connection() as conn:
+        return _create(conn, CONTENT_GENERATION, owner, job_input, request_body)
+
+
+def content_generation_input(owner: Owner) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The job input and the (normalised) request body of a content-generation request:
+    validated, with the organization the user may use (handing the session's over first,
+    committed even if the create is then refused)."""
     body = load_json_body(request, ContentGenerationRequest())
-    with db_pool().connection() as conn:  # committed even if the create is then refused
+    with db_pool().connection() as conn:
         organizations.claim_session_organizations(conn, owner)
     with db_pool().connection() as conn:
         organization = organizations.visible_organization(conn, body["organizationId"], owner)
-        request_body = {**body, "organizationId": str(organization.id)}  # one spelling
-        job_input = organizations.content_generation_input(request_body, organization)
-        return _create(conn, CONTENT_GENERATION, owner, job_input, request_body)
+    request_body = {**body, "organizationId": str(organization.id)}  # one spelling
+    return organizations.content_generation_input(request_body, organization), request_body
 
 
 @bp.get("/<job_id>/status")

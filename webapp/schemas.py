@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Request
-from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate, validates
+from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
 
 from queue_jobs.domain_errors import ValidationFailed
 
@@ -16,17 +16,22 @@ MAX_URL_LENGTH = 2048
 JOB_STATUSES = ("queued", "running", "succeeded", "failed")
 
 
+def _http_url(value: str) -> None:
+    try:
+        parts = urlsplit(value)
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. "http://[::1/": urlsplit raises on a broken host
+        usable = False
+    if not usable:
+        raise ValidationError("Must be an http or https URL with a host.")
+
+
 class WebsiteAnalysisRequest(Schema):
     class Meta:
         unknown = RAISE  # a misspelt field is an error, not silently ignored
 
-    url = fields.String(required=True, validate=validate.Length(min=1, max=MAX_URL_LENGTH))
-
-    @validates("url")
-    def _http_url(self, value: str, **_: Any) -> None:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValidationError("Must be an http or https URL with a host.")
+    url = fields.String(required=True,
+                        validate=[validate.Length(min=1, max=MAX_URL_LENGTH), _http_url])
 
 
 class _Strict(Schema):
@@ -112,6 +117,55 @@ class ContentGenerationRequest(_Strict):
     additionalInstructions = fields.String(load_default="",
                                            validate=validate.Length(max=4000))
     options = fields.Nested(GenerationOptions, load_default=lambda: GenerationOptions().load({}))
+
+
+# --- the deprecated synchronous endpoints' bodies (what the earlier steps produced) ----------
+
+class Analysis(_Strict):
+    businessName = _text(200, required=True)
+    businessType = _text(200, required=True)
+    industry = _text(200, required=True)
+    description = _text(2000, required=True)
+    targetAudience = _text(1000, required=True)
+    brandVoice = _text(200, required=True)
+    keywords = fields.List(_text(100), required=True, validate=validate.Length(min=1, max=20))
+
+
+class Audience(_Strict):
+    name = _text(200, required=True)
+    description = _text(2000, required=True)
+    painPoints = fields.List(_text(500), required=True, validate=validate.Length(min=1, max=10))
+
+
+class Scenario(_Strict):
+    id = fields.String(load_default=None, validate=validate.Length(max=64))
+    audience = fields.Nested(Audience, required=True)
+    pitch = _text(4000, required=True)
+    imageUrl = fields.String(load_default=None)  # ignored: a new image is drawn
+
+
+def _optional_url() -> fields.String:
+    return fields.String(load_default=None,
+                         validate=[validate.Length(min=1, max=MAX_URL_LENGTH), _http_url])
+
+
+class AudiencesRequest(_Strict):
+    analysis = fields.Nested(Analysis, required=True)
+    url = _optional_url()
+
+
+class PitchesRequest(_Strict):
+    analysis = fields.Nested(Analysis, required=True)
+    audiences = fields.List(fields.Nested(Audience), required=True,
+                            validate=validate.Length(min=1, max=5))
+    url = _optional_url()
+
+
+class AudienceImagesRequest(_Strict):
+    analysis = fields.Nested(Analysis, required=True)
+    scenarios = fields.List(fields.Nested(Scenario), required=True,
+                            validate=validate.Length(min=1, max=5))
+    url = _optional_url()
 
 
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")

@@ -14,6 +14,17 @@ VALUES (
 )
 RETURNING id;
 
+-- name: create_inline_job
+-- Already running, under a local (negative) dispatch id: the caller runs it in-process.
+INSERT INTO jobs (id, type, owner_user_id, owner_session_id, input, status, dispatch_id,
+                  run_started_at)
+VALUES (%(id)s, %(type)s, %(owner_user_id)s, %(owner_session_id)s, %(input)s, 'running',
+        -nextval('jobs_inline_dispatch_seq'), now())
+RETURNING dispatch_id;
+
+-- name: get_job_outcome
+SELECT status, result, error, error_code FROM jobs WHERE id = %(id)s;
+
 -- name: get_owned_job
 SELECT id, type, owner_user_id, owner_session_id, status, progress, current_step, error,
        error_code, result, step_started_at, created_at, updated_at

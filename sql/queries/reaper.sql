@@ -10,6 +10,7 @@ SELECT j.id, j.dispatch_id, pj.status::text AS dispatch_status,
   LEFT JOIN procrastinate_jobs pj ON pj.id = j.dispatch_id
   LEFT JOIN procrastinate_workers w ON w.id = pj.worker_id
  WHERE j.status IN ('queued', 'running')
+   AND j.dispatch_id > 0  -- in-request runs (negative ids) are not procrastinate's
    AND (pj.id IS NULL
         OR (pj.status NOT IN ('todo', 'doing') AND j.updated_at < now() - interval '5 seconds')
         OR (pj.status = 'doing'

@@ -98,7 +98,7 @@ def website_server() -> Iterator[FakeWebsite]:
 
 @pytest.fixture
 def website(website_server: FakeWebsite) -> FakeWebsite:
-    website_server.set_slow("/slow", 0)
+    website_server.reset()  # hit counts and delays are per test
     return website_server
 
 

@@ -1,0 +1,129 @@
+"""The demo page in a real browser: Playwright driving Debian's Chromium (headless) against
+the live app on a real HTTP server, a real worker, the fake LLM and the local site.
+
+`make test` installs Chromium first (`make browser`); browser downloads are not possible
+here, so Playwright is pointed at the system binary (CHROMIUM, default /usr/bin/chromium).
+The finished page's screenshot is kept as a test artefact in var/artifacts/.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from werkzeug.serving import make_server
+
+from queue_jobs.config import QueueSettings
+from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.website import FakeWebsite
+from tests.integration.conftest import PROJECT_DIR, TEST_JWT_SECRET
+from tests.integration.support import ThreadWorker
+from webapp import create_app
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = PROJECT_DIR / "var" / "artifacts"
+STEP_TIMEOUT_MS = 20_000
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make browser` (make test does it)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                              args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def live_url(db_url: str, settings: QueueSettings) -> Iterator[str]:
+    """The app on a real HTTP server (threaded, like gthread), on a free loopback port."""
+    app = create_app({"database_url": db_url, "jwt_secret_key": TEST_JWT_SECRET,
+                      "queue_settings": settings})
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="live-app", daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(5)
+    app.extensions["db_pool"].close()
+
+
+@pytest.fixture
+def page(browser: Browser, live_url: str, worker: ThreadWorker) -> Iterator[Page]:
+    context = browser.new_context(base_url=live_url)
+    opened = context.new_page()
+    opened.goto("/")
+    expect(opened.get_by_test_id("app")).to_have_attribute("data-ready", "true")
+    yield opened
+    context.close()
+
+
+def analyze(page: Page, url: str) -> None:
+    page.get_by_test_id("url-input").fill(url)
+    page.get_by_test_id("analyze-button").click()
+
+
+def expect_status(page: Page, status: str) -> None:
+    expect(page.get_by_test_id("job")).to_have_attribute("data-status", status,
+                                                         timeout=STEP_TIMEOUT_MS)
+
+
+def test_the_happy_path_renders_the_whole_result(page: Page, website: FakeWebsite,
+                                                 fake_llm: FakeOpenAI) -> None:
+    fake_llm.set_delay("chat", 0.4)  # long enough to see the progress bar move
+    analyze(page, website.url("/"))
+    expect(page.get_by_test_id("current-step")).to_contain_text("...", timeout=STEP_TIMEOUT_MS)
+    expect_status(page, "succeeded")
+    cards = page.get_by_test_id("scenario-card")
+    expect(cards.first).to_be_visible()
+    assert 2 <= cards.count() <= 5
+    expect(page.get_by_test_id("result-business-name")).not_to_be_empty()
+    expect(page.get_by_test_id("cta-link").first).to_be_visible()
+    # Every image arrived through fetch() with the session header and was decoded.
+    images = page.get_by_test_id("scenario-image")
+    expect(images).to_have_count(cards.count(), timeout=STEP_TIMEOUT_MS)
+    page.wait_for_function("[...document.querySelectorAll('[data-testid=scenario-image]')]"
+                           ".every((img) => img.complete && img.naturalWidth > 0)")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "demo-finished.png"), full_page=True)
+
+
+def test_a_reload_in_the_middle_resumes_the_job(page: Page, website: FakeWebsite,
+                                                fake_llm: FakeOpenAI) -> None:
+    fake_llm.set_delay("chat:audiences", 3)
+    analyze(page, website.url("/"))
+    fake_llm.wait_for_calls("chat:audiences", 1)
+    job_id = page.get_by_test_id("job-id").inner_text()
+    page.reload()
+    expect(page.get_by_test_id("app")).to_have_attribute("data-ready", "true")
+    expect(page.get_by_test_id("job-id")).to_have_text(job_id)
+    expect_status(page, "succeeded")
+    expect(page.get_by_test_id("scenario-card").first).to_be_visible()
+
+
+def test_cancel_stops_a_running_job(page: Page, website: FakeWebsite,
+                                    fake_llm: FakeOpenAI) -> None:
+    fake_llm.set_delay("chat:business_analysis", 30)
+    analyze(page, website.url("/"))
+    fake_llm.wait_for_calls("chat:business_analysis", 1)
+    page.get_by_test_id("cancel-button").click()
+    expect_status(page, "failed")
+    expect(page.get_by_test_id("error-code")).to_contain_text("CANCELLED")
+    expect(page.get_by_test_id("retry-button")).to_be_visible()
+
+
+def test_retry_after_an_injected_failure_finishes_the_job(page: Page, website: FakeWebsite,
+                                                          fake_llm: FakeOpenAI) -> None:
+    fake_llm.fail_next("images", 500, times=3)  # the first try and both in-step retries
+    analyze(page, website.url("/"))
+    expect_status(page, "failed")
+    expect(page.get_by_test_id("error-code")).to_contain_text("LLM_ERROR")
+    page.get_by_test_id("retry-button").click()
+    expect_status(page, "succeeded")
+    expect(page.get_by_test_id("scenario-card").first).to_be_visible()
