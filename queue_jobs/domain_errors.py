@@ -73,7 +73,7 @@ class ImageNotFound(DomainError):
 
 
 class JobNotRetryable(DomainError):
-    """Only a failed job can be retried."""
+    """Only a failed job can be retried (a deprecated per-step call: by calling it again)."""
 
     status = 409
     error_code = "JOB_NOT_RETRYABLE"

@@ -101,7 +101,7 @@ def _sliced(step: str, checkpoints: dict[str, Any],
                          description=body["analysis"]["description"], site_name="")
         outputs = {"analyze": {"page": page.to_dict(), "analysis": body["analysis"]},
                    **{key: make(body) for key, make in checkpoints.items()}}
-        run = _run(WEBSITE, owner, {"url": body["url"], "legacy": step}, body,
+        run = _run(WEBSITE, owner, {"url": body["url"], "legacyStep": step}, body,
                    pipeline_slice(WEBSITE, step, result), outputs)
         return _answer(run, "/api/v1/jobs/website-analysis", session_id)
     return view

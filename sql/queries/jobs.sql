@@ -45,12 +45,14 @@ SELECT id, type, owner_user_id, owner_session_id, status, progress, current_step
 
 -- name: retry_failed_job
 -- Back to queued at once; checkpoints stay, so the run resumes at the failed step.
+-- Not a deprecated per-step call's job (input.legacyStep): only its caller had the steps
+-- before it, so a worker could not resume it; the caller calls again instead.
 UPDATE jobs
    SET status = 'queued', error = NULL, error_code = NULL, finished_at = NULL,
        cancel_requested_at = NULL, attempt = attempt + 1, lost_runs = 0,
        run_started_at = NULL, step_started_at = NULL, updated_at = now(),
        dispatch_id = jobs_dispatch_run(%(queue)s, %(task)s, id)
- WHERE id = %(id)s AND status = 'failed'
+ WHERE id = %(id)s AND status = 'failed' AND NOT input ? 'legacyStep'
    AND (owner_user_id = %(user_id)s
         OR (owner_user_id IS NULL AND owner_session_id = %(session_id)s))
 RETURNING id;

@@ -175,3 +175,25 @@ def test_polls_are_answered_while_a_slow_call_runs_and_cancel_reaches_it(
     assert answers and answers[0].status_code == 409
     assert answers[0].get_json()["errorCode"] == "CANCELLED"
     wait_until(lambda: legacy.status(job["jobId"], session)["errorCode"] == "CANCELLED")
+
+
+def test_a_failed_step_call_is_retried_by_calling_again_not_by_a_worker(
+        legacy: ApiClient, fake_llm: FakeOpenAI, website: FakeWebsite) -> None:
+    session = new_session()
+    analysis = legacy.http.post("/api/analyze-website", json={"url": website.url("/")},
+                                headers=session).get_json()["analysis"]
+    # The fake model writes three pitches, so three audiences.
+    audiences = [{"name": f"Team {n}", "description": "A team", "painPoints": ["Toil"]}
+                 for n in range(3)]
+    fake_llm.fail_next("chat:pitches", 400)  # refused for good: no in-step retry
+    failed = legacy.http.post("/api/generate-pitches", headers=session,
+                              json={"analysis": analysis, "audiences": audiences})
+    assert failed.status_code == 502 and failed.get_json()["errorCode"] == "LLM_ERROR"
+    assert_deprecated(failed, "/api/v1/jobs/website-analysis")
+    job_id = failed.get_json()["jobId"]
+    # Only the caller had the steps before it: a worker could not resume this job.
+    retry = legacy.http.post(f"/api/v1/jobs/{job_id}/retry", headers=session)
+    assert retry.status_code == 409 and retry.get_json()["errorCode"] == "JOB_NOT_RETRYABLE"
+    again = legacy.http.post("/api/generate-pitches", headers=session,
+                             json={"analysis": analysis, "audiences": audiences})
+    assert again.status_code == 200, again.get_json()
