@@ -57,9 +57,12 @@ def count_address_creation(conn: Conn, address: str, policy: FairUse) -> None:
 
 
 def check_active_jobs(conn: Conn, owner: Owner, policy: FairUse,
-                      seconds_until_one_ends: Callable[[], int | None]) -> None:
+                      seconds_until_one_ends: Callable[[], int | None], *,
+                      already_counted: bool = False) -> None:
+    """RateLimited if one more active job would exceed the owner's limit (or, with
+    already_counted, if the job just made active did)."""
     allowed = policy.max_active_per_user if owner.user_id else policy.max_active_per_session
-    if store.count_active_jobs(conn, owner) < allowed:
+    if store.count_active_jobs(conn, owner) - int(already_counted) < allowed:
         return
     who = "user" if owner.user_id else "session"
     retry_after = seconds_until_one_ends() or DEFAULT_RETRY_AFTER_S

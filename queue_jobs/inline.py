@@ -4,32 +4,78 @@ It is the same runner, steps, checkpoints and fences as a worker run, on a job r
 already running under a local dispatch id, so status polls, cancel, the active-job limit
 and the dashboards see it like any other job. A per-step endpoint runs a slice of the
 pipeline: the steps before it come in the request, as the checkpoints a resumed job would
-have. A timer enforces JOB_TIMEOUT_S; a cancel requested through the API fences the run's
-next write (the call in flight is bounded by its own timeout: there is no watchdog here).
+have.
+
+A watchdog thread does for the request what the worker's watchdog does for a task: every
+second it beats the row's heartbeat (a run whose process died stops beating, and the
+reaper fails it), and it ends the run at once on a cancel or past JOB_TIMEOUT_S, writing
+the outcome itself while the request thread finishes its blocked call.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from queue_jobs import jobs, store
-from queue_jobs.errors import TimedOut
-from queue_jobs.execution import DbJournal, RunRecord, step_services
+from queue_jobs.errors import JobFailure, TimedOut
+from queue_jobs.execution import ROW_POLL_INTERVAL_S, DbJournal, RunRecord, step_services
 from queue_jobs.fair_use import FairUse
 from queue_jobs.pipeline.runner import Pipeline, RetryPolicy, StepInput, StopSignal, run_pipeline
 from queue_jobs.pipelines import PIPELINES
 from queue_jobs.runtime import RunResources
 from queue_jobs.store import JobOutcome
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class InlineRun:
     job_id: uuid.UUID
     outcome: JobOutcome  # as recorded: succeeded with its result, or failed with its error
+
+
+class _Watchdog(threading.Thread):
+    def __init__(self, resources: RunResources, record: RunRecord, stop: StopSignal) -> None:
+        super().__init__(name=f"inline-watchdog-{record.job_id}", daemon=True)
+        self._resources, self._record, self._signal = resources, record, stop
+        self._halted = threading.Event()
+        self._deadline = time.monotonic() + resources.settings.job_timeout_s
+
+    def halt(self) -> None:
+        self._halted.set()
+        self.join(5)
+
+    def run(self) -> None:
+        while not self._halted.wait(ROW_POLL_INTERVAL_S):
+            try:
+                if self._check():
+                    return
+            except Exception:  # a database hiccup: keep watching, the reaper is the backstop
+                log.warning("job %s: watchdog check failed", self._record.job_id,
+                            exc_info=True)
+
+    def _check(self) -> bool:
+        """True once the run has been ended here."""
+        record = self._record
+        if time.monotonic() >= self._deadline:
+            verdict: BaseException | None = TimedOut()
+        else:
+            with self._resources.pool.connection() as conn:
+                store.beat_inline_run(conn, record.job_id, record.dispatch_id)
+            verdict = record.row_verdict()
+        if verdict is None:
+            return False
+        self._signal.stop(verdict)
+        if isinstance(verdict, JobFailure):
+            record.fail(verdict)
+        return True
 
 
 def pipeline_slice(job_type: str, step_key: str,
@@ -50,18 +96,24 @@ def run_inline(resources: RunResources, new: jobs.NewJob, policy: FairUse,
     assert created.inline_dispatch_id is not None  # inline=True, and no idempotency key
     job_id, dispatch_id = created.job_id, created.inline_dispatch_id
     settings = resources.settings
+    record = RunRecord(resources.pool, job_id, dispatch_id)
     stop = StopSignal()
-    deadline = threading.Timer(settings.job_timeout_s, stop.stop, (TimedOut(),))
-    deadline.daemon = True
-    deadline.start()
+    watchdog = _Watchdog(resources, record, stop)
+    watchdog.start()
     try:
-        RunRecord(resources.pool, job_id, dispatch_id).finish(lambda: run_pipeline(
+        record.finish(lambda: run_pipeline(
             pipeline or PIPELINES[new.job_type], str(job_id), new.job_input,
             checkpoints or {}, step_services(resources, job_id, dispatch_id, stop),
             DbJournal(resources, job_id, dispatch_id), stop,
             RetryPolicy(settings.step_retries, settings.retry_backoff_s)))
+    except BaseException:
+        # finish() records every failure of the pipeline; this is the database failing
+        # under it (or the process being stopped): try to leave no run behind.
+        with contextlib.suppress(Exception):
+            record.fail(JobFailure("Internal error while running the job"))
+        raise
     finally:
-        deadline.cancel()
+        watchdog.halt()
     with resources.pool.connection() as conn:
         outcome = store.get_job_outcome(conn, job_id)
     assert outcome is not None  # jobs are only deleted by retention, long after

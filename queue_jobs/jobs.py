@@ -130,18 +130,19 @@ def list_jobs(conn: Conn, owner: Owner, status: str | None, limit: int) -> list[
 
 
 def retry_job(conn: Conn, job_id: uuid.UUID, owner: Owner, policy: FairUse) -> None:
-    # A retried job is active again, so it counts against its owner's limit like a new one
-    # (its owner's: a session's job retried with a JWT is still the session's).
     row = store.get_owned_job(conn, job_id, owner)
     if row is not None:
         store.lock_owner(conn, row.owner)
-        row = store.get_owned_job(conn, job_id, owner)  # as it is now that we hold the lock
-    if row is not None and row.status == "failed":
-        job_owner = row.owner
-        fair_use.check_active_jobs(conn, job_owner, policy,
-                                   lambda: _soonest_end(conn, job_owner))
     if not store.retry_failed_job(conn, job_id, owner):
         _raise_missing_or(conn, job_id, owner, JobNotRetryable())
+        return
+    assert row is not None  # the guarded UPDATE found it visible
+    # Active again, it counts against its owner's limit like a new job (its owner's: a
+    # session's job retried with a JWT is still the session's). Over the limit, the raise
+    # rolls the retry back.
+    job_owner = row.owner
+    fair_use.check_active_jobs(conn, job_owner, policy, lambda: _soonest_end(conn, job_owner),
+                               already_counted=True)
 
 
 def cancel_job(conn: Conn, job_id: uuid.UUID, owner: Owner) -> None:

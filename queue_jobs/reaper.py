@@ -33,9 +33,12 @@ def reap(pool: ConnectionPool, *, stalled_after_s: float, max_lost_runs: int,
     report = ReapReport()
     with pool.connection() as conn:
         lost = store.lost_runs(conn, stalled_after_s)
+        dead_inline = store.dead_inline_runs(conn, stalled_after_s)
         overdue = store.overdue_runs(conn, job_timeout_s + TIMEOUT_GRACE_S)
     for run in lost:
         _recover(pool, run, max_lost_runs, report)
+    for run in dead_inline:  # nobody can resume a request that is gone
+        _fail(pool, run, Cancelled() if run["cancel_requested"] else WorkerLost(), report)
     for run in overdue:
         # The worker may still be alive: ask it to abort rather than yank its row.
         _fail(pool, run, TimedOut(), report, worker_dead=False)

@@ -410,5 +410,13 @@ def finish_lost_dispatch(conn: Conn, dispatch_id: int) -> None:
     conn.execute(_sql("finish_lost_dispatch"), {"dispatch_id": dispatch_id})
 
 
+def dead_inline_runs(conn: Conn, stalled_after_s: float) -> list[dict[str, Any]]:
+    return _all(conn, "dead_inline_runs", stalled_after_s=stalled_after_s)
+
+
+def beat_inline_run(conn: Conn, job_id: uuid.UUID, dispatch_id: int) -> None:
+    conn.execute(_sql("beat_inline_run"), {"id": job_id, "dispatch_id": dispatch_id})
+
+
 def overdue_runs(conn: Conn, timeout_s: float) -> list[dict[str, Any]]:
     return _all(conn, "overdue_runs", timeout_s=timeout_s)

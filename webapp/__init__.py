@@ -50,6 +50,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["db_pool"] = pool
     # The deprecated synchronous endpoints run pipelines here, on this process's pool.
     settings = queue_settings or QueueSettings.from_env(database_url=config.database_url)
+    if config.app_env == "production" and settings.llm_provider == "offline":
+        logging.getLogger(__name__).warning(
+            "LLM_PROVIDER is offline on this web host: the deprecated synchronous endpoints "
+            "will answer heuristic results (set the same LLM settings as the workers)")
     app.extensions["run_resources"] = InProcessResources(settings, pool, provider_for(settings))
     app.extensions["legacy_slots"] = threading.BoundedSemaphore(config.legacy_calls_per_process)
     init_jwt(app)
@@ -75,6 +79,6 @@ def _add_cors(app: Flask, origins: tuple[str, ...]) -> None:
                 "Authorization, Content-Type, If-None-Match, Idempotency-Key, x-session-id")
             response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
             response.headers["Access-Control-Expose-Headers"] = (
-                "ETag, Retry-After, Idempotent-Replayed")
+                "ETag, Retry-After, Idempotent-Replayed, X-Session-Id, Deprecation, Link")
             response.vary.add("Origin")
         return response

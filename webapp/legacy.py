@@ -95,8 +95,7 @@ def _answer(run: InlineRun, successor: str, session_id: str | None) -> Response:
 def _sliced(step: str, checkpoints: dict[str, Any],
             result: Callable[[StepInput], dict[str, Any]]) -> Callable[..., Response]:
     """A view for one website-analysis step, on the earlier steps' outputs from the body."""
-    def view(body: dict[str, Any]) -> Response:
-        owner, session_id = _owner()
+    def view(owner: Owner, session_id: str | None, body: dict[str, Any]) -> Response:
         page = PageFacts(url=body["url"] or "", title=body["analysis"]["businessName"],
                          description=body["analysis"]["description"], site_name="")
         outputs = {"analyze": {"page": page.to_dict(), "analysis": body["analysis"]},
@@ -133,25 +132,25 @@ _images_view = _sliced(
 
 @bp.post("/api/analyze-website")
 def analyze_website() -> Response:
-    body = load_json_body(request, WebsiteAnalysisRequest())
     owner, session_id = _owner()
+    body = load_json_body(request, WebsiteAnalysisRequest())
     run = _run(WEBSITE, owner, {"url": body["url"]}, body)
     return _answer(run, "/api/v1/jobs/website-analysis", session_id)
 
 
 @bp.post("/api/generate-audiences")
 def generate_audiences() -> Response:
-    return _audiences_view(load_json_body(request, AudiencesRequest()))
+    return _audiences_view(*_owner(), load_json_body(request, AudiencesRequest()))
 
 
 @bp.post("/api/generate-pitches")
 def generate_pitches() -> Response:
-    return _pitches_view(load_json_body(request, PitchesRequest()))
+    return _pitches_view(*_owner(), load_json_body(request, PitchesRequest()))
 
 
 @bp.post("/api/generate-audience-images")
 def generate_audience_images() -> Response:
-    return _images_view(load_json_body(request, AudienceImagesRequest()))
+    return _images_view(*_owner(), load_json_body(request, AudienceImagesRequest()))
 
 
 @bp.post("/api/v1/enhanced-blog-generation/generate")

@@ -127,13 +127,13 @@ class JobSummary(Schema):
 
 
 class JobStatus(JobSummary):
-    """The status document (contract §5); `result` is the body of §6 when succeeded."""
+    """The status document (contract §5); `result` is the body of §6 when succeeded (the
+    job of a deprecated per-step call: that call's body)."""
 
     result = fields.Raw(required=True, allow_none=True, metadata={"anyOf": [
-        {"$ref": "#/components/schemas/WebsiteAnalysisResult"},
-        {"$ref": "#/components/schemas/ContentGenerationResult"},
-        {"type": "null"},
-    ]})
+        {"$ref": f"#/components/schemas/{name}"} for name in (
+            "WebsiteAnalysisResult", "ContentGenerationResult", "AudiencesResult",
+            "PitchesResult", "ImagesResult")] + [{"type": "null"}]})
 
 
 class JobList(Schema):
@@ -578,7 +578,8 @@ TAGS = [
     {"name": "legacy", "description": "The deprecated synchronous endpoints, kept for "
                                       "migration (see the README's migration guide)."},
 ]
-RESPONSE_SCHEMAS = (Error, WebsiteAnalysisResult, ContentGenerationResult)
+RESPONSE_SCHEMAS = (Error, WebsiteAnalysisResult, ContentGenerationResult, AudiencesResult,
+                    PitchesResult, ImagesResult)
 
 # ---------------------------------------------------------------------------------------
 # Building the document from the table.

@@ -17,10 +17,14 @@ RETURNING id;
 -- name: create_inline_job
 -- Already running, under a local (negative) dispatch id: the caller runs it in-process.
 INSERT INTO jobs (id, type, owner_user_id, owner_session_id, input, status, dispatch_id,
-                  run_started_at)
+                  run_started_at, inline_heartbeat_at)
 VALUES (%(id)s, %(type)s, %(owner_user_id)s, %(owner_session_id)s, %(input)s, 'running',
-        -nextval('jobs_inline_dispatch_seq'), now())
+        -nextval('jobs_inline_dispatch_seq'), now(), now())
 RETURNING dispatch_id;
+
+-- name: beat_inline_run
+UPDATE jobs SET inline_heartbeat_at = now()
+ WHERE id = %(id)s AND dispatch_id = %(dispatch_id)s AND status = 'running';
 
 -- name: get_job_outcome
 SELECT status, result, error, error_code FROM jobs WHERE id = %(id)s;
@@ -142,11 +146,12 @@ SELECT status, dispatch_id, cancel_requested_at IS NOT NULL AS cancel_requested,
  WHERE id = %(id)s;
 
 -- name: recent_step_durations
--- Mean duration of each step over the last successful jobs of a type (ETA).
+-- Mean duration of each step over the last successful jobs of a type (ETA). Deprecated
+-- per-step calls' jobs are left out: they ran one step on input of the caller's choosing.
 SELECT step.key AS step, avg(step.value::numeric)::int AS mean_ms
   FROM (SELECT step_durations_ms
           FROM jobs
-         WHERE type = %(type)s AND status = 'succeeded'
+         WHERE type = %(type)s AND status = 'succeeded' AND NOT input ? 'legacyStep'
          ORDER BY finished_at DESC
          LIMIT %(sample)s) recent,
        jsonb_each_text(recent.step_durations_ms) AS step

@@ -10,7 +10,7 @@ SELECT j.id, j.dispatch_id, pj.status::text AS dispatch_status,
   LEFT JOIN procrastinate_jobs pj ON pj.id = j.dispatch_id
   LEFT JOIN procrastinate_workers w ON w.id = pj.worker_id
  WHERE j.status IN ('queued', 'running')
-   AND j.dispatch_id > 0  -- in-request runs (negative ids) are not procrastinate's
+   AND coalesce(j.dispatch_id, 0) >= 0  -- in-request runs (negative ids): see below
    AND (pj.id IS NULL
         OR (pj.status NOT IN ('todo', 'doing') AND j.updated_at < now() - interval '5 seconds')
         OR (pj.status = 'doing'
@@ -29,4 +29,14 @@ SELECT id, dispatch_id
   FROM jobs
  WHERE status = 'running'
    AND run_started_at < now() - make_interval(secs => %(timeout_s)s)
+ LIMIT 100;
+
+-- name: dead_inline_runs
+-- In-request runs (deprecated synchronous calls) whose process stopped beating: a deploy
+-- or a crash killed the request. Nobody can resume them (the caller is gone), so they
+-- fail: CANCELLED if a cancel was asked for, else WORKER_LOST.
+SELECT id, dispatch_id, cancel_requested_at IS NOT NULL AS cancel_requested
+  FROM jobs
+ WHERE status = 'running' AND dispatch_id < 0
+   AND inline_heartbeat_at < now() - make_interval(secs => %(stalled_after_s)s)
  LIMIT 100;

@@ -76,9 +76,13 @@ def expect_status(page: Page, status: str) -> None:
 
 def test_the_happy_path_renders_the_whole_result(page: Page, website: FakeWebsite,
                                                  fake_llm: FakeOpenAI) -> None:
-    fake_llm.set_delay("chat", 0.4)  # long enough to see the progress bar move
+    fake_llm.set_delay("chat:audiences", 3)  # long enough for the page to show the step
     analyze(page, website.url("/"))
-    expect(page.get_by_test_id("current-step")).to_contain_text("...", timeout=STEP_TIMEOUT_MS)
+    expect(page.get_by_test_id("current-step")).to_have_text("Generating audiences...",
+                                                             timeout=STEP_TIMEOUT_MS)
+    expect(page.get_by_test_id("job")).to_have_attribute("data-status", "running")
+    percent = int(page.get_by_test_id("progress-percent").inner_text().rstrip("%"))
+    assert 0 < percent < 100
     expect_status(page, "succeeded")
     cards = page.get_by_test_id("scenario-card")
     expect(cards.first).to_be_visible()
@@ -113,7 +117,9 @@ def test_cancel_stops_a_running_job(page: Page, website: FakeWebsite,
     analyze(page, website.url("/"))
     fake_llm.wait_for_calls("chat:business_analysis", 1)
     page.get_by_test_id("cancel-button").click()
-    expect_status(page, "failed")
+    # The contract's 5 s, plus one poll of the page (every 2.5 s).
+    expect(page.get_by_test_id("job")).to_have_attribute("data-status", "failed",
+                                                         timeout=7_500)
     expect(page.get_by_test_id("error-code")).to_contain_text("CANCELLED")
     expect(page.get_by_test_id("retry-button")).to_be_visible()
 

@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from queue_jobs import housekeeping, store, tasks
+from queue_jobs import housekeeping, reaper, store, tasks
 from queue_jobs.config import QueueSettings
 from queue_jobs.worker_app import app as queue_app
 from tests.fakes.website import FakeWebsite
@@ -116,3 +116,23 @@ def test_the_hourly_sweep_runs_as_a_procrastinate_task(
 
     with ThreadWorker(settings, concurrency=1, queues=("maintenance",)):
         wait_until(swept, timeout=15, message="the sweep task to run")
+
+
+def test_an_in_request_run_whose_process_died_is_failed_by_the_reaper(
+        db: psycopg.Connection[Any], db_url: str) -> None:
+    owner = store.Owner(None, "sess_dead_request")
+    job_ids = []
+    for _ in range(2):  # created as a deprecated synchronous call does, then never run
+        job_id = uuid.uuid4()
+        store.create_inline_job(db, job_id, "website-analysis", owner, {"url": "x"})
+        job_ids.append(job_id)
+    store.request_running_job_cancel(db, job_ids[1], owner)
+    with ConnectionPool(db_url, min_size=1, max_size=2) as pool:
+        assert reaper.reap(pool, stalled_after_s=3, max_lost_runs=3,
+                           job_timeout_s=600).failed == []  # still beating (just created)
+        db.execute("UPDATE jobs SET inline_heartbeat_at = now() - interval '1 minute'")
+        report = reaper.reap(pool, stalled_after_s=3, max_lost_runs=3, job_timeout_s=600)
+    assert sorted(report.failed) == sorted(str(job_id) for job_id in job_ids)
+    assert report.redispatched == []  # a request cannot be resumed by a worker
+    codes = dict(db.execute("SELECT id, error_code FROM jobs").fetchall())
+    assert codes == {job_ids[0]: "WORKER_LOST", job_ids[1]: "CANCELLED"}
