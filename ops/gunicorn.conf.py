@@ -9,6 +9,22 @@ No preload_app: each worker opens its own connection pool after the fork.
 """
 
 import os
+import tempfile
+
+from gunicorn.arbiter import Arbiter
+from gunicorn.workers.base import Worker
+from prometheus_client import multiprocess
+
+# /metrics sums every worker process's samples from files in this directory. Set here, in
+# the master, before any worker imports prometheus_client; a fresh one per start, so no
+# stale samples of an earlier run are counted.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="jobs-metrics-"))
+
+
+def child_exit(server: Arbiter, worker: Worker) -> None:
+    """gunicorn hook: a worker's live gauges go with it."""
+    multiprocess.mark_process_dead(worker.pid)
+
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))

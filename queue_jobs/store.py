@@ -329,6 +329,14 @@ def save_idempotency_key(conn: Conn, owner: Owner, key: str, request_hash: bytes
                                                  "job_id": job_id, "window_s": window_s})
 
 
+def job_counts(conn: Conn) -> list[dict[str, Any]]:
+    return _all(conn, "job_counts")
+
+
+def recent_step_stats(conn: Conn) -> list[dict[str, Any]]:
+    return _all(conn, "recent_step_stats")
+
+
 def applied_migrations(conn: Conn) -> list[int]:
     return [row["version"] for row in _all(conn, "applied_migrations")]
 

@@ -13,7 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from queue_jobs.config import QueueSettings
 from queue_jobs.runtime import InProcessResources, provider_for
-from webapp import auth, demo, health, jobs, legacy, media, openapi, posts
+from webapp import auth, demo, health, jobs, legacy, media, metrics, openapi, posts
 from webapp.config import WebConfig
 from webapp.errors import register_error_handlers
 from webapp.identity import init_jwt
@@ -58,8 +58,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["legacy_slots"] = threading.BoundedSemaphore(config.legacy_calls_per_process)
     init_jwt(app)
     register_error_handlers(app)
+    metrics.init_metrics(app)
     for blueprint in (jobs.bp, auth.bp, posts.bp, media.bp, health.bp, legacy.bp, openapi.bp,
-                      demo.bp):
+                      demo.bp, metrics.bp):
         app.register_blueprint(blueprint)
     if config.trusted_proxies:
         # request.remote_addr (the rate limits' client address) from X-Forwarded-For.

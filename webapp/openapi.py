@@ -564,6 +564,12 @@ OPERATIONS: tuple[Operation, ...] = (
         {200: Reply("An HTML page driving the jobs API (its assets are under /static/).",
                     {"type": "string"}, ("Cache-Control",), media_type="text/html")}),
     Operation(
+        "get", "/metrics", "metrics", "Prometheus metrics", "health", PUBLIC,
+        {200: Reply("Prometheus text: jobs by type and status, queue depth, step durations "
+                    "(from the jobs table), HTTP latency per route (summed over the "
+                    "gunicorn processes).", {"type": "string"}, media_type="text/plain")},
+        errors(503)),
+    Operation(
         "get", OPENAPI_PATH, "openapi", "This document", "meta", PUBLIC,
         {200: Reply("The OpenAPI 3.1 document.", {"type": "object"})}),
 )

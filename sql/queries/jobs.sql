@@ -156,3 +156,17 @@ SELECT step.key AS step, avg(step.value::numeric)::int AS mean_ms
          LIMIT %(sample)s) recent,
        jsonb_each_text(recent.step_durations_ms) AS step
  GROUP BY step.key;
+
+-- name: job_counts
+-- /metrics: jobs by type and status (retention keeps the table small).
+SELECT type, status, count(*) AS jobs FROM jobs GROUP BY type, status ORDER BY type, status;
+
+-- name: recent_step_stats
+-- /metrics: median and 95th percentile step durations of the last hour's successes.
+SELECT jobs.type, step.key AS step,
+       percentile_disc(0.5) WITHIN GROUP (ORDER BY step.value::int) AS p50_ms,
+       percentile_disc(0.95) WITHIN GROUP (ORDER BY step.value::int) AS p95_ms
+  FROM jobs, jsonb_each_text(jobs.step_durations_ms) AS step
+ WHERE jobs.status = 'succeeded' AND jobs.finished_at > now() - interval '1 hour'
+ GROUP BY jobs.type, step.key
+ ORDER BY jobs.type, step.key;

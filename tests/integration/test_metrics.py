@@ -1,0 +1,98 @@
+"""GET /metrics: job counts and queue depth from the table, HTTP latency per route, and the
+sum over gunicorn's processes under the real gunicorn configuration."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import requests
+
+from tests.fakes.website import FakeWebsite
+from tests.integration.conftest import PROJECT_DIR, TEST_JWT_SECRET
+from tests.integration.support import ApiClient, new_session, wait_until
+
+
+def sample(text: str, name: str, **labels: str) -> float | None:
+    """The value of one sample of the Prometheus text (labels in any order)."""
+    for line in text.splitlines():
+        match = re.fullmatch(r"(\w+)(?:\{(.*)\})? (\S+)", line)
+        if not match or match.group(1) != name:
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2) or ""))
+        if found == labels:
+            return float(match.group(3))
+    return None
+
+
+def test_metrics_count_jobs_and_time_requests_by_route(api: ApiClient,
+                                                       website: FakeWebsite) -> None:
+    session = new_session()
+    job_id = api.create_analysis(website.url("/"), session)
+    api.status(job_id, session)
+    response = api.http.get("/metrics")
+    assert response.status_code == 200 and response.mimetype == "text/plain"
+    text = response.get_data(as_text=True)
+    assert sample(text, "jobs", type="website-analysis", status="queued") == 1
+    assert sample(text, "jobs_queue_depth", type="website-analysis") == 1
+    # The route's pattern, not the job's path: ids do not become label values.
+    polled = sample(text, "http_request_duration_seconds_count", method="GET",
+                    route="/api/v1/jobs/<job_id>/status", status="200")
+    assert polled is not None and polled >= 1
+    assert job_id not in text
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_gunicorn_processes_are_summed(db_url: str, tmp_path: Path) -> None:
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": db_url, "PORT": str(port), "WEB_CONCURRENCY": "2",
+           "JWT_SECRET_KEY": TEST_JWT_SECRET, "ACCESS_LOG": "0",
+           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "LLM_PROVIDER": "offline"}
+    gunicorn = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "-c", "ops/gunicorn.conf.py",
+         "wsgi:app"], cwd=PROJECT_DIR, env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    served = 0
+
+    def healthz() -> bool:
+        nonlocal served
+        try:
+            ok = requests.get(f"{base}/healthz", timeout=2).status_code == 200
+        except requests.ConnectionError:
+            return False
+        served += ok
+        return ok
+
+    def writers() -> set[str]:
+        return {path.stem.rsplit("_", 1)[-1] for path in tmp_path.glob("histogram_*.db")}
+
+    try:
+        wait_until(healthz, timeout=20, message="gunicorn to answer")
+        for _ in range(10):
+            assert healthz()
+        first = writers()
+        for pid in first:  # replaced by a fresh process, as after max_requests or a crash
+            os.kill(int(pid), signal.SIGTERM)
+        wait_until(lambda: healthz() and writers() - first, timeout=20,
+                   message="a new worker process to serve")
+        for _ in range(10):
+            assert healthz()
+        text = requests.get(f"{base}/metrics", timeout=5).text
+        # Every request counted once, whichever process served it, the gone ones included.
+        assert sample(text, "http_request_duration_seconds_count", method="GET",
+                      route="/healthz", status="200") == served
+        assert len(writers()) >= 2
+    finally:
+        gunicorn.send_signal(signal.SIGTERM)
+        gunicorn.wait(20)
