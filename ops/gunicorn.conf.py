@@ -13,16 +13,17 @@ import tempfile
 
 from gunicorn.arbiter import Arbiter
 from gunicorn.workers.base import Worker
-from prometheus_client import multiprocess
 
 # /metrics sums every worker process's samples from files in this directory. Set here, in
-# the master, before any worker imports prometheus_client; a fresh one per start, so no
-# stale samples of an earlier run are counted.
+# the master, before anything imports prometheus_client (it picks its storage at import
+# time); a fresh one per start, so no stale samples of an earlier run are counted.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="jobs-metrics-"))
 
 
 def child_exit(server: Arbiter, worker: Worker) -> None:
     """gunicorn hook: a worker's live gauges go with it."""
+    from prometheus_client import multiprocess  # only now: see PROMETHEUS_MULTIPROC_DIR
+
     multiprocess.mark_process_dead(worker.pid)
 
 
