@@ -1,6 +1,7 @@
-"""Deletes bookkeeping rows nobody will read again: expired idempotency keys and ended
-rate-limit windows. Each row carries its own end (expires_at), so this needs no settings.
-Deletes run in small batches, each its own short transaction."""
+"""Deletes what nobody will read again: finished jobs past JOB_RETENTION_DAYS (their
+images and idempotency keys with them; saved posts stay), expired idempotency keys and
+ended rate-limit windows (each carries its own end). Deletes run in small batches, each
+its own short transaction, so the sweep never holds many locks or blocks vacuum."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SweepReport:
+    jobs: int
     idempotency_keys: int
     rate_limits: int
 
@@ -25,11 +27,13 @@ class SweepReport:
 BATCH = 5000
 
 
-def sweep(pool: ConnectionPool, batch: int = BATCH) -> SweepReport:
+def sweep(pool: ConnectionPool, retention_days: int, batch: int = BATCH) -> SweepReport:
     report = SweepReport(
+        jobs=_in_batches(pool, lambda conn, size: store.delete_old_finished_jobs(
+            conn, retention_days, size), batch),
         idempotency_keys=_in_batches(pool, store.delete_expired_idempotency_keys, batch),
         rate_limits=_in_batches(pool, store.delete_expired_rate_limits, batch))
-    if report.idempotency_keys or report.rate_limits:
+    if report.jobs or report.idempotency_keys or report.rate_limits:
         log.info("housekeeping: %s", report)
     return report
 

@@ -418,6 +418,11 @@ def finish_lost_dispatch(conn: Conn, dispatch_id: int) -> None:
     conn.execute(_sql("finish_lost_dispatch"), {"dispatch_id": dispatch_id})
 
 
+def delete_old_finished_jobs(conn: Conn, retention_days: int, batch: int) -> int:
+    return conn.execute(_sql("delete_old_finished_jobs"),
+                        {"retention_days": retention_days, "batch": batch}).rowcount
+
+
 def dead_inline_runs(conn: Conn, stalled_after_s: float) -> list[dict[str, Any]]:
     return _all(conn, "dead_inline_runs", stalled_after_s=stalled_after_s)
 

@@ -49,4 +49,4 @@ async def reap_lost_jobs(context: JobContext, timestamp: int) -> None:
 async def sweep_expired_rows(context: JobContext, timestamp: int) -> None:
     runtime = runtime_for(_settings(context))
     await asyncio.get_running_loop().run_in_executor(
-        runtime.executor, housekeeping.sweep, runtime.pool)
+        runtime.executor, housekeeping.sweep, runtime.pool, runtime.settings.retention_days)

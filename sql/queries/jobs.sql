@@ -170,3 +170,14 @@ SELECT jobs.type, step.key AS step,
  WHERE jobs.status = 'succeeded' AND jobs.finished_at > now() - interval '1 hour'
  GROUP BY jobs.type, step.key
  ORDER BY jobs.type, step.key;
+
+-- name: delete_old_finished_jobs
+-- Retention (JOB_RETENTION_DAYS), in batches: finished jobs only. Their images, idempotency
+-- keys and step data go with them (foreign keys); saved posts stay (their job_id is set
+-- NULL, their images belong to the post); so do the organizations they made.
+DELETE FROM jobs
+ WHERE id = ANY (ARRAY(
+     SELECT id FROM jobs
+      WHERE status IN ('succeeded', 'failed')
+        AND finished_at < now() - make_interval(days => %(retention_days)s)
+      LIMIT %(batch)s));

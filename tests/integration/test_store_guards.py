@@ -85,13 +85,45 @@ def test_housekeeping_sweeps_only_expired_rows(
                "('login-email:new@example.com', now(), 1, now() + interval '15 minutes')")
 
     with ConnectionPool(db_url, min_size=1, max_size=1) as pool:
-        report = housekeeping.sweep(pool, batch=1)  # batches: one row at a time
+        report = housekeeping.sweep(pool, retention_days=30, batch=1)  # one row at a time
 
-    assert report == housekeeping.SweepReport(idempotency_keys=1, rate_limits=2)
+    assert report == housekeeping.SweepReport(jobs=0, idempotency_keys=1, rate_limits=2)
     assert db.execute("SELECT key FROM idempotency_keys").fetchall() == [("fresh",)]
     # The API's own counter for job creations (fresh) stays, as does the fresh login window.
     assert {row[0] for row in db.execute("SELECT key FROM rate_limits")} == {
         "login-email:new@example.com", "create-address:127.0.0.1"}
+
+
+def test_retention_deletes_old_finished_jobs_but_keeps_saved_posts(
+        api: ApiClient, website: FakeWebsite, db: psycopg.Connection[Any], db_url: str) -> None:
+    session = new_session()
+    old_job, dispatch_id = claimed_job(api, website, db, session)
+    organization_id = uuid.uuid4()
+    assert store.insert_organization(db, organization_id, old_job, dispatch_id, "Acme",
+                                     "https://a.example/", {})
+    job_image, post_image, post_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    assert store.insert_image(db, post_image, old_job, dispatch_id, "image/png", b"p", "p")
+    assert store.insert_post(db, post_id, organization_id, old_job, dispatch_id, POST, "draft")
+    assert store.insert_image(db, job_image, old_job, dispatch_id, "image/png", b"j", "j")
+    assert store.succeed_job(db, old_job, dispatch_id, {"success": True})
+    recent_job = uuid.UUID(api.create_analysis(website.url("/"), session))
+    still_running, _ = claimed_job(api, website, db, session)
+    db.execute("UPDATE jobs SET finished_at = now() - interval '31 days', "
+               "created_at = now() - interval '31 days' WHERE id = %s", (old_job,))
+    db.execute("UPDATE jobs SET created_at = now() - interval '40 days' WHERE id = %s",
+               (still_running,))
+
+    with ConnectionPool(db_url, min_size=1, max_size=1) as pool:
+        report = housekeeping.sweep(pool, retention_days=30, batch=1)
+
+    assert report.jobs == 1
+    remaining = {row[0] for row in db.execute("SELECT id FROM jobs")}
+    assert remaining == {recent_job, still_running}  # active jobs are never deleted
+    # The job's own image went with it; the saved post, its image and the organization stay.
+    assert {row[0] for row in db.execute("SELECT id FROM images")} == {post_image}
+    assert db.execute("SELECT job_id FROM posts WHERE id = %s", (post_id,)).fetchone() == (
+        None,)
+    assert db.execute("SELECT count(*) FROM organizations").fetchone() == (1,)
 
 
 def test_the_hourly_sweep_runs_as_a_procrastinate_task(
