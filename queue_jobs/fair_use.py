@@ -36,8 +36,7 @@ def request_hash(job_type: str, request_body: dict[str, Any]) -> bytes:
     return hashlib.sha256(canonical.encode()).digest()
 
 
-def replayed_job(conn: Conn, owner: Owner, key: str, fingerprint: bytes,
-                 policy: FairUse) -> uuid.UUID | None:
+def replayed_job(conn: Conn, owner: Owner, key: str, fingerprint: bytes) -> uuid.UUID | None:
     """The job an earlier request with this key created, if any (within the window)."""
     found = store.find_idempotency_key(conn, owner, key)
     if found is None:

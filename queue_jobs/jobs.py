@@ -49,7 +49,7 @@ def create_job(conn: Conn, new: NewJob, policy: FairUse, *, inline: bool = False
     store.lock_owner(conn, owner)
     fingerprint = fair_use.request_hash(new.job_type, new.request_body)
     if new.idempotency_key is not None:
-        earlier = fair_use.replayed_job(conn, owner, new.idempotency_key, fingerprint, policy)
+        earlier = fair_use.replayed_job(conn, owner, new.idempotency_key, fingerprint)
         if earlier is not None:
             return CreatedJob(earlier, replayed=True)
     fair_use.count_address_creation(conn, new.client_address, policy)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 from flask import current_app, request
 from psycopg_pool import ConnectionPool
 
+from queue_jobs.runtime import InProcessResources
 from webapp.config import WebConfig
 
 log = logging.getLogger(__name__)
@@ -21,6 +23,17 @@ def db_pool() -> ConnectionPool:
 def web_config() -> WebConfig:
     config: WebConfig = current_app.extensions["web_config"]
     return config
+
+
+def run_resources() -> InProcessResources:
+    """What the deprecated synchronous endpoints run pipelines with, in this process."""
+    resources: InProcessResources = current_app.extensions["run_resources"]
+    return resources
+
+
+def legacy_slots() -> threading.BoundedSemaphore:
+    slots: threading.BoundedSemaphore = current_app.extensions["legacy_slots"]
+    return slots
 
 
 def client_address() -> str:

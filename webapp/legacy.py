@@ -10,12 +10,11 @@ once per process (the rest of the threads stay free for polls), beyond that: 429
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from queue_jobs import jobs
 from queue_jobs.domain_errors import AuthRequired, RateLimited
@@ -24,7 +23,7 @@ from queue_jobs.pages import PageFacts
 from queue_jobs.pipeline import content_generation, website_analysis
 from queue_jobs.pipeline.runner import Pipeline, StepInput
 from queue_jobs.store import Owner
-from webapp.context import client_address, web_config
+from webapp.context import client_address, legacy_slots, run_resources, web_config
 from webapp.errors import error_response
 from webapp.identity import current_owner
 from webapp.jobs import content_generation_input
@@ -48,10 +47,6 @@ _FAILURE_STATUS = {
 WEBSITE = website_analysis.JOB_TYPE
 
 
-def _resources() -> Any:
-    return current_app.extensions["run_resources"]
-
-
 def _owner() -> tuple[Owner, str | None]:
     """The caller, as for the jobs API; a call without any identity (allowed here, as it
     was) gets a fresh session id, answered in X-Session-Id, that can read its images."""
@@ -65,14 +60,14 @@ def _owner() -> tuple[Owner, str | None]:
 def _run(job_type: str, owner: Owner, job_input: dict[str, Any], body: dict[str, Any],
          pipeline: Pipeline | None = None,
          checkpoints: dict[str, Any] | None = None) -> InlineRun:
-    slots: threading.BoundedSemaphore = current_app.extensions["legacy_slots"]
+    slots = legacy_slots()
     if not slots.acquire(blocking=False):
         raise RateLimited("Too many synchronous calls in progress; use the jobs API.",
                           retry_after_s=5)
     try:
         new = jobs.NewJob(job_type, owner, job_input, request_body=body,
                           client_address=client_address())
-        return run_inline(_resources(), new, web_config().fair_use, pipeline, checkpoints)
+        return run_inline(run_resources(), new, web_config().fair_use, pipeline, checkpoints)
     finally:
         slots.release()
 
@@ -106,28 +101,18 @@ def _sliced(step: str, checkpoints: dict[str, Any],
     return view
 
 
-def _scenarios(step: StepInput, with_images: bool) -> list[dict[str, Any]]:
-    audiences = step.outputs["audiences"]["audiences"]
-    pitches = step.outputs["pitches"]["pitches"]
-    images = step.outputs["images"]["imageUrls"] if with_images else [None] * len(pitches)
-    return [{"id": str(uuid.uuid5(uuid.UUID(step.job_id), f"scenario-{index}")),
-             "audience": audience, "pitch": pitch,
-             **({"imageUrl": image} if with_images else {})}
-            for index, (audience, pitch, image) in enumerate(zip(audiences, pitches, images,
-                                                                 strict=True))]
-
-
 _audiences_view = _sliced(
     "audiences", {},
     lambda step: {"success": True, "audiences": step.outputs["audiences"]["audiences"]})
 _pitches_view = _sliced(
     "pitches", {"audiences": lambda body: {"audiences": body["audiences"]}},
-    lambda step: {"success": True, "scenarios": _scenarios(step, with_images=False)})
+    lambda step: {"success": True,
+                  "scenarios": website_analysis.scenarios(step, with_images=False)})
 _images_view = _sliced(
     "images", {"audiences": lambda body: {"audiences": [s["audience"]
                                                         for s in body["scenarios"]]},
                "pitches": lambda body: {"pitches": [s["pitch"] for s in body["scenarios"]]}},
-    lambda step: {"success": True, "scenarios": _scenarios(step, with_images=True)})
+    lambda step: {"success": True, "scenarios": website_analysis.scenarios(step)})
 
 
 @bp.post("/api/analyze-website")

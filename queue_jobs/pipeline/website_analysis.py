@@ -61,26 +61,31 @@ def generate_images(step: StepInput) -> dict[str, Any]:
     return {"imageUrls": urls}
 
 
+def scenarios(step: StepInput, *, with_images: bool = True) -> list[dict[str, Any]]:
+    """One scenario per audience with its pitch (and image): ids derived from the job, so
+    a repeated run answers the same ones."""
+    audiences = step.outputs["audiences"]["audiences"]
+    pitches = step.outputs["pitches"]["pitches"]
+    images = step.outputs["images"]["imageUrls"] if with_images else [None] * len(pitches)
+    return [{"id": str(uuid.uuid5(uuid.UUID(step.job_id), f"scenario-{index}")),
+             "audience": audience, "pitch": pitch,
+             **({"imageUrl": image} if with_images else {})}
+            for index, (audience, pitch, image) in enumerate(zip(audiences, pitches, images,
+                                                                 strict=True))]
+
+
 def build_result(step: StepInput) -> dict[str, Any]:
     page = step.outputs["analyze"]["page"]
     analysis = step.outputs["analyze"]["analysis"]
     organization_id = step.services.create_organization(analysis["businessName"], page["url"],
                                                         analysis)
-    audiences = step.outputs["audiences"]["audiences"]
-    scenarios = [
-        {"id": str(uuid.uuid5(uuid.UUID(step.job_id), f"scenario-{index}")),
-         "audience": audience, "pitch": pitch, "imageUrl": image_url}
-        for index, (audience, pitch, image_url) in enumerate(zip(
-            audiences, step.outputs["pitches"]["pitches"], step.outputs["images"]["imageUrls"],
-            strict=True))
-    ]
     provider = step.services.provider
     return {
         "success": True,
         "url": page["url"],
         "organizationId": organization_id,
         "analysis": analysis,
-        "scenarios": scenarios,
+        "scenarios": scenarios(step),
         "ctas": page["ctas"],
         "metadata": {"provider": provider.name, "model": provider.model, "durationMs": 0},
     }
