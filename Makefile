@@ -39,8 +39,10 @@ lint: $(STAMP)
 web: $(STAMP)
 	$(BIN)/gunicorn -c ops/gunicorn.conf.py wsgi:app
 
+## make worker: WORKER_CONCURRENCY jobs at once (4); /healthz and /metrics on
+## WORKER_METRICS_PORT when set
 worker: $(STAMP)
-	$(BIN)/python -m procrastinate --app=queue_jobs.app worker --concurrency $${WORKER_CONCURRENCY:-4}
+	$(BIN)/python -m queue_jobs.worker
 
 migrate: $(STAMP)
 	$(BIN)/python -m queue_jobs.migrate

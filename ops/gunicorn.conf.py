@@ -35,4 +35,16 @@ timeout = 60
 graceful_timeout = 20
 keepalive = 5
 preload_app = False
-accesslog = "-" if os.environ.get("ACCESS_LOG", "1") == "1" else None
+# The app writes one JSON line per request itself (webapp.request_log; ACCESS_LOG=0 turns
+# it off), so gunicorn's access log stays off, and its own lines are JSON too.
+accesslog = None
+if os.environ.get("LOG_FORMAT", "json") == "json":
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "queue_jobs.logs.JsonFormatter"}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json",
+                                "stream": "ext://sys.stderr"}},
+        "root": {"level": "INFO", "handlers": ["stderr"]},
+        "loggers": {"gunicorn.error": {"level": "INFO", "handlers": [], "propagate": True}},
+    }

@@ -1,11 +1,13 @@
 """`make run`: embedded PostgreSQL (unless DATABASE_URL), migrations, API and one worker.
 
-Ctrl-C stops everything it started.
+The worker (python -m queue_jobs.worker) answers /healthz and /metrics on
+WORKER_METRICS_PORT: PORT + 100 unless set (0: none). Ctrl-C stops everything it started.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -35,9 +37,14 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     env = dict(os.environ)
     port = env.setdefault("PORT", "8000")
-    if _port_in_use(int(port)):
-        print(f"port {port} is already in use: stop what runs there or set PORT", flush=True)
-        return 1
+    # The ops page needs a token; a fresh one per start unless you set OPS_TOKEN.
+    ops_token = env.setdefault("OPS_TOKEN", secrets.token_urlsafe(18))
+    worker_port = int(env.setdefault("WORKER_METRICS_PORT", str(int(port) + 100)) or 0)
+    for number, name in ((int(port), "PORT"), (worker_port, "WORKER_METRICS_PORT")):
+        if number and _port_in_use(number):
+            print(f"port {number} is already in use: stop what runs there or set {name}",
+                  flush=True)
+            return 1
     server = None
     if not env.get("DATABASE_URL"):
         print("starting embedded PostgreSQL under var/pgdata ...", flush=True)
@@ -54,15 +61,25 @@ def main() -> int:
     children = [
         subprocess.Popen([str(BIN / "gunicorn"), "-c", "ops/gunicorn.conf.py", "wsgi:app"],
                          cwd=PROJECT_DIR, env=env),
-        subprocess.Popen([sys.executable, "-m", "procrastinate", "--app=queue_jobs.app",
-                          "worker",
-                          "--concurrency", env.get("WORKER_CONCURRENCY", "4")],
-                         cwd=PROJECT_DIR, env=env),
+        subprocess.Popen([sys.executable, "-m", "queue_jobs.worker"], cwd=PROJECT_DIR,
+                         env=env),
     ]
     url = f"http://127.0.0.1:{port}"
+    ready = [f"{url}/readyz"]
+    worker_url = None
+    if worker_port:
+        host = env.get("WORKER_METRICS_HOST") or "127.0.0.1"
+        host = "127.0.0.1" if host == "0.0.0.0" else f"[{host}]" if ":" in host else host
+        worker_url = f"http://{host}:{worker_port}"
+        ready.append(f"{worker_url}/healthz")
     try:
-        _wait_ready(url, children)
-        print(f"\n  API ready at {url}  (Ctrl-C stops everything)\n", flush=True)
+        _wait_ready(ready, children)
+        print(f"\n  API ready at {url}  (Ctrl-C stops everything)", flush=True)
+        print(f"  ops page at {url}/ops#token={ops_token}", flush=True)
+        if worker_url:
+            print(f"  worker health at {worker_url}/healthz, metrics at {worker_url}/metrics",
+                  flush=True)
+        print(flush=True)
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
         print("a child process exited; stopping", flush=True)
@@ -81,18 +98,23 @@ def _port_in_use(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _wait_ready(url: str, children: list[subprocess.Popen[bytes]]) -> None:
+def _wait_ready(urls: list[str], children: list[subprocess.Popen[bytes]]) -> None:
+    """Until each URL (the API's /readyz, the worker's /healthz) answers 200."""
     deadline = time.monotonic() + 60
+    waiting = list(urls)
     while time.monotonic() < deadline:
         if any(child.poll() is not None for child in children):
             raise SystemExit("the API or the worker failed to start")
-        try:
-            if requests.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
+        for url in list(waiting):
+            try:
+                if requests.get(url, timeout=5).status_code == 200:
+                    waiting.remove(url)
+            except requests.RequestException:
+                pass
+        if not waiting:
+            return
         time.sleep(0.2)
-    raise SystemExit(f"{url}/readyz did not answer 200 within 60 s")
+    raise SystemExit(f"{', '.join(waiting)} did not answer 200 within 60 s")
 
 
 def _stop(children: list[subprocess.Popen[bytes]]) -> None:

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from psycopg_pool import ConnectionPool
 
-from queue_jobs import fetch, organizations, store
+from queue_jobs import fetch, job_metrics, logs, organizations, store
 from queue_jobs.errors import Cancelled, JobFailure, TimedOut
 from queue_jobs.llm.base import GeneratedImage
 from queue_jobs.pipeline.runner import (
@@ -45,17 +45,36 @@ class DbJournal:
     runtime: RunResources
     job_id: uuid.UUID
     dispatch_id: int
+    attempt: int  # the job's attempt when this run claimed it (step records carry it)
 
     def start_step(self, step: str, progress: int) -> None:
         with self.runtime.pool.connection() as conn:
             if not store.start_step(conn, self.job_id, self.dispatch_id, step, progress):
                 raise RunSuperseded()
 
-    def checkpoint(self, step: str, output: Any, duration_ms: int, progress: int) -> None:
+    def checkpoint(self, step: str, output: Any, duration_ms: int, progress: int,
+                   usage: list[dict[str, Any]]) -> None:
         with self.runtime.pool.connection() as conn:
-            if not store.checkpoint_step(conn, self.job_id, self.dispatch_id, step, output,
-                                         duration_ms, progress):
-                raise RunSuperseded()
+            job_type = store.checkpoint_step(conn, self.job_id, self.dispatch_id, step, output,
+                                             duration_ms, progress, usage, self.attempt)
+        if job_type is None:
+            # The run lost the job before it could keep the output; its calls were made.
+            self.step_failed(step, duration_ms, usage, "interrupted")
+            raise RunSuperseded()
+        _step_ran(self.job_id, job_type, step, "succeeded", duration_ms, usage)
+
+    def step_failed(self, step: str, duration_ms: int, usage: list[dict[str, Any]],
+                    outcome: str) -> None:
+        try:
+            with self.runtime.pool.connection() as conn:
+                job_type = store.record_unfinished_step(conn, self.job_id, step, outcome,
+                                                        duration_ms, usage, self.attempt)
+        except Exception:  # the step's own outcome is what matters; this is bookkeeping
+            log.warning("job %s: could not record step %s (%s)", self.job_id, step, outcome,
+                        exc_info=True)
+            return
+        if job_type is not None:
+            _step_ran(self.job_id, job_type, step, outcome, duration_ms, usage)
 
 
 def step_services(runtime: RunResources, job_id: uuid.UUID, dispatch_id: int,
@@ -123,9 +142,11 @@ class RunRecord:
             self.fail(JobFailure("Internal error while running the job"))
             return
         with self.pool.connection() as conn:
-            succeeded = store.succeed_job(conn, self.job_id, self.dispatch_id, result)
-        if not succeeded:
+            finished = store.succeed_job(conn, self.job_id, self.dispatch_id, result)
+        if finished is None:
             self.settle_refused_run()
+        else:
+            job_finished(self.job_id, finished, "succeeded")
 
     def settle_refused_run(self) -> None:
         """A write was refused: either another run owns the job now (nothing to do), or a
@@ -147,8 +168,10 @@ class RunRecord:
 
     def fail(self, failure: JobFailure) -> None:
         with self.pool.connection() as conn:
-            store.fail_job(conn, self.job_id, self.dispatch_id, failure.message,
-                           failure.error_code)
+            finished = store.fail_job(conn, self.job_id, self.dispatch_id, failure.message,
+                                      failure.error_code)
+        if finished is not None:
+            job_finished(self.job_id, finished, failure.error_code)
 
 
 class JobRun:
@@ -173,7 +196,7 @@ class JobRun:
         settings = self.runtime.settings
         policy = RetryPolicy(settings.step_retries, settings.retry_backoff_s)
         services = step_services(self.runtime, self.job_id, self.dispatch_id, self.stop)
-        journal = DbJournal(self.runtime, self.job_id, self.dispatch_id)
+        journal = DbJournal(self.runtime, self.job_id, self.dispatch_id, claimed.attempt)
         future: Future[dict[str, Any]] = self.runtime.executor.submit(
             run_pipeline, pipeline, str(self.job_id), claimed.input, claimed.step_outputs,
             services, journal, self.stop, policy)
@@ -222,11 +245,31 @@ class JobRun:
 
     def _claim(self) -> store.ClaimedJob | None:
         with self.runtime.pool.connection() as conn:
-            return store.claim_job(conn, self.job_id, self.dispatch_id)
+            claimed = store.claim_job(conn, self.job_id, self.dispatch_id)
+        if claimed is not None:
+            logs.event(log, "job.started", jobId=self.job_id, type=claimed.type,
+                       attempt=claimed.attempt, dispatchId=self.dispatch_id,
+                       resumesAfter=sorted(claimed.step_outputs))
+        return claimed
 
     def _requeue(self) -> None:
         with self.runtime.pool.connection() as conn:
             store.redispatch_job(conn, self.job_id, self.dispatch_id, lost=False)
+
+
+def job_finished(job_id: uuid.UUID, finished: store.FinishedJob, outcome: str) -> None:
+    """A job reached its final state: its metric and its event line."""
+    job_metrics.finished(finished.type, outcome)
+    logs.event(log, "job.finished", jobId=job_id, type=finished.type, outcome=outcome,
+               durationMs=finished.elapsed_ms)
+
+
+def _step_ran(job_id: uuid.UUID, job_type: str, step: str, outcome: str, duration_ms: int,
+              usage: list[dict[str, Any]]) -> None:
+    job_metrics.step_ran(job_type, step, outcome, duration_ms, usage)
+    logs.event(log, "step.finished", jobId=job_id, type=job_type, step=step, outcome=outcome,
+               durationMs=duration_ms, llmCalls=sum(int(u["calls"]) for u in usage),
+               llmTokens=sum(int(u["input_tokens"]) + int(u["output_tokens"]) for u in usage))
 
 
 def _retrieve_exception(future: Future[Any] | asyncio.Future[Any]) -> None:

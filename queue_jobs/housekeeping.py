@@ -1,7 +1,9 @@
 """Deletes what nobody will read again: finished jobs past JOB_RETENTION_DAYS (their
-images and idempotency keys with them; saved posts stay), expired idempotency keys and
-ended rate-limit windows (each carries its own end). Deletes run in small batches, each
-its own short transaction, so the sweep never holds many locks or blocks vacuum."""
+images, step records and idempotency keys with them; saved posts stay), expired
+idempotency keys, ended rate-limit windows (each carries its own end), and procrastinate's
+rows (and events) of dispatches that ended over a day ago. Deletes run in small batches,
+each its own short transaction, so the sweep never holds many locks or blocks vacuum.
+The llm_usage_daily rollup is kept: a few rows a day, and the spend history outlives jobs."""
 
 from __future__ import annotations
 
@@ -22,9 +24,12 @@ class SweepReport:
     jobs: int
     idempotency_keys: int
     rate_limits: int
+    dispatches: int = 0
 
 
 BATCH = 5000
+# Ended procrastinate rows stay this long for procrastinate's own tools (its shell, admin).
+DISPATCH_KEEP_HOURS = 24
 
 
 def sweep(pool: ConnectionPool, retention_days: int, batch: int = BATCH) -> SweepReport:
@@ -32,8 +37,10 @@ def sweep(pool: ConnectionPool, retention_days: int, batch: int = BATCH) -> Swee
         jobs=_in_batches(pool, lambda conn, size: store.delete_old_finished_jobs(
             conn, retention_days, size), batch),
         idempotency_keys=_in_batches(pool, store.delete_expired_idempotency_keys, batch),
-        rate_limits=_in_batches(pool, store.delete_expired_rate_limits, batch))
-    if report.jobs or report.idempotency_keys or report.rate_limits:
+        rate_limits=_in_batches(pool, store.delete_expired_rate_limits, batch),
+        dispatches=_in_batches(pool, lambda conn, size: store.delete_finished_dispatches(
+            conn, DISPATCH_KEEP_HOURS, size), batch))
+    if any(vars(report).values()):
         log.info("housekeeping: %s", report)
     return report
 

@@ -104,7 +104,7 @@ def run_inline(resources: RunResources, new: jobs.NewJob, policy: FairUse,
         record.finish(lambda: run_pipeline(
             pipeline or PIPELINES[new.job_type], str(job_id), new.job_input,
             checkpoints or {}, step_services(resources, job_id, dispatch_id, stop),
-            DbJournal(resources, job_id, dispatch_id), stop,
+            DbJournal(resources, job_id, dispatch_id, attempt=1), stop,
             RetryPolicy(settings.step_retries, settings.retry_backoff_s)))
     except BaseException:
         # finish() records every failure of the pipeline; this is the database failing

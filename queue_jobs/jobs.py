@@ -6,17 +6,20 @@ between 404 (not visible to this owner) and 409 (visible, wrong state).
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from queue_jobs import fair_use, store
+from queue_jobs import fair_use, job_metrics, logs, store
 from queue_jobs.domain_errors import JobNotCancellable, JobNotFound, JobNotRetryable, parse_id
 from queue_jobs.eta import StepMeanCache, remaining_seconds
 from queue_jobs.fair_use import FairUse
 from queue_jobs.pipelines import PIPELINES
 from queue_jobs.store import Conn, JobRow, Owner
+
+log = logging.getLogger(__name__)
 
 _step_means = StepMeanCache()
 
@@ -64,6 +67,9 @@ def create_job(conn: Conn, new: NewJob, policy: FairUse, *, inline: bool = False
     if new.idempotency_key is not None:
         store.save_idempotency_key(conn, owner, new.idempotency_key, fingerprint, job_id,
                                    policy.idempotency_window_s)
+    job_metrics.created(new.job_type)
+    logs.event(log, "job.created", jobId=job_id, type=new.job_type, ownerKind=owner.kind,
+               inline=inline)
     return CreatedJob(job_id, replayed=False, inline_dispatch_id=inline_dispatch_id)
 
 
@@ -143,15 +149,23 @@ def retry_job(conn: Conn, job_id: uuid.UUID, owner: Owner, policy: FairUse) -> N
     job_owner = row.owner
     fair_use.check_active_jobs(conn, job_owner, policy, lambda: _soonest_end(conn, job_owner),
                                already_counted=True)
+    logs.event(log, "job.retried", jobId=job_id, type=row.type, ownerKind=owner.kind)
 
 
 def cancel_job(conn: Conn, job_id: uuid.UUID, owner: Owner) -> None:
-    dispatch_id = store.cancel_queued_job(conn, job_id, owner)
-    if dispatch_id is None:
-        dispatch_id = store.request_running_job_cancel(conn, job_id, owner)
-    if dispatch_id is None:
-        _raise_missing_or(conn, job_id, owner, JobNotCancellable())
-        return
+    queued = store.cancel_queued_job(conn, job_id, owner)
+    if queued is not None:
+        dispatch_id, job_type = queued
+        job_metrics.finished(job_type, "CANCELLED")
+        logs.event(log, "job.finished", jobId=job_id, type=job_type, outcome="CANCELLED",
+                   ownerKind=owner.kind)
+    else:
+        running = store.request_running_job_cancel(conn, job_id, owner)
+        if running is None:
+            _raise_missing_or(conn, job_id, owner, JobNotCancellable())
+            return
+        dispatch_id = running
+        logs.event(log, "job.cancel_requested", jobId=job_id, ownerKind=owner.kind)
     # queued: its dispatch becomes 'cancelled'; running: the worker is told to abort
     store.cancel_dispatch(conn, dispatch_id)
 

@@ -13,8 +13,9 @@ from typing import Any
 
 from psycopg_pool import ConnectionPool
 
-from queue_jobs import store
+from queue_jobs import logs, store
 from queue_jobs.errors import Cancelled, JobFailure, TimedOut, WorkerLost
+from queue_jobs.execution import job_finished
 
 log = logging.getLogger(__name__)
 # A run over its deadline is normally failed by its own watchdog; the reaper steps in
@@ -56,8 +57,10 @@ def _recover(pool: ConnectionPool, run: dict[str, Any], max_lost_runs: int,
     else:
         with pool.connection() as conn, conn.transaction():
             store.finish_lost_dispatch(conn, run["dispatch_id"])
-            if store.redispatch_job(conn, run["id"], run["dispatch_id"], lost=True):
-                report.redispatched.append(str(run["id"]))
+            redispatched = store.redispatch_job(conn, run["id"], run["dispatch_id"], lost=True)
+        if redispatched:
+            report.redispatched.append(str(run["id"]))
+            logs.event(log, "job.redispatched", jobId=run["id"], lostRuns=run["lost_runs"] + 1)
 
 
 def _fail(pool: ConnectionPool, run: dict[str, Any], failure: JobFailure,
@@ -67,6 +70,8 @@ def _fail(pool: ConnectionPool, run: dict[str, Any], failure: JobFailure,
             store.finish_lost_dispatch(conn, run["dispatch_id"])
         else:
             store.cancel_dispatch(conn, run["dispatch_id"])
-        if store.fail_job(conn, run["id"], run["dispatch_id"], failure.message,
-                          failure.error_code):
-            report.failed.append(str(run["id"]))
+        finished = store.fail_job(conn, run["id"], run["dispatch_id"], failure.message,
+                                  failure.error_code)
+    if finished is not None:
+        report.failed.append(str(run["id"]))
+        job_finished(run["id"], finished, failure.error_code)

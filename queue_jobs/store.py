@@ -6,6 +6,7 @@ Every function takes the caller's connection first: the caller owns the transact
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -22,6 +23,8 @@ RUN_TASK = "run_job"
 _DISPATCH = {"queue": QUEUE, "task": RUN_TASK}
 
 Conn = psycopg.Connection[Any]
+# A step's LLM usage per model: {model, calls, input_tokens, output_tokens} (llm.usage.Meter)
+UsageRows = Sequence[Mapping[str, Any]]
 T = TypeVar("T")
 
 
@@ -57,6 +60,18 @@ def _changed(conn: Conn, query: str, /, **params: Any) -> bool:
     return _one(conn, query, **params) is not None
 
 
+def _returned(conn: Conn, column: str, query: str, /, **params: Any) -> Any:
+    """`column` of the row the statement returned, or None if it returned none."""
+    row = _one(conn, query, **params)
+    return row[column] if row else None
+
+
+@dataclass(frozen=True)
+class FinishedJob:
+    type: str
+    elapsed_ms: int  # since the job was created
+
+
 @dataclass(frozen=True)
 class Owner:
     """Who is asking: a user (JWT) or else an anonymous session."""
@@ -66,6 +81,11 @@ class Owner:
 
     def params(self) -> dict[str, Any]:
         return {"user_id": self.user_id, "session_id": self.session_id}
+
+    @property
+    def kind(self) -> str:
+        """'user' or 'session': what logs may say about an owner (never the id itself)."""
+        return "user" if self.user_id else "session"
 
     @property
     def key(self) -> str:
@@ -206,10 +226,11 @@ def retry_failed_job(conn: Conn, job_id: uuid.UUID, owner: Owner) -> bool:
     return _changed(conn, "retry_failed_job", id=job_id, **owner.params(), **_DISPATCH)
 
 
-def cancel_queued_job(conn: Conn, job_id: uuid.UUID, owner: Owner) -> int | None:
-    """The dispatch id of the job it cancelled, or None if no queued job matched."""
+def cancel_queued_job(conn: Conn, job_id: uuid.UUID,
+                      owner: Owner) -> tuple[int, str] | None:
+    """(dispatch id, type) of the job it cancelled, or None if no queued job matched."""
     row = _one(conn, "cancel_queued_job", id=job_id, **owner.params())
-    return row["dispatch_id"] if row else None
+    return (row["dispatch_id"], row["type"]) if row else None
 
 
 def request_running_job_cancel(conn: Conn, job_id: uuid.UUID, owner: Owner) -> int | None:
@@ -329,8 +350,8 @@ def save_idempotency_key(conn: Conn, owner: Owner, key: str, request_hash: bytes
                                                  "job_id": job_id, "window_s": window_s})
 
 
-def job_counts(conn: Conn) -> list[dict[str, Any]]:
-    return _all(conn, "job_counts")
+def active_job_counts(conn: Conn) -> list[dict[str, Any]]:
+    return _all(conn, "active_job_counts")
 
 
 def recent_step_stats(conn: Conn) -> list[dict[str, Any]]:
@@ -358,20 +379,39 @@ def start_step(conn: Conn, job_id: uuid.UUID, dispatch_id: int, step: str,
 
 
 def checkpoint_step(conn: Conn, job_id: uuid.UUID, dispatch_id: int, step: str,
-                    output: Any, duration_ms: int, progress: int) -> bool:
-    return _changed(conn, "checkpoint_step", id=job_id, dispatch_id=dispatch_id, step=step,
-                    output=Jsonb(output), duration_ms=duration_ms, progress=progress)
+                    output: Any, duration_ms: int, progress: int, usage: UsageRows = (),
+                    attempt: int = 1) -> str | None:
+    """The job's type, or None if this run was fenced out."""
+    return _returned(conn, "type", "checkpoint_step", id=job_id, dispatch_id=dispatch_id,
+                     step=step, output=Jsonb(output), duration_ms=duration_ms,
+                     progress=progress, attempt=attempt, **_usage_params(usage))
 
 
-def succeed_job(conn: Conn, job_id: uuid.UUID, dispatch_id: int, result: Any) -> bool:
-    return _changed(conn, "succeed_job", id=job_id, dispatch_id=dispatch_id,
-                    result=Jsonb(result))
+def record_unfinished_step(conn: Conn, job_id: uuid.UUID, step: str, outcome: str,
+                           duration_ms: int, usage: UsageRows, attempt: int) -> str | None:
+    """outcome: 'failed' | 'interrupted'. The job's type, or None if the job is gone."""
+    return _returned(conn, "type", "record_failed_step", id=job_id, step=step,
+                     outcome=outcome, duration_ms=duration_ms, attempt=attempt,
+                     **_usage_params(usage))
+
+
+def _usage_params(usage: UsageRows) -> dict[str, Any]:
+    return {"usage": Jsonb(list(usage)), "llm_calls": sum(int(u["calls"]) for u in usage),
+            "llm_tokens": sum(int(u["input_tokens"]) + int(u["output_tokens"]) for u in usage)}
+
+
+def succeed_job(conn: Conn, job_id: uuid.UUID, dispatch_id: int,
+                result: Any) -> FinishedJob | None:
+    """None if this run was fenced out."""
+    return _typed_one(conn, FinishedJob, "succeed_job", id=job_id, dispatch_id=dispatch_id,
+                      result=Jsonb(result))
 
 
 def fail_job(conn: Conn, job_id: uuid.UUID, dispatch_id: int, error: str,
-             error_code: str) -> bool:
-    return _changed(conn, "fail_job", id=job_id, dispatch_id=dispatch_id, error=error,
-                    error_code=error_code)
+             error_code: str) -> FinishedJob | None:
+    """None if this run was fenced out (or the job had already finished)."""
+    return _typed_one(conn, FinishedJob, "fail_job", id=job_id, dispatch_id=dispatch_id,
+                      error=error, error_code=error_code)
 
 
 def redispatch_job(conn: Conn, job_id: uuid.UUID, dispatch_id: int, *, lost: bool) -> bool:
@@ -421,6 +461,17 @@ def finish_lost_dispatch(conn: Conn, dispatch_id: int) -> None:
 def delete_old_finished_jobs(conn: Conn, retention_days: int, batch: int) -> int:
     return conn.execute(_sql("delete_old_finished_jobs"),
                         {"retention_days": retention_days, "batch": batch}).rowcount
+
+
+def worker_heartbeat_age(conn: Conn, worker_id: int) -> float | None:
+    """Seconds since the procrastinate worker's last heartbeat (the database's clock), or
+    None if it is not registered."""
+    return _returned(conn, "age_s", "worker_heartbeat_age", worker_id=worker_id)
+
+
+def delete_finished_dispatches(conn: Conn, keep_hours: int, batch: int) -> int:
+    return conn.execute(_sql("delete_finished_dispatches"),
+                        {"keep_hours": keep_hours, "batch": batch}).rowcount
 
 
 def dead_inline_runs(conn: Conn, stalled_after_s: float) -> list[dict[str, Any]]:

@@ -11,12 +11,14 @@ from flask import Flask, Response, request
 from psycopg_pool import ConnectionPool
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from queue_jobs import logs
 from queue_jobs.config import QueueSettings
 from queue_jobs.runtime import InProcessResources, provider_for
-from webapp import auth, demo, health, jobs, legacy, media, metrics, openapi, posts
+from webapp import auth, demo, health, jobs, legacy, media, metrics, openapi, ops, posts
 from webapp.config import WebConfig
 from webapp.errors import register_error_handlers
 from webapp.identity import init_jwt
+from webapp.request_log import init_request_log
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -60,13 +62,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     metrics.init_metrics(app)
     for blueprint in (jobs.bp, auth.bp, posts.bp, media.bp, health.bp, legacy.bp, openapi.bp,
-                      demo.bp, metrics.bp):
+                      demo.bp, metrics.bp, ops.bp):
         app.register_blueprint(blueprint)
     if config.trusted_proxies:
         # request.remote_addr (the rate limits' client address) from X-Forwarded-For.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.trusted_proxies)  # type: ignore[method-assign]
     _add_cors(app, config.cors_origins)
-    logging.basicConfig(level=logging.INFO)
+    init_request_log(app, enabled=config.request_log)
+    logs.configure(replace_handlers=False)  # gunicorn's conf or pytest may have done it
     return app
 
 

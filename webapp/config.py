@@ -52,6 +52,10 @@ class WebConfig:
     # Deprecated synchronous calls running at once per process; the other gunicorn
     # threads stay free for status polls.
     legacy_calls_per_process: int
+    # The bearer token of the read-only ops page (/ops). None: the page is not served.
+    ops_token: str | None
+    # One JSON log line per request (ACCESS_LOG=0 turns it off).
+    request_log: bool
 
     @classmethod
     def from_env(cls, overrides: dict[str, Any] | None = None) -> WebConfig:
@@ -94,5 +98,7 @@ class WebConfig:
             trusted_proxies=int(env.get("TRUSTED_PROXIES", "0")),
             legacy_calls_per_process=int(env.get(
                 "LEGACY_CALLS_PER_PROCESS", str(max(1, int(env.get("WEB_THREADS", "8")) - 2)))),
+            ops_token=env.get("OPS_TOKEN", "").strip() or None,
+            request_log=env.get("ACCESS_LOG", "1") != "0",
         )
         return replace(config, **(overrides or {}))

@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 import psycopg
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, g, has_request_context, jsonify
 from psycopg_pool import PoolTimeout
 from werkzeug.exceptions import HTTPException
 
@@ -31,6 +31,8 @@ _HTTP_MESSAGES = {
 
 def error_response(status: int, message: str, error_code: str,
                    headers: dict[str, str] | None = None, **extra: Any) -> Response:
+    if has_request_context():
+        g.error_code = error_code  # for the request's log line
     response = jsonify({"error": message, "errorCode": error_code, **extra})
     response.status_code = status
     response.headers.update(headers or {})

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 from flask_jwt_extended import JWTManager, get_jwt_identity, verify_jwt_in_request
 from flask_jwt_extended.exceptions import JWTExtendedException
 from jwt import ExpiredSignatureError, InvalidTokenError
@@ -28,7 +28,9 @@ def current_owner(*, user_required: bool = False) -> Owner:
     session_id = session_from_header()
     if user_id is None and (user_required or session_id is None):
         raise AuthRequired("Sign in first." if user_required else None)
-    return Owner(user_id, session_id)
+    owner = Owner(user_id, session_id)
+    g.owner_kind = owner.kind  # for the request's log line
+    return owner
 
 
 def session_from_header() -> str | None:

@@ -1,7 +1,8 @@
-"""GET /metrics: Prometheus text. HTTP latency is measured in every gunicorn process
-(multiprocess mode when PROMETHEUS_MULTIPROC_DIR is set, as ops/gunicorn.conf.py does);
-job counts, queue depth and step durations are read from the jobs table at scrape time,
-so every web host reports the same truth without any worker exporting anything.
+"""GET /metrics: Prometheus text. HTTP latency and the job counters of
+queue_jobs.job_metrics are measured in every gunicorn process (multiprocess mode when
+PROMETHEUS_MULTIPROC_DIR is set, as ops/gunicorn.conf.py does); active jobs, queue depth
+and recent step durations are read from PostgreSQL at scrape time. Workers serve their own
+counters on WORKER_METRICS_PORT.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from queue_jobs import store
+from queue_jobs import job_metrics, store
 from webapp.context import db_pool
 
 bp = Blueprint("metrics", __name__)
@@ -33,27 +34,31 @@ HTTP_LATENCY = Histogram(
 
 
 class JobTableCollector(Collector):
-    """Jobs by type and status, queue depth and recent step durations, from PostgreSQL."""
+    """Active jobs, queue depth and recent step durations, read from PostgreSQL at scrape
+    time (two cheap index scans), so every web host reports the same truth."""
 
     def collect(self) -> Iterator[Metric]:
         with db_pool().connection() as conn:
-            counts = store.job_counts(conn)
+            counts = store.active_job_counts(conn)
             steps = store.recent_step_stats(conn)
-        jobs = GaugeMetricFamily("jobs", "Jobs in the table by type and status.",
-                                 labels=["type", "status"])
+        active = GaugeMetricFamily("jobs_active", "Queued and running jobs by type.",
+                                   labels=["type", "status"])
         depth = GaugeMetricFamily("jobs_queue_depth", "Queued jobs by type.", labels=["type"])
+        oldest = GaugeMetricFamily("jobs_oldest_queued_seconds",
+                                   "Age of the oldest queued job by type.", labels=["type"])
         for row in counts:
-            jobs.add_metric([row["type"], row["status"]], row["jobs"])
+            active.add_metric([row["type"], row["status"]], row["jobs"])
             if row["status"] == "queued":
                 depth.add_metric([row["type"]], row["jobs"])
+                oldest.add_metric([row["type"]], row["oldest_s"])
         durations = GaugeMetricFamily(
-            "jobs_step_duration_seconds",
-            "Step durations of jobs that succeeded in the last hour, by quantile.",
+            "jobs_recent_step_duration_seconds",
+            "Step durations of successful step runs in the last hour, by quantile.",
             labels=["type", "step", "quantile"])
         for row in steps:
             for quantile, column in (("0.5", "p50_ms"), ("0.95", "p95_ms")):
                 durations.add_metric([row["type"], row["step"], quantile], row[column] / 1000)
-        yield from (jobs, depth, durations)
+        yield from (active, depth, oldest, durations)
 
 
 def _registry() -> CollectorRegistry:
@@ -61,7 +66,8 @@ def _registry() -> CollectorRegistry:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.MultiProcessCollector(registry)  # every gunicorn process's samples
     else:
-        registry.register(HTTP_LATENCY)
+        for instrument in (HTTP_LATENCY, *job_metrics.INSTRUMENTS):
+            registry.register(instrument)
     registry.register(JobTableCollector())
     return registry
 

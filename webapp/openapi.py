@@ -317,6 +317,28 @@ class NotReady(Schema):
     expectedVersion = _count()
 
 
+_OPS_DASHBOARD = {
+    "type": "object", "additionalProperties": False,
+    "required": ["name", "title", "chart", "series", "description", "columns", "rows"],
+    "properties": {
+        "name": {"type": "string"}, "title": {"type": "string"},
+        "chart": {"enum": ["table", "time-series", "bars"]},
+        "series": {"type": "array", "items": {"type": "string"}},
+        "description": {"type": "string"},
+        "columns": {"type": "array", "items": {"type": "string"}},
+        "rows": {"type": "array", "items": {"type": "array"}},
+        "truncated": {"type": "boolean", "description": "More than 500 rows; 500 shown."},
+        "error": {"type": "string", "description": "Why this query gave no rows."},
+        "errorCode": {"type": ["string", "null"], "description": "Its SQLSTATE."},
+    },
+}
+OPS_DATA = {
+    "type": "object", "additionalProperties": False, "required": ["generatedAt", "dashboards"],
+    "properties": {"generatedAt": {"type": "string", "format": "date-time"},
+                   "dashboards": {"type": "array", "items": _OPS_DASHBOARD}},
+}
+
+
 # ---------------------------------------------------------------------------------------
 # Shared pieces: security, parameters, headers, error statuses.
 # ---------------------------------------------------------------------------------------
@@ -337,7 +359,10 @@ SECURITY_SCHEMES = {
     "sessionId": {"type": "apiKey", "in": "header", "name": "x-session-id", "description":
                   "An anonymous session the client makes up: 8 to 128 characters of "
                   "A-Z a-z 0-9 _ -. Malformed: 401 SESSION_INVALID."},
+    "opsToken": {"type": "http", "scheme": "bearer", "description":
+                 "The OPS_TOKEN of this deployment (the ops page's data only)."},
 }
+OPS_TOKEN: Security = ({"opsToken": []},)
 
 _UUID = {"type": "string", "format": "uuid"}
 PATH_PARAMETERS = {
@@ -570,6 +595,21 @@ OPERATIONS: tuple[Operation, ...] = (
                     "gunicorn processes).", {"type": "string"}, media_type="text/plain")},
         errors(503)),
     Operation(
+        "get", "/ops", "opsPage", "The ops page", "ops", PUBLIC,
+        {200: Reply("An HTML page showing the ops dashboards as tables and charts, "
+                    "refreshing itself; it reads the token from `#token=` or a form and "
+                    "holds no data itself.", {"type": "string"}, ("Cache-Control",),
+                    media_type="text/html")},
+        errors(not_found=("NOT_FOUND",)),
+        description="404 unless the deployment sets OPS_TOKEN."),
+    Operation(
+        "get", "/ops/data", "opsData", "Every ops dashboard's rows", "ops", OPS_TOKEN,
+        {200: Reply("Each ops/dashboards/*.sql run in one read-only snapshot; a query that "
+                    "fails is reported in its `error`, the others still answer.", OPS_DATA,
+                    ("Cache-Control",))},
+        errors(503, unauthorized=("OPS_TOKEN_INVALID",), not_found=("NOT_FOUND",)),
+        description="404 unless the deployment sets OPS_TOKEN."),
+    Operation(
         "get", OPENAPI_PATH, "openapi", "This document", "meta", PUBLIC,
         {200: Reply("The OpenAPI 3.1 document.", {"type": "object"})}),
 )
@@ -581,6 +621,7 @@ TAGS = [
     {"name": "media", "description": "Generated images."},
     {"name": "health", "description": "Liveness and readiness."},
     {"name": "meta", "description": "This document and the demo page."},
+    {"name": "ops", "description": "The read-only ops page (behind OPS_TOKEN)."},
     {"name": "legacy", "description": "The deprecated synchronous endpoints, kept for "
                                       "migration (see the README's migration guide)."},
 ]

@@ -1,10 +1,11 @@
--- Step durations of jobs that succeeded in the last 24 hours: count, mean, median and
--- 95th percentile per type and step (what the ETA is made of).
-SELECT jobs.type, step.key AS step, count(*) AS runs,
-       round(avg(step.value::numeric))::int AS mean_ms,
-       percentile_disc(0.5) WITHIN GROUP (ORDER BY step.value::int) AS p50_ms,
-       percentile_disc(0.95) WITHIN GROUP (ORDER BY step.value::int) AS p95_ms
-  FROM jobs, jsonb_each_text(jobs.step_durations_ms) AS step
- WHERE jobs.status = 'succeeded' AND jobs.finished_at > now() - interval '24 hours'
- GROUP BY jobs.type, step.key
- ORDER BY jobs.type, step.key;
+-- title: Step durations, last 24 h
+-- chart: bars p50_ms,p95_ms
+-- Median and 95th percentile of each step's successful runs per job type over the last
+-- 24 hours (what the ETA is made of). An index-only scan of one day of job_steps.
+SELECT job_type || ' · ' || step AS label, job_type AS type, step, count(*) AS runs,
+       percentile_disc(0.5) WITHIN GROUP (ORDER BY duration_ms) AS p50_ms,
+       percentile_disc(0.95) WITHIN GROUP (ORDER BY duration_ms) AS p95_ms
+  FROM job_steps
+ WHERE finished_at > now() - interval '24 hours' AND outcome = 'succeeded'
+ GROUP BY job_type, step
+ ORDER BY job_type, step;

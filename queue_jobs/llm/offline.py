@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from PIL import Image, ImageDraw, ImageFont
 
+from queue_jobs.llm import usage
 from queue_jobs.llm.base import Analysis, Audience, BlogPost, GeneratedImage, PostBrief
 from queue_jobs.llm.offline_post import write_offline_post
 from queue_jobs.llm.wording import (
@@ -368,6 +369,7 @@ class OfflineProvider:
         self._lock = threading.Lock()
 
     def analyze_business(self, page: PageFacts) -> Analysis:
+        usage.record(self.model)  # a stand-in call: counted, costs no tokens
         rule = _classify(page)
         topics = _topics(page)
         analysis: Analysis = {
@@ -383,6 +385,7 @@ class OfflineProvider:
         return analysis
 
     def generate_audiences(self, page: PageFacts, analysis: Analysis) -> list[Audience]:
+        usage.record(self.model)
         rule = _rule_for(analysis.get("industry")) or _classify(page)
         business = str(analysis.get("businessName") or _business_name(page))
         topics = _topics(page)
@@ -399,6 +402,7 @@ class OfflineProvider:
         return audiences
 
     def generate_pitches(self, analysis: Analysis, audiences: list[Audience]) -> list[str]:
+        usage.record(self.model)
         business = str(analysis.get("businessName") or "We")
         cta = self._recall_cta(analysis)
         keywords = [str(k) for k in analysis.get("keywords") or [] if str(k).strip()]
@@ -408,9 +412,11 @@ class OfflineProvider:
         ]
 
     def write_blog_post(self, brief: PostBrief) -> BlogPost:
+        usage.record(self.model)
         return write_offline_post(brief)
 
     def generate_image(self, prompt: str) -> GeneratedImage:
+        usage.record(self.model)
         return GeneratedImage(_draw_image(prompt), "image/png")
 
     def _remember_cta(self, analysis: Analysis, page: PageFacts) -> None:

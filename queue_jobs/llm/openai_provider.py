@@ -18,7 +18,7 @@ import openai
 import requests
 
 from queue_jobs.errors import LLMError, LLMRateLimited, LLMTimeout, TransientLLMError
-from queue_jobs.llm import schemas
+from queue_jobs.llm import schemas, usage
 from queue_jobs.llm.base import Analysis, Audience, BlogPost, GeneratedImage, PostBrief
 from queue_jobs.pages import PageFacts
 
@@ -92,6 +92,9 @@ class OpenAIProvider:
             )
         except openai.OpenAIError as exc:
             raise self._error(exc) from exc
+        tokens = getattr(response, "usage", None)  # GPT image models report usage
+        usage.record(self._image_model, getattr(tokens, "input_tokens", 0),
+                     getattr(tokens, "output_tokens", 0))
         images = getattr(response, "data", None) or []
         if not images:
             raise LLMError("The image model returned no image")
@@ -118,6 +121,9 @@ class OpenAIProvider:
             )
         except openai.OpenAIError as exc:
             raise self._error(exc) from exc
+        tokens = getattr(completion, "usage", None)  # counted even if the answer is unusable
+        usage.record(self.model, getattr(tokens, "prompt_tokens", 0),
+                     getattr(tokens, "completion_tokens", 0))
         return _parse_completion(schema_name, completion)
 
     def _error(self, exc: Exception) -> LLMError:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from queue_jobs.errors import JobFailure
+from queue_jobs.llm import usage
 from queue_jobs.llm.base import GeneratedImage, LLMProvider
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,13 @@ class Journal(Protocol):
 
     def start_step(self, step: str, progress: int) -> None: ...
 
-    def checkpoint(self, step: str, output: Any, duration_ms: int, progress: int) -> None: ...
+    def checkpoint(self, step: str, output: Any, duration_ms: int, progress: int,
+                   usage: list[dict[str, Any]]) -> None: ...
+
+    def step_failed(self, step: str, duration_ms: int, usage: list[dict[str, Any]],
+                    outcome: str) -> None:
+        """Records a step that raised ('failed') or was stopped ('interrupted'), with the
+        LLM calls it made; never raises itself."""
 
 
 @dataclass(frozen=True)
@@ -122,13 +129,27 @@ def run_pipeline(pipeline: Pipeline, job_id: str, job_input: dict[str, Any],
         journal.start_step(step.key, pipeline.progress_before(index))
         started = time.monotonic()
         step_input = StepInput(job_id, job_input, dict(outputs), services)
-        output = _run_with_retries(step, step_input, stop, policy)
-        stop.check()
-        duration_ms = int((time.monotonic() - started) * 1000)
-        journal.checkpoint(step.key, output, duration_ms, pipeline.progress_before(index + 1))
+        meter = usage.Meter()
+        try:
+            with usage.metering(meter):
+                output = _run_with_retries(step, step_input, stop, policy)
+            stop.check()
+        except BaseException as exc:
+            # Stopped from outside (cancel, timeout, shutdown) or no longer this run's
+            # job: the step did not fail, it was interrupted.
+            interrupted = stop.is_set() or isinstance(exc, RunSuperseded)
+            journal.step_failed(step.key, _ms_since(started), meter.rows(),
+                                "interrupted" if interrupted else "failed")
+            raise
+        journal.checkpoint(step.key, output, _ms_since(started),
+                           pipeline.progress_before(index + 1), meter.rows())
         outputs[step.key] = output
     stop.check()
     return pipeline.build_result(StepInput(job_id, job_input, outputs, services))
+
+
+def _ms_since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
 
 
 def _run_with_retries(step: Step, step_input: StepInput, stop: StopSignal,

@@ -68,7 +68,7 @@ UPDATE jobs
  WHERE id = %(id)s AND status = 'queued'
    AND (owner_user_id = %(user_id)s
         OR (owner_user_id IS NULL AND owner_session_id = %(session_id)s))
-RETURNING dispatch_id;
+RETURNING dispatch_id, type;
 
 -- name: request_running_job_cancel
 -- The worker sees the abort (procrastinate NOTIFY, or its own poll of this column) and
@@ -101,14 +101,36 @@ UPDATE jobs
 RETURNING id;
 
 -- name: checkpoint_step
-UPDATE jobs
-   SET step_outputs = step_outputs || jsonb_build_object(%(step)s::text, %(output)s::jsonb),
-       step_durations_ms = step_durations_ms
-           || jsonb_build_object(%(step)s::text, %(duration_ms)s::int),
-       progress = greatest(progress, %(progress)s), updated_at = now()
- WHERE id = %(id)s AND dispatch_id = %(dispatch_id)s AND status = 'running'
-   AND cancel_requested_at IS NULL
-RETURNING id;
+-- The step's output and duration on the job, plus its step record and its LLM usage in
+-- the day's rollup (jobs_record_step): one statement, so all of it commits or none does.
+WITH job AS (
+    UPDATE jobs
+       SET step_outputs = step_outputs || jsonb_build_object(%(step)s::text, %(output)s::jsonb),
+           step_durations_ms = step_durations_ms
+               || jsonb_build_object(%(step)s::text, %(duration_ms)s::int),
+           llm_calls = llm_calls + %(llm_calls)s, llm_tokens = llm_tokens + %(llm_tokens)s,
+           progress = greatest(progress, %(progress)s), updated_at = now()
+     WHERE id = %(id)s AND dispatch_id = %(dispatch_id)s AND status = 'running'
+       AND cancel_requested_at IS NULL
+    RETURNING id, type
+)
+SELECT type, jobs_record_step(id, type, %(attempt)s, %(step)s, 'succeeded',
+                              %(duration_ms)s, %(usage)s::jsonb)
+  FROM job;
+
+-- name: record_failed_step
+-- A step that raised (failed), or whose run was stopped or lost the job meanwhile
+-- (interrupted): its record and the LLM calls it paid for. Not fenced: whichever run owns
+-- the job now, these calls were made.
+WITH job AS (
+    UPDATE jobs
+       SET llm_calls = llm_calls + %(llm_calls)s, llm_tokens = llm_tokens + %(llm_tokens)s
+     WHERE id = %(id)s
+    RETURNING id, type
+)
+SELECT type, jobs_record_step(id, type, %(attempt)s, %(step)s, %(outcome)s,
+                              %(duration_ms)s, %(usage)s::jsonb)
+  FROM job;
 
 -- name: succeed_job
 UPDATE jobs
@@ -119,7 +141,7 @@ UPDATE jobs
        finished_at = now(), updated_at = now()
  WHERE id = %(id)s AND dispatch_id = %(dispatch_id)s AND status = 'running'
    AND cancel_requested_at IS NULL
-RETURNING id;
+RETURNING type, (extract(epoch FROM now() - created_at) * 1000)::bigint AS elapsed_ms;
 
 -- name: fail_job
 -- current_step is kept: a failed job names the step that failed.
@@ -127,7 +149,7 @@ UPDATE jobs
    SET status = 'failed', error = %(error)s, error_code = %(error_code)s,
        finished_at = now(), updated_at = now()
  WHERE id = %(id)s AND dispatch_id = %(dispatch_id)s AND status IN ('queued', 'running')
-RETURNING id;
+RETURNING type, (extract(epoch FROM now() - created_at) * 1000)::bigint AS elapsed_ms;
 
 -- name: redispatch_job
 -- A new dispatch for an active job. A worker shutting down hands its job over
@@ -157,19 +179,25 @@ SELECT step.key AS step, avg(step.value::numeric)::int AS mean_ms
        jsonb_each_text(recent.step_durations_ms) AS step
  GROUP BY step.key;
 
--- name: job_counts
--- /metrics: jobs by type and status (retention keeps the table small).
-SELECT type, status, count(*) AS jobs FROM jobs GROUP BY type, status ORDER BY type, status;
+-- name: active_job_counts
+-- /metrics: queued and running jobs by type, and how long the one queued longest has
+-- waited since it was last queued (jobs_active_idx).
+SELECT type, status, count(*) AS jobs,
+       extract(epoch FROM now() - min(updated_at))::float AS oldest_s
+  FROM jobs
+ WHERE status IN ('queued', 'running')
+ GROUP BY type, status
+ ORDER BY type, status;
 
 -- name: recent_step_stats
--- /metrics: median and 95th percentile step durations of the last hour's successes.
-SELECT jobs.type, step.key AS step,
-       percentile_disc(0.5) WITHIN GROUP (ORDER BY step.value::int) AS p50_ms,
-       percentile_disc(0.95) WITHIN GROUP (ORDER BY step.value::int) AS p95_ms
-  FROM jobs, jsonb_each_text(jobs.step_durations_ms) AS step
- WHERE jobs.status = 'succeeded' AND jobs.finished_at > now() - interval '1 hour'
- GROUP BY jobs.type, step.key
- ORDER BY jobs.type, step.key;
+-- /metrics: median and 95th percentile of the last hour's successful step runs.
+SELECT job_type AS type, step,
+       percentile_disc(0.5) WITHIN GROUP (ORDER BY duration_ms) AS p50_ms,
+       percentile_disc(0.95) WITHIN GROUP (ORDER BY duration_ms) AS p95_ms
+  FROM job_steps
+ WHERE finished_at > now() - interval '1 hour' AND outcome = 'succeeded'
+ GROUP BY job_type, step
+ ORDER BY job_type, step;
 
 -- name: delete_old_finished_jobs
 -- Retention (JOB_RETENTION_DAYS), in batches: finished jobs only. Their images, idempotency
@@ -180,4 +208,23 @@ DELETE FROM jobs
      SELECT id FROM jobs
       WHERE status IN ('succeeded', 'failed')
         AND finished_at < now() - make_interval(days => %(retention_days)s)
+      LIMIT %(batch)s));
+
+-- name: delete_finished_dispatches
+-- procrastinate's own rows of dispatches that ended (failed, cancelled, aborted; the
+-- successful ones it deletes itself) with no event in the last %(keep_hours)s hours. Our
+-- jobs table keeps the history; these only slow worker start-up (procrastinate #1454).
+-- Their events go with them (ON DELETE CASCADE). The row a periodic task's last defer
+-- points at is left for procrastinate to replace. The status is checked again on delete:
+-- a row retried in procrastinate's own tools meanwhile stays.
+DELETE FROM procrastinate_jobs
+ WHERE status IN ('succeeded', 'failed', 'cancelled', 'aborted')
+   AND id = ANY (ARRAY(
+     SELECT pj.id FROM procrastinate_jobs pj
+      WHERE pj.status IN ('succeeded', 'failed', 'cancelled', 'aborted')
+        AND NOT EXISTS (SELECT 1 FROM procrastinate_events e
+                         WHERE e.job_id = pj.id
+                           AND e.at > now() - make_interval(hours => %(keep_hours)s))
+        AND NOT EXISTS (SELECT 1 FROM procrastinate_periodic_defers d
+                         WHERE d.job_id = pj.id)
       LIMIT %(batch)s));

@@ -40,3 +40,9 @@ SELECT id, dispatch_id, cancel_requested_at IS NOT NULL AS cancel_requested
  WHERE status = 'running' AND dispatch_id < 0
    AND inline_heartbeat_at < now() - make_interval(secs => %(stalled_after_s)s)
  LIMIT 100;
+
+-- name: worker_heartbeat_age
+-- A worker's /healthz: how old its heartbeat is, by the database's clock (no skew).
+SELECT extract(epoch FROM now() - last_heartbeat)::float8 AS age_s
+  FROM procrastinate_workers
+ WHERE id = %(worker_id)s;

@@ -51,6 +51,7 @@ IMAGES_PATH = "/v1/images/generations"
 FILES_PREFIX = "/files/"
 DEFAULT_ARRAY_ITEMS = 3
 MAX_SCHEMA_DEPTH = 12
+IMAGE_OUTPUT_TOKENS = 272  # what a 1024x1024 low-quality gpt-image-1 image costs
 
 _ERROR_TYPES: dict[int, tuple[str, str]] = {
     400: ("invalid_request_error", "invalid_request"),
@@ -544,7 +545,12 @@ class FakeOpenAI(LoopbackService):
         as_url = body.get("response_format") == "url"
         prompt = str(body.get("prompt", ""))
         data = [self._image_item(prompt, i, as_url) for i in range(int(body.get("n") or 1))]
-        return _json_reply(200, {"created": int(time.time()), "data": data})
+        # As GPT image models report it: prompt tokens in, a fixed image cost out.
+        input_tokens = max(1, len(prompt) // 4)
+        usage = {"input_tokens": input_tokens, "output_tokens": IMAGE_OUTPUT_TOKENS * len(data),
+                 "total_tokens": input_tokens + IMAGE_OUTPUT_TOKENS * len(data),
+                 "input_tokens_details": {"text_tokens": input_tokens, "image_tokens": 0}}
+        return _json_reply(200, {"created": int(time.time()), "data": data, "usage": usage})
 
     def _image_item(self, prompt: str, index: int, as_url: bool) -> dict[str, Any]:
         png = tiny_png(rgb=_colour_for(f"{prompt}#{index}"))

@@ -12,6 +12,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pytest_postgresql import factories
 
@@ -24,6 +25,9 @@ from tests.integration.support import ApiClient, ThreadWorker
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 TEST_JWT_SECRET = "test-secret-key-that-is-long-enough-for-hs256"
+# Playwright drives Debian's Chromium (`make browser`): browser downloads are not possible.
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = PROJECT_DIR / "var" / "artifacts"  # screenshots the browser tests keep
 
 
 @dataclass(frozen=True)
@@ -122,3 +126,14 @@ def api(db_url: str) -> Iterator[ApiClient]:
 def worker(settings: QueueSettings) -> Iterator[ThreadWorker]:
     with ThreadWorker(settings, concurrency=4) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make browser` (make test does it)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                              args=["--no-sandbox"])
+        yield launched
+        launched.close()

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any, TypeVar
 
 from flask.testing import FlaskClient
 from flask_jwt_extended import create_access_token
 from psycopg_pool import AsyncConnectionPool
+from werkzeug.serving import make_server
 
 from queue_jobs.config import QueueSettings
 from queue_jobs.runtime import close_all
@@ -34,6 +36,28 @@ def wait_until(condition: Callable[[], T | None], timeout: float = 15.0,
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         time.sleep(interval)
+
+
+@contextlib.contextmanager
+def live_server(app: Any) -> Iterator[str]:
+    """The app on a real HTTP server (threaded, like gthread), on a free loopback port;
+    its pool is closed afterwards."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="live-app", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(5)
+        app.extensions["db_pool"].close()
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now, for a server a test starts as a subprocess."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def new_session() -> dict[str, str]:

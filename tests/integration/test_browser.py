@@ -8,50 +8,26 @@ The finished page's screenshot is kept as a test artefact in var/artifacts/.
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
-from werkzeug.serving import make_server
+from playwright.sync_api import Browser, Page, expect
 
 from queue_jobs.config import QueueSettings
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.website import FakeWebsite
-from tests.integration.conftest import PROJECT_DIR, TEST_JWT_SECRET
-from tests.integration.support import ThreadWorker
+from tests.integration.conftest import ARTIFACTS, TEST_JWT_SECRET
+from tests.integration.support import ThreadWorker, live_server
 from webapp import create_app
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-ARTIFACTS = PROJECT_DIR / "var" / "artifacts"
 STEP_TIMEOUT_MS = 20_000
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `make browser` (make test does it)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                              args=["--no-sandbox"])
-        yield launched
-        launched.close()
 
 
 @pytest.fixture
 def live_url(db_url: str, settings: QueueSettings) -> Iterator[str]:
-    """The app on a real HTTP server (threaded, like gthread), on a free loopback port."""
-    app = create_app({"database_url": db_url, "jwt_secret_key": TEST_JWT_SECRET,
-                      "queue_settings": settings})
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="live-app", daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(5)
-    app.extensions["db_pool"].close()
+    with live_server(create_app({"database_url": db_url, "jwt_secret_key": TEST_JWT_SECRET,
+                                 "queue_settings": settings})) as url:
+        yield url
 
 
 @pytest.fixture

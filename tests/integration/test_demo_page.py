@@ -30,6 +30,10 @@ ASSETS = {
     "demo.css": "text/css",
     "demo.js": "text/javascript",
     "jobs-client.js": "text/javascript",
+    "ops.html": "text/html",
+    "ops.css": "text/css",
+    "theme.css": "text/css",
+    "ops.js": "text/javascript",
 }
 # A system node if there is one, else the one the Playwright wheel ships (requirements.txt):
 # these tests never skip for want of a JavaScript runtime.

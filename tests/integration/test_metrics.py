@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ import requests
 
 from tests.fakes.website import FakeWebsite
 from tests.integration.conftest import PROJECT_DIR, TEST_JWT_SECRET
-from tests.integration.support import ApiClient, new_session, wait_until
+from tests.integration.support import ApiClient, free_port, new_session, wait_until
 
 
 def sample(text: str, name: str, **labels: str) -> float | None:
@@ -32,14 +31,23 @@ def sample(text: str, name: str, **labels: str) -> float | None:
 
 def test_metrics_count_jobs_and_time_requests_by_route(api: ApiClient,
                                                        website: FakeWebsite) -> None:
+    def created_so_far() -> float:
+        # A process-wide counter: other tests in this process have counted before.
+        text = api.http.get("/metrics").get_data(as_text=True)
+        return sample(text, "jobs_created_total", type="website-analysis") or 0.0
+
+    before = created_so_far()
     session = new_session()
     job_id = api.create_analysis(website.url("/"), session)
     api.status(job_id, session)
     response = api.http.get("/metrics")
     assert response.status_code == 200 and response.mimetype == "text/plain"
     text = response.get_data(as_text=True)
-    assert sample(text, "jobs", type="website-analysis", status="queued") == 1
+    assert sample(text, "jobs_created_total", type="website-analysis") == before + 1
+    assert sample(text, "jobs_active", type="website-analysis", status="queued") == 1
     assert sample(text, "jobs_queue_depth", type="website-analysis") == 1
+    oldest = sample(text, "jobs_oldest_queued_seconds", type="website-analysis")
+    assert oldest is not None and 0 <= oldest < 60
     # The route's pattern, not the job's path: ids do not become label values.
     polled = sample(text, "http_request_duration_seconds_count", method="GET",
                     route="/api/v1/jobs/<job_id>/status", status="200")
@@ -47,15 +55,9 @@ def test_metrics_count_jobs_and_time_requests_by_route(api: ApiClient,
     assert job_id not in text
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_gunicorn_processes_are_summed(db_url: str) -> None:
     """Under ops/gunicorn.conf.py as it is (it chooses the multiprocess directory itself)."""
-    port = _free_port()
+    port = free_port()
     env = {key: value for key, value in os.environ.items()
            if key != "PROMETHEUS_MULTIPROC_DIR"}
     env.update({"DATABASE_URL": db_url, "PORT": str(port), "WEB_CONCURRENCY": "2",
@@ -71,8 +73,8 @@ def test_gunicorn_processes_are_summed(db_url: str) -> None:
     def healthz() -> bool:
         nonlocal served
         try:
-            ok = requests.get(f"{base}/healthz", timeout=2).status_code == 200
-        except requests.ConnectionError:
+            ok = requests.get(f"{base}/healthz", timeout=10).status_code == 200
+        except (requests.ConnectionError, requests.Timeout):
             return False
         served += ok
         return ok

@@ -3,10 +3,13 @@ after, and the per-test template (what every other test runs on) equals their su
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import procrastinate
 import psycopg
 import pytest
 from psycopg import sql
@@ -90,6 +93,12 @@ def server_conninfo(server: ServerParams, dbname: str) -> str:
 @pytest.fixture
 def empty_db_url(pg_server: ServerParams) -> Iterator[str]:
     """A brand-new database with nothing in it (not cloned from the migrated template)."""
+    with scratch_database(pg_server) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def scratch_database(pg_server: ServerParams) -> Iterator[str]:
     name = f"migrations_{uuid.uuid4().hex[:12]}"
     maintenance = server_conninfo(pg_server, pg_server.maintenance_dbname)
     with psycopg.connect(maintenance, autocommit=True) as conn:
@@ -124,6 +133,27 @@ def test_applying_twice_applies_nothing_and_changes_nothing(empty_db_url: str) -
 
     assert ledger(empty_db_url) == rows
     assert schema_fingerprint(empty_db_url) == fingerprint
+
+
+def test_the_migrations_give_the_installed_procrastinate_its_own_schema(
+        empty_db_url: str, pg_server: ServerParams) -> None:
+    """After a procrastinate upgrade (requirements.txt), this fails until its new
+    migrations are copied into sql/migrations (README: upgrading procrastinate)."""
+    apply_migrations(empty_db_url)
+    own_schema = Path(procrastinate.__file__).parent / "sql" / "schema.sql"
+    with scratch_database(pg_server) as reference_url:
+        with psycopg.connect(reference_url, autocommit=True) as conn:
+            conn.execute(own_schema.read_bytes())
+        reference = schema_fingerprint(reference_url)
+
+    def procrastinate_objects(fingerprint: dict[str, list[tuple[Any, ...]]]
+                              ) -> dict[str, list[tuple[Any, ...]]]:
+        return {kind: [row for row in rows if str(row[0]).startswith("procrastinate")]
+                for kind, rows in fingerprint.items()}
+
+    ours = procrastinate_objects(schema_fingerprint(empty_db_url))
+    assert ours == procrastinate_objects(reference)
+    assert all(ours.values())
 
 
 def test_readyz_answers_503_until_the_schema_is_current(empty_db_url: str) -> None:

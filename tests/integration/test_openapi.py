@@ -38,6 +38,7 @@ from webapp.schemas import LoginRequest
 
 GENEROUS = 10**6
 PASSWORD = "correct horse battery"
+OPS_TOKEN = "ops-token-for-the-fuzzing-run"
 CONFIG = schemathesis.Config.from_dict({
     "seed": 20260129,  # with `deterministic`, the same requests on every run
     # No NUL characters: the app refuses them in any string (400, said in the document's
@@ -173,6 +174,7 @@ def fuzz_app(db_url: str, settings: QueueSettings) -> Iterator[Flask]:
     # its own in test_fair_use and test_accounts).
     app = create_app({
         "database_url": db_url, "jwt_secret_key": TEST_JWT_SECRET, "queue_settings": settings,
+        "ops_token": OPS_TOKEN,
         "fair_use": FairUse(max_active_per_session=10_000, max_active_per_user=10_000,
                             creates_per_address_per_minute=0),
         "auth_throttle": AuthThrottle(
@@ -218,6 +220,8 @@ def _auth_provider(seeded: Seeded) -> type:
                 return next(identities)
             if names == {"sessionId"}:
                 return seeded.session  # register, login: the funnel's optional session
+            if names == {"opsToken"}:
+                return {"Authorization": f"Bearer {OPS_TOKEN}"}
             return seeded.access if names == {"bearerAuth"} else None
 
         def set(self, case: schemathesis.Case, data: dict[str, str],

@@ -126,6 +126,36 @@ def test_retention_deletes_old_finished_jobs_but_keeps_saved_posts(
     assert db.execute("SELECT count(*) FROM organizations").fetchone() == (1,)
 
 
+def test_housekeeping_prunes_procrastinate_rows_of_ended_dispatches(
+        db: psycopg.Connection[Any], db_url: str) -> None:
+    def dispatch(status: str, days_old: int) -> int:
+        row = db.execute("INSERT INTO procrastinate_jobs (queue_name, task_name, args, status) "
+                         "VALUES ('jobs', 'run_job', '{}', %s) RETURNING id",
+                         (status,)).fetchone()
+        assert row is not None
+        db.execute("INSERT INTO procrastinate_events (job_id, type, at) "
+                   "VALUES (%s, 'deferred', now() - make_interval(days => %s))",
+                   (row[0], days_old))
+        db.execute("UPDATE procrastinate_events SET at = now() - make_interval(days => %s) "
+                   "WHERE job_id = %s", (days_old, row[0]))
+        return int(row[0])
+
+    old = {status: dispatch(status, 2) for status in ("cancelled", "failed", "aborted")}
+    kept = {"recent": dispatch("failed", 0), "todo": dispatch("todo", 2),
+            "doing": dispatch("doing", 2), "periodic": dispatch("failed", 2)}
+    db.execute("INSERT INTO procrastinate_periodic_defers (task_name, defer_timestamp, job_id) "
+               "VALUES ('reap_lost_jobs', 1, %s)", (kept["periodic"],))
+
+    with ConnectionPool(db_url, min_size=1, max_size=1) as pool:
+        report = housekeeping.sweep(pool, retention_days=30, batch=2)
+
+    assert report.dispatches == len(old)
+    remaining = {row[0] for row in db.execute("SELECT id FROM procrastinate_jobs")}
+    assert remaining == set(kept.values())
+    events = {row[0] for row in db.execute("SELECT DISTINCT job_id FROM procrastinate_events")}
+    assert events == set(kept.values())  # the pruned rows' events went with them
+
+
 def test_the_hourly_sweep_runs_as_a_procrastinate_task(
         settings: QueueSettings, db: psycopg.Connection[Any]) -> None:
     periodic = {task.periodic_id: task for task in queue_app.periodic_registry.periodic_tasks

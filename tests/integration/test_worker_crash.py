@@ -1,6 +1,6 @@
 """A worker killed with SIGKILL mid-job: the reaper of another worker recovers the job.
 
-These run the real CLI (`procrastinate --app=queue_jobs.app worker`) as subprocesses.
+These run the real worker (`python -m queue_jobs.worker`) as subprocesses.
 """
 
 from __future__ import annotations
@@ -31,8 +31,7 @@ class CliWorkers:
 
     def start(self) -> subprocess.Popen[bytes]:
         process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "procrastinate"), "--app=queue_jobs.app",
-             "worker", "--concurrency", "2"],
+            [sys.executable, "-m", "queue_jobs.worker", "--concurrency", "2"],
             cwd=PROJECT_DIR, env=self.env, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL)
         self.processes.append(process)

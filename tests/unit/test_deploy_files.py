@@ -1,15 +1,19 @@
-"""The deployment files (ops/Procfile, ops/systemd/*.service) run what the Makefile runs:
-the same entry points, which exist and import."""
+"""The deployment files (ops/Procfile, ops/systemd/*, ops/run_dev.py, ops/env.example) run
+what the Makefile runs: the same entry points, which exist and import, and they know every
+setting the code reads."""
 
 from __future__ import annotations
 
 import importlib.util
 import re
 import shlex
+import subprocess
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[2]
 OPS = PROJECT / "ops"
+SYSTEMD = OPS / "systemd"
+WORKER = ["-m", "queue_jobs.worker"]
 
 
 def procfile() -> dict[str, list[str]]:
@@ -21,11 +25,18 @@ def procfile() -> dict[str, list[str]]:
 
 def exec_starts() -> dict[str, list[str]]:
     found = {}
-    for unit in (OPS / "systemd").glob("*.service"):
+    for unit in SYSTEMD.glob("*.service"):
         match = re.search(r"^ExecStart=(.+)$", unit.read_text(), re.MULTILINE)
         assert match, unit
         found[unit.stem] = shlex.split(match.group(1))
     return found
+
+
+def makefile_recipe(target: str) -> list[str]:
+    match = re.search(rf"^{target}:.*\n\t(.+)$", (PROJECT / "Makefile").read_text(),
+                      re.MULTILINE)
+    assert match, target
+    return shlex.split(match.group(1))
 
 
 def assert_runnable(command: list[str]) -> None:
@@ -45,19 +56,97 @@ def test_procfile_runs_the_migrations_the_api_and_a_worker() -> None:
     processes = procfile()
     assert set(processes) == {"release", "web", "worker"}
     assert processes["web"][:3] == ["gunicorn", "-c", "ops/gunicorn.conf.py"]
-    assert processes["worker"][1:5] == ["-m", "procrastinate", "--app=queue_jobs.app",
-                                        "worker"]
+    assert processes["worker"][:3] == ["python", *WORKER]
     for command in processes.values():
         assert_runnable(command)
 
 
+def test_makefile_and_make_run_start_the_same_worker() -> None:
+    assert makefile_recipe("worker")[:3] == ["$(BIN)/python", *WORKER]
+    assert '"-m", "queue_jobs.worker"' in (OPS / "run_dev.py").read_text()
+
+
 def test_systemd_units_run_the_same_entry_points_and_restart() -> None:
     units = exec_starts()
-    assert set(units) == {"jobs-web", "jobs-worker", "jobs-migrate"}
+    assert set(units) == {"jobs-web", "jobs-worker@", "jobs-worker-check@", "jobs-migrate"}
     for name, command in units.items():
+        text = (SYSTEMD / f"{name}.service").read_text()
+        if name == "jobs-worker-check@":
+            continue  # a shell around curl, below
         assert command[0].startswith("/opt/jobs/.venv/bin/")
         assert_runnable(command)
-        text = (OPS / "systemd" / f"{name}.service").read_text()
+        assert "EnvironmentFile=/etc/jobs/env" in text
         if name != "jobs-migrate":  # long-running: must come back after any exit
             assert "Restart=always" in text
-    assert units["jobs-worker"][1:5] == procfile()["worker"][1:5]
+    assert units["jobs-worker@"][1:3] == procfile()["worker"][1:3]
+    # The instance name is the port of /healthz and /metrics.
+    assert units["jobs-worker@"][3:] == ["--metrics-port", "%i"]
+
+
+def test_the_worker_accepts_the_command_lines_of_the_deploy_files() -> None:
+    from queue_jobs.worker import parse_args
+
+    # jobs-worker@9101: systemd puts the instance name in place of %i. The option wins
+    # over a WORKER_METRICS_PORT of the environment file.
+    instance = [word.replace("%i", "9101") for word in exec_starts()["jobs-worker@"][3:]]
+    unit = parse_args(instance, env={"WORKER_METRICS_PORT": "1", "WORKER_CONCURRENCY": "7"})
+    assert (unit.metrics_port, unit.concurrency, unit.queues) == (9101, 7, None)
+    plain = parse_args([], env={})
+    assert (plain.metrics_port, plain.concurrency, plain.queues) == (0, 4, None)
+    queues = parse_args(["--queue", "jobs", "--queue", "maintenance"], env={})
+    assert queues.queues == ["jobs", "maintenance"]
+
+
+def _run_check(tmp_path: Path, host: str | None, curl_exit: int) -> tuple[str, str]:
+    """The check's shell line as systemd would run it for jobs-worker@9101 ($$ is $, %i the
+    instance), with curl and systemctl replaced by stubs that record their arguments."""
+    line = exec_starts()["jobs-worker-check@"]
+    assert line[:2] == ["/bin/sh", "-c"]
+    script = line[2].replace("$$", "$").replace("%i", "9101")
+    for name, code in (("curl", curl_exit), ("systemctl", 0)):
+        stub = tmp_path / name
+        stub.write_text(f'#!/bin/sh\necho "$@" > "{tmp_path}/{name}.args"\nexit {code}\n')
+        stub.chmod(0o755)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", **({"WORKER_METRICS_HOST": host} if host else {})}
+    subprocess.run(["/bin/sh", "-c", script], env=env, check=True, timeout=10)
+    restart = tmp_path / "systemctl.args"
+    return ((tmp_path / "curl.args").read_text().split()[-1],
+            restart.read_text().strip() if restart.exists() else "")
+
+
+def test_the_liveness_check_restarts_the_worker_of_its_port(tmp_path: Path) -> None:
+    assert _run_check(tmp_path, None, 0) == ("http://127.0.0.1:9101/healthz", "")
+    assert _run_check(tmp_path, "0.0.0.0", 22) == (
+        "http://127.0.0.1:9101/healthz", "--no-block restart jobs-worker@9101.service")
+    assert _run_check(tmp_path, "::", 0)[0] == "http://[::1]:9101/healthz"
+    assert _run_check(tmp_path, "10.0.0.7", 0)[0] == "http://10.0.0.7:9101/healthz"
+    check = (SYSTEMD / "jobs-worker-check@.service").read_text()
+    assert "Requisite=jobs-worker@%i.service" in check
+    assert "EnvironmentFile=-/etc/jobs/env" in check
+    assert "OnUnitActiveSec=" in (SYSTEMD / "jobs-worker-check@.timer").read_text()
+
+
+ENV_READ = re.compile(
+    r"""(?:\bos\.environ|\benv)(?:\.get|\.setdefault|\.pop)?\s*[(\[]\s*["']([A-Z][A-Z0-9_]*)["']""")
+
+
+def settings_read_from_the_environment() -> set[str]:
+    sources = [*(PROJECT / "queue_jobs").rglob("*.py"), *(PROJECT / "webapp").rglob("*.py"),
+               *OPS.glob("*.py"), PROJECT / "wsgi.py"]
+    return {name for source in sources for name in ENV_READ.findall(source.read_text())}
+
+
+def test_env_example_lists_every_setting_with_placeholders_only() -> None:
+    read = settings_read_from_the_environment()
+    assert {"DATABASE_URL", "JWT_SECRET_KEY", "WORKER_METRICS_PORT", "PORT"} <= read
+    text = (OPS / "env.example").read_text()
+    listed = set(re.findall(r"^#?([A-Z][A-Z0-9_]*)=", text, re.MULTILINE))
+    assert read - listed == set(), "settings missing from ops/env.example"
+    assert listed - read == set(), "ops/env.example lists settings nothing reads"
+    active = dict(re.findall(r"^([A-Z][A-Z0-9_]*)=(.*)$", text, re.MULTILINE))
+    assert active["JWT_SECRET_KEY"] == ""  # empty: production refuses to start until set
+    assert "CHANGE-ME" in active["DATABASE_URL"]
+    assert not re.search(r"sk-[A-Za-z0-9]{8,}", text)
+    for unit in SYSTEMD.glob("jobs-*.service"):
+        if "EnvironmentFile=/etc/jobs/env" in unit.read_text():
+            assert "ops/env.example" in unit.read_text(), unit.name

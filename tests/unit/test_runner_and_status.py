@@ -11,6 +11,7 @@ import pytest
 from queue_jobs.errors import Cancelled, FetchFailed, TransientLLMError
 from queue_jobs.eta import remaining_seconds
 from queue_jobs.jobs import status_document
+from queue_jobs.llm import usage
 from queue_jobs.pipeline.runner import (
     Pipeline,
     RetryPolicy,
@@ -27,12 +28,20 @@ from queue_jobs.store import JobRow
 class RecordingJournal:
     def __init__(self) -> None:
         self.events: list[tuple[str, str, int]] = []
+        self.usage: list[tuple[str, str, list[dict[str, Any]]]] = []
 
     def start_step(self, step: str, progress: int) -> None:
         self.events.append(("start", step, progress))
 
-    def checkpoint(self, step: str, output: Any, duration_ms: int, progress: int) -> None:
+    def checkpoint(self, step: str, output: Any, duration_ms: int, progress: int,
+                   usage: list[dict[str, Any]]) -> None:
         self.events.append(("checkpoint", step, progress))
+        self.usage.append(("succeeded", step, usage))
+
+    def step_failed(self, step: str, duration_ms: int, usage: list[dict[str, Any]],
+                    outcome: str) -> None:
+        self.events.append((outcome, step, -1))
+        self.usage.append((outcome, step, usage))
 
 
 def _services() -> StepServices:
@@ -76,6 +85,48 @@ def test_transient_failures_are_retried_permanent_ones_are_not() -> None:
         run_pipeline(_pipeline(calls, {"a": [FetchFailed()]}), "job", {}, {}, _services(),
                      RecordingJournal(), StopSignal(), RetryPolicy(retries=5))
     assert calls == ["a"]
+
+
+def test_each_step_run_reports_the_llm_calls_made_during_it() -> None:
+    def step(key: str, tokens: int, fails: bool = False) -> Step:
+        def run(step_input: StepInput) -> dict[str, Any]:
+            usage.record("gpt-x", tokens, 1)
+            usage.record("img-y")
+            if fails:
+                raise FetchFailed()
+            return {}
+        return Step(key, key, run, weight=1)
+
+    journal = RecordingJournal()
+    pipeline = Pipeline("test", (step("a", 10), step("b", 20, fails=True)),
+                        build_result=lambda step_input: {})
+    usage.record("outside-any-step")  # not counted anywhere
+    with pytest.raises(FetchFailed):
+        run_pipeline(pipeline, "job", {}, {}, _services(), journal, StopSignal(),
+                     RetryPolicy(retries=0))
+    model_y = {"model": "img-y", "calls": 1, "input_tokens": 0, "output_tokens": 0}
+    assert journal.usage == [
+        ("succeeded", "a", [{"model": "gpt-x", "calls": 1, "input_tokens": 10,
+                             "output_tokens": 1}, model_y]),
+        ("failed", "b", [{"model": "gpt-x", "calls": 1, "input_tokens": 20,
+                          "output_tokens": 1}, model_y])]
+
+
+def test_a_step_stopped_from_outside_is_recorded_as_interrupted() -> None:
+    stop = StopSignal()
+
+    def cancelled_meanwhile(step_input: StepInput) -> dict[str, Any]:
+        usage.record("gpt-x", 5, 5)
+        stop.stop(Cancelled())  # as the watchdog does while the step's call runs
+        return {}
+
+    journal = RecordingJournal()
+    pipeline = Pipeline("test", (Step("a", "a", cancelled_meanwhile, weight=1),),
+                        build_result=lambda step_input: {})
+    with pytest.raises(Cancelled):
+        run_pipeline(pipeline, "job", {}, {}, _services(), journal, stop, RetryPolicy())
+    assert journal.usage == [("interrupted", "a", [
+        {"model": "gpt-x", "calls": 1, "input_tokens": 5, "output_tokens": 5}])]
 
 
 def test_a_stopped_run_raises_its_reason_before_the_next_step() -> None:

@@ -1,0 +1,12 @@
+-- title: LLM calls and tokens per day
+-- chart: table
+-- The last 14 UTC days of LLM use per model and job type, from the llm_usage_daily rollup
+-- (each step adds its calls when it finishes), so it costs a few dozen rows, however busy.
+SELECT day, model, job_type AS type,
+       sum(calls) AS calls,
+       sum(input_tokens) AS input_tokens,
+       sum(output_tokens) AS output_tokens
+  FROM llm_usage_daily
+ WHERE day > (now() AT TIME ZONE 'UTC')::date - 14
+ GROUP BY day, model, job_type
+ ORDER BY day DESC, model, job_type;

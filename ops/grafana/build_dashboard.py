@@ -1,0 +1,190 @@
+"""Build ops/grafana/job-service.json, a Grafana dashboard, from ops/dashboards/*.sql.
+
+    .venv/bin/python ops/grafana/build_dashboard.py          # rewrite the JSON
+    .venv/bin/python ops/grafana/build_dashboard.py --check  # exit 1 if it is stale
+
+One panel per dashboard file (queue_jobs.dashboards reads their headers), each running the
+file's SQL as is through a PostgreSQL data source chosen at import (`DS_POSTGRES`):
+`table` files become table panels, `time-series` files timeseries panels (format
+time_series: the first column is `time`), `bars` files bar charts showing only the listed
+value columns. The output is deterministic (sorted keys, ids 1..n) so that a test can tell
+when the committed JSON no longer matches the SQL files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+if str(PROJECT_DIR) not in sys.path:
+    sys.path.insert(0, str(PROJECT_DIR))
+
+from queue_jobs.dashboards import Dashboard, dashboards  # noqa: E402
+
+OUTPUT = Path(__file__).resolve().parent / "job-service.json"
+REBUILD = ".venv/bin/python ops/grafana/build_dashboard.py"
+DATASOURCE = {"type": "grafana-postgresql-datasource", "uid": "${DS_POSTGRES}"}
+PANEL_TYPES = {"table": "table", "time-series": "timeseries", "bars": "barchart"}
+TARGET_FORMATS = {"table": "table", "time-series": "time_series", "bars": "table"}
+# Charts first (the moving picture), then the tables; files in name order within each.
+KIND_ORDER = {"time-series": 0, "bars": 1, "table": 2}
+PANEL_WIDTH, PANEL_HEIGHT, GRID_COLUMNS = 12, 8, 24
+SHOWN = {"legend": False, "tooltip": False, "viz": False}
+HIDDEN = {"legend": True, "tooltip": True, "viz": True}
+
+
+def build() -> dict[str, Any]:
+    """The dashboard JSON model for the dashboard files as they are now."""
+    ordered = sorted(dashboards(), key=lambda d: (KIND_ORDER[d.chart], d.name))
+    panels = [_panel(number, dash) for number, dash in enumerate(ordered, start=1)]
+    return {
+        "__elements": {},
+        "__inputs": [{
+            "name": "DS_POSTGRES",
+            "label": "PostgreSQL",
+            "description": "The job service database (a read-only role is enough).",
+            "type": "datasource",
+            "pluginId": "grafana-postgresql-datasource",
+            "pluginName": "PostgreSQL",
+        }],
+        "__requires": [
+            {"type": "grafana", "id": "grafana", "name": "Grafana", "version": "10.4.0"},
+            {"type": "datasource", "id": "grafana-postgresql-datasource",
+             "name": "PostgreSQL", "version": "1.0.0"},
+            *({"type": "panel", "id": kind, "name": name, "version": ""}
+              for kind, name in (("barchart", "Bar chart"), ("table", "Table"),
+                                 ("timeseries", "Time series"))
+              if any(panel["type"] == kind for panel in panels)),
+        ],
+        "annotations": {"list": []},
+        "description": "The job service's ops dashboards, built from ops/dashboards/*.sql by "
+                       "ops/grafana/build_dashboard.py. The queries ignore the time picker: "
+                       "each covers the window its title names.",
+        "editable": True,
+        "fiscalYearStartMonth": 0,
+        "graphTooltip": 0,
+        "id": None,
+        "links": [],
+        "panels": panels,
+        "refresh": "10s",
+        "schemaVersion": 39,
+        "tags": ["job-service", "postgresql"],
+        "templating": {"list": []},
+        "time": {"from": "now-1h", "to": "now"},
+        "timepicker": {"refresh_intervals": ["10s", "30s", "1m", "5m", "15m"]},
+        "timezone": "browser",
+        "title": "Job service",
+        "uid": "job-service",
+        "version": 1,
+        "weekStart": "",
+    }
+
+
+def render() -> str:
+    return json.dumps(build(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _panel(number: int, dash: Dashboard) -> dict[str, Any]:
+    index = number - 1
+    panel: dict[str, Any] = {
+        "datasource": dict(DATASOURCE),
+        "description": dash.description,
+        "fieldConfig": {"defaults": _field_defaults(dash.chart),
+                        "overrides": _series_overrides(dash.series)},
+        "gridPos": {"h": PANEL_HEIGHT, "w": PANEL_WIDTH,
+                    "x": (index % (GRID_COLUMNS // PANEL_WIDTH)) * PANEL_WIDTH,
+                    "y": (index // (GRID_COLUMNS // PANEL_WIDTH)) * PANEL_HEIGHT},
+        "id": number,
+        "options": _options(dash.chart),
+        "targets": [{
+            "datasource": dict(DATASOURCE),
+            "editorMode": "code",
+            "format": TARGET_FORMATS[dash.chart],
+            "rawQuery": True,
+            "rawSql": dash.sql,
+            "refId": "A",
+        }],
+        "title": dash.title,
+        "type": PANEL_TYPES[dash.chart],
+    }
+    return panel
+
+
+def _field_defaults(chart: str) -> dict[str, Any]:
+    defaults: dict[str, Any] = {
+        "color": {"mode": "thresholds" if chart == "table" else "palette-classic"},
+        "mappings": [],
+        "thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": None}]},
+    }
+    if chart == "table":
+        defaults["custom"] = {"align": "auto", "cellOptions": {"type": "auto"},
+                              "inspect": False}
+    elif chart == "time-series":
+        defaults["custom"] = {"drawStyle": "line", "fillOpacity": 10, "hideFrom": SHOWN,
+                              "lineWidth": 1, "showPoints": "never", "spanNulls": False,
+                              "stacking": {"group": "A", "mode": "none"}}
+        defaults["min"] = 0
+    else:
+        defaults["custom"] = {"fillOpacity": 80, "gradientMode": "none", "hideFrom": SHOWN,
+                              "lineWidth": 1}
+        defaults["min"] = 0
+    return defaults
+
+
+def _series_overrides(series: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Hide every numeric column, then show the listed ones again (later overrides win):
+    a chart draws the header's value columns, whatever else the query returns."""
+    if not series:
+        return []
+    return [
+        {"matcher": {"id": "byType", "options": "number"},
+         "properties": [{"id": "custom.hideFrom", "value": HIDDEN}]},
+        {"matcher": {"id": "byNames", "options": {"mode": "include", "names": list(series)}},
+         "properties": [{"id": "custom.hideFrom", "value": SHOWN}]},
+    ]
+
+
+def _options(chart: str) -> dict[str, Any]:
+    legend = {"calcs": [], "displayMode": "list", "placement": "bottom", "showLegend": True}
+    tooltip = {"mode": "multi", "sort": "none"}
+    if chart == "table":
+        return {"cellHeight": "sm", "showHeader": True,
+                "footer": {"countRows": False, "fields": "", "reducer": ["sum"],
+                           "show": False}}
+    if chart == "time-series":
+        return {"legend": legend, "tooltip": tooltip}
+    return {"barRadius": 0, "barWidth": 0.9, "fullHighlight": False, "groupWidth": 0.7,
+            "legend": legend, "orientation": "auto", "showValue": "auto",
+            "stacking": "none", "tooltip": tooltip, "xField": "label",
+            "xTickLabelRotation": -30,
+            "xTickLabelSpacing": 0}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Build ops/grafana/job-service.json.")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 if the committed JSON differs from the SQL files")
+    args = parser.parse_args(argv)
+    wanted = render()
+    if args.check:
+        if not OUTPUT.exists():
+            print(f"{OUTPUT.relative_to(PROJECT_DIR)} is missing. Build it with: {REBUILD}",
+                  file=sys.stderr)
+            return 1
+        if OUTPUT.read_text() != wanted:
+            print(f"{OUTPUT.relative_to(PROJECT_DIR)} is stale: ops/dashboards/*.sql changed "
+                  f"since it was built. Rebuild it with: {REBUILD}", file=sys.stderr)
+            return 1
+        print(f"{OUTPUT.relative_to(PROJECT_DIR)} is up to date")
+        return 0
+    OUTPUT.write_text(wanted)
+    print(f"wrote {OUTPUT.relative_to(PROJECT_DIR)} ({len(dashboards())} panels)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""Prometheus instruments for what happens to jobs, counted in the process where it
+happens: creations and cancels of queued jobs in the web processes (summed by gunicorn's
+multiprocess mode on /metrics), runs, steps and LLM calls in the workers (each worker's
+WORKER_METRICS_PORT) and in the web processes for deprecated synchronous calls. Sum them
+across instances in PromQL: `sum by (type, outcome) (rate(jobs_finished_total[5m]))`.
+
+Label values are bounded: job types, step keys, errorCodes, configured model names.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+from queue_jobs.store import UsageRows
+
+CREATED = Counter("jobs_created_total", "Jobs created, by type.", ["type"])
+FINISHED = Counter("jobs_finished_total",
+                   "Jobs finished, by type and outcome (succeeded, or the errorCode).",
+                   ["type", "outcome"])
+STEP_SECONDS = Histogram(
+    "jobs_step_duration_seconds", "Duration of each step run, by type, step and outcome.",
+    ["type", "step", "outcome"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300))
+LLM_CALLS = Counter("llm_calls_total", "LLM calls answered, by model.", ["model"])
+LLM_TOKENS = Counter("llm_tokens_total", "LLM tokens, by model and direction (input, output).",
+                     ["model", "direction"])
+
+INSTRUMENTS = (CREATED, FINISHED, STEP_SECONDS, LLM_CALLS, LLM_TOKENS)
+
+
+def created(job_type: str) -> None:
+    CREATED.labels(job_type).inc()
+
+
+def finished(job_type: str, outcome: str) -> None:
+    FINISHED.labels(job_type, outcome).inc()
+
+
+def step_ran(job_type: str, step: str, outcome: str, duration_ms: int,
+             usage: UsageRows) -> None:
+    STEP_SECONDS.labels(job_type, step, outcome).observe(duration_ms / 1000)
+    for row in usage:
+        model = str(row["model"])
+        LLM_CALLS.labels(model).inc(int(row["calls"]))
+        LLM_TOKENS.labels(model, "input").inc(int(row["input_tokens"]))
+        LLM_TOKENS.labels(model, "output").inc(int(row["output_tokens"]))

@@ -1,0 +1,56 @@
+"""Counts the LLM calls a step makes and the tokens they cost.
+
+Providers are shared by every run of a process, so they cannot hold a run's counts.
+Instead the runner opens a `Meter` around each step (`metering`), and a provider reports
+each answered call with `record`; the meter is found through a ContextVar, which is per
+thread, as each run's steps execute in one thread. Calls outside a meter are not counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ModelUsage:
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+@dataclass
+class Meter:
+    by_model: dict[str, ModelUsage] = field(default_factory=dict)
+
+    def add(self, model: str, input_tokens: int, output_tokens: int) -> None:
+        usage = self.by_model.setdefault(model, ModelUsage())
+        usage.calls += 1
+        usage.input_tokens += input_tokens
+        usage.output_tokens += output_tokens
+
+    def rows(self) -> list[dict[str, int | str]]:
+        """Per model, as the step-record statements take it (a JSON array)."""
+        return [{"model": model, "calls": u.calls, "input_tokens": u.input_tokens,
+                 "output_tokens": u.output_tokens} for model, u in sorted(self.by_model.items())]
+
+
+_current: ContextVar[Meter | None] = ContextVar("llm_usage_meter", default=None)
+
+
+@contextmanager
+def metering(meter: Meter) -> Iterator[Meter]:
+    token = _current.set(meter)
+    try:
+        yield meter
+    finally:
+        _current.reset(token)
+
+
+def record(model: str, input_tokens: int | None = 0, output_tokens: int | None = 0) -> None:
+    """One answered call. Token counts the server did not report count as 0."""
+    meter = _current.get()
+    if meter is not None:
+        meter.add(model, input_tokens or 0, output_tokens or 0)

@@ -1,0 +1,69 @@
+"""Logs as JSON lines: one object per line, for `journalctl -o cat | jq` and any log
+shipper. LOG_FORMAT=text gives the plain format for people at a terminal.
+
+Events carry their fields as `extra` (`log.info("job.finished", extra=fields(...))`); the
+formatter writes every extra field, plus `requestId` when the line is written while a web
+request is handled (webapp sets it), so a request's job events join its request line.
+Never put a session id, a token, a password or an API key in a field: owner kinds only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
+
+REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+# Attributes every LogRecord has; anything else on a record came in through `extra`.
+_RECORD_ATTRIBUTES = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message", "asctime", "taskName"}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        request_id = REQUEST_ID.get()
+        if request_id is not None:
+            line["requestId"] = request_id
+        for key, value in vars(record).items():
+            if key not in _RECORD_ATTRIBUTES and not key.startswith("_"):
+                line[key] = value
+        if record.exc_info:
+            line["exc"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=_jsonable, ensure_ascii=False)
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, uuid.UUID | datetime):
+        return str(value)
+    return repr(value)
+
+
+def configure(level: int = logging.INFO, *, replace_handlers: bool = True) -> None:
+    """At a process's entry point. replace_handlers=False leaves a root logger that
+    already has handlers alone (as logging.basicConfig does)."""
+    root = logging.getLogger()
+    if root.handlers and not replace_handlers:
+        return
+    handler = logging.StreamHandler()
+    if os.environ.get("LOG_FORMAT", "json") == "text":
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    else:
+        handler.setFormatter(JsonFormatter())
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def event(logger: logging.Logger, name: str, **fields: Any) -> None:
+    """One job event line: `name` is the message (job.created, step.finished, ...)."""
+    logger.info(name, extra={"event": name, **fields})

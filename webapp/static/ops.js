@@ -1,0 +1,451 @@
+/**
+ * The ops page: polls /ops/data with the ops token and shows each dashboard as a table,
+ * with an inline SVG chart for the time-series and bars ones. No library and nothing from
+ * another origin; every server string is rendered as text, never as markup.
+ *
+ * The token comes from the URL fragment (#token=..., removed from the address bar at
+ * once) or from the form, and is kept in sessionStorage (this tab only). `?refresh=N`
+ * sets the refresh period in seconds (at least 1, default 10). #ops carries data-ready
+ * ("true" once this module runs), data-state (ok, unauthorized, disabled, error,
+ * offline, asking) and data-updates (answers drawn so far), for browser tests.
+ */
+
+const TOKEN_KEY = "ops-token";
+const DEFAULT_REFRESH_S = 10;
+const MIN_REFRESH_S = 1;
+const MAX_REFRESH_S = 3600;
+const REQUEST_TIMEOUT_MS = 30_000; // a hung request must not stop the refreshes
+const WIDTH = 640; // chart viewBox width; CSS scales it to the column
+const MAX_BAR_ROWS = 40;
+const LABEL_CHARS = 32;
+const FOLDED_ROWS = 12; // a time series' longer table starts folded: the chart says it
+
+const byId = (id) => document.getElementById(id);
+const ui = {
+  app: byId("ops"),
+  refreshNote: byId("refresh-note"),
+  updatedAt: byId("updated-at"),
+  form: byId("token-form"),
+  input: byId("token-input"),
+  errorBox: byId("error-box"),
+  notice: byId("notice"),
+  dashboards: byId("dashboards"),
+  forget: byId("forget-button"),
+};
+const dashboardTemplate = byId("dashboard-template");
+const chartTemplate = byId("chart-template");
+// The SVG namespace, as the HTML parser gave it to the template's <svg>.
+const SVG_NS = chartTemplate.content.querySelector("svg").namespaceURI;
+const refreshS = refreshSeconds();
+
+let token = null;
+let timer = null;
+let generation = 0; // a newer load (or a forgotten token) makes older answers stale
+const rowsOpen = new Map(); // dashboard name -> table unfolded, kept across refreshes
+
+start();
+
+function start() {
+  ui.refreshNote.textContent = `Refreshes every ${refreshS} s.`;
+  ui.form.addEventListener("submit", onSubmit);
+  ui.forget.addEventListener("click", () => {
+    forgetToken();
+    hide(ui.errorBox);
+    askForToken();
+  });
+  token = tokenFromFragment() || storedToken();
+  ui.app.dataset.ready = "true";
+  if (token) {
+    useToken(token);
+  } else {
+    askForToken();
+  }
+}
+
+function refreshSeconds() {
+  const raw = new URLSearchParams(location.search).get("refresh");
+  const value = raw === null ? Number.NaN : Number(raw);
+  if (!Number.isFinite(value) || value <= 0) {
+    return DEFAULT_REFRESH_S;
+  }
+  return Math.min(Math.max(value, MIN_REFRESH_S), MAX_REFRESH_S);
+}
+
+/** #token=... , decoded by hand: URLSearchParams would turn a base64 "+" into a space. */
+function tokenFromFragment() {
+  const part = location.hash.slice(1).split("&").find((p) => p.startsWith("token="));
+  if (part === undefined) {
+    return null;
+  }
+  // Out of the address bar and the history: the token should not linger on screen.
+  history.replaceState(null, "", location.pathname + location.search);
+  try {
+    return decodeURIComponent(part.slice("token=".length)).trim() || null;
+  } catch {
+    return null;
+  }
+}
+
+function storedToken() {
+  try {
+    return sessionStorage.getItem(TOKEN_KEY);
+  } catch {
+    return null; // storage disabled: the form asks on each visit
+  }
+}
+
+function useToken(value) {
+  token = value;
+  try {
+    sessionStorage.setItem(TOKEN_KEY, value);
+  } catch {
+    // kept in memory only
+  }
+  hide(ui.form);
+  show(ui.forget);
+  load();
+}
+
+function forgetToken() {
+  token = null;
+  generation += 1;
+  clearTimeout(timer);
+  try {
+    sessionStorage.removeItem(TOKEN_KEY);
+  } catch {
+    // nothing stored
+  }
+  ui.dashboards.replaceChildren();
+  ui.updatedAt.textContent = "Not loaded yet.";
+  hide(ui.forget);
+}
+
+function askForToken() {
+  ui.app.dataset.state = ui.app.dataset.state === "unauthorized" ? "unauthorized" : "asking";
+  show(ui.form);
+  ui.input.value = "";
+  ui.input.focus();
+}
+
+function onSubmit(event) {
+  event.preventDefault(); // the page's CSP forbids submitting anyway (form-action 'none')
+  const value = ui.input.value.trim();
+  // A header carries visible ASCII only; fetch() would refuse anything else.
+  if (!/^[\x21-\x7e]+$/.test(value)) {
+    showError("Enter the token: printable ASCII characters, no spaces.");
+    return;
+  }
+  hide(ui.errorBox);
+  useToken(value);
+}
+
+async function load() {
+  clearTimeout(timer);
+  const mine = ++generation;
+  let response;
+  let body;
+  try {
+    response = await fetch("/ops/data", {
+      headers: { Authorization: `Bearer ${token}` },
+      cache: "no-store",
+      credentials: "omit",
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    });
+    body = await response.json().catch(() => null);
+  } catch {
+    if (mine === generation) {
+      setState("offline");
+      showNotice("The server cannot be reached; trying again.");
+      schedule();
+    }
+    return;
+  }
+  if (mine !== generation) {
+    return;
+  }
+  hide(ui.notice);
+  if (response.status === 401) {
+    forgetToken();
+    setState("unauthorized");
+    showError("The ops token was refused (401 Unauthorized). Enter the current OPS_TOKEN.");
+    askForToken();
+  } else if (response.status === 404) {
+    forgetToken();
+    setState("disabled");
+    showError("The ops page is turned off on this server (OPS_TOKEN is not set).");
+  } else if (!response.ok || !body || !Array.isArray(body.dashboards)) {
+    setState("error");
+    const reason = body && typeof body.error === "string" ? `: ${body.error}` : ".";
+    showError(`The dashboards could not be loaded (HTTP ${response.status})${reason} ` +
+              "Trying again.");
+    schedule();
+  } else {
+    hide(ui.errorBox);
+    render(body);
+    setState("ok");
+    schedule();
+  }
+}
+
+function schedule() {
+  clearTimeout(timer);
+  timer = setTimeout(load, refreshS * 1000);
+}
+
+function render(body) {
+  ui.dashboards.replaceChildren(...body.dashboards.map(renderDashboard));
+  const at = new Date(body.generatedAt);
+  ui.updatedAt.textContent = Number.isNaN(at.getTime())
+    ? "Updated."
+    : `Updated at ${at.toLocaleTimeString()}.`;
+  ui.updatedAt.title = String(body.generatedAt);
+  ui.app.dataset.updates = String(Number(ui.app.dataset.updates) + 1);
+}
+
+function renderDashboard(board) {
+  const section = dashboardTemplate.content.firstElementChild.cloneNode(true);
+  section.dataset.name = String(board.name);
+  section.dataset.chart = String(board.chart);
+  section.querySelector(".title").textContent = board.title || board.name;
+  section.querySelector(".description").textContent = board.description || "";
+  if (board.error) {
+    const error = section.querySelector(".dashboard-error");
+    error.textContent = `This query failed: ${board.error}`;
+    show(error);
+    hide(section.querySelector(".rows"));
+    return section;
+  }
+  const columns = Array.isArray(board.columns) ? board.columns : [];
+  const rows = Array.isArray(board.rows) ? board.rows : [];
+  const series = (board.series || [])
+    .map((name) => ({ name, at: columns.indexOf(name) }))
+    .filter((s) => s.at >= 0);
+  if (rows.length && series.length) {
+    const draw = new Map([["time-series", timeSeries], ["bars", bars]]).get(board.chart);
+    if (draw) {
+      section.querySelector(".chart-slot").append(draw(board, columns, rows, series));
+    }
+  }
+  fillTable(section.querySelector("table"), columns, rows);
+  section.querySelector(".truncated").hidden = !board.truncated;
+  const details = section.querySelector(".rows");
+  details.querySelector("summary").textContent = rows.length === 1
+    ? "1 row"
+    : `${rows.length} rows`;
+  const name = String(board.name);
+  const folded = board.chart === "time-series" && rows.length > FOLDED_ROWS;
+  details.open = rowsOpen.get(name) ?? !folded;
+  details.addEventListener("toggle", () => rowsOpen.set(name, details.open));
+  return section;
+}
+
+function fillTable(table, columns, rows) {
+  table.querySelector("thead tr").replaceChildren(...columns.map((name, i) => {
+    const th = element("th", String(name));
+    th.scope = "col";
+    if (rows.length && typeof rows[0][i] === "number") {
+      th.className = "num"; // aligned with its figures
+    }
+    return th;
+  }));
+  const body = table.querySelector("tbody");
+  if (!rows.length) {
+    const cell = element("td", "No rows.");
+    cell.colSpan = Math.max(columns.length, 1);
+    cell.className = "empty";
+    body.replaceChildren(row([cell]));
+    return;
+  }
+  body.replaceChildren(...rows.map((values) => row(values.map((value) => {
+    const cell = element("td", cellText(value));
+    if (typeof value === "number") {
+      cell.className = "num";
+    } else if (value === null) {
+      cell.className = "null";
+    }
+    return cell;
+  }))));
+}
+
+function row(cells) {
+  const tr = document.createElement("tr");
+  tr.append(...cells);
+  return tr;
+}
+
+function cellText(value) {
+  if (value === null || value === undefined) {
+    return "\u2014";
+  }
+  if (typeof value === "number") {
+    return formatNumber(value);
+  }
+  return typeof value === "object" ? JSON.stringify(value) : String(value);
+}
+
+// ---- charts: drawn into copies of #chart-template, one CSS class per series colour ----
+
+function timeSeries(board, columns, rows, series) {
+  const height = 180;
+  const pad = { left: 44, right: 12, top: 10, bottom: 24 };
+  const plotW = WIDTH - pad.left - pad.right;
+  const plotH = height - pad.top - pad.bottom;
+  const timeAt = Math.max(columns.indexOf("time"), 0);
+  const max = niceMax(largest(rows, series));
+  const x = (i) => pad.left + (rows.length === 1 ? plotW / 2 : (i * plotW) / (rows.length - 1));
+  const y = (v) => pad.top + plotH - (v / max) * plotH;
+  const { figure, svg } = chart(board, series, WIDTH, height);
+  for (const value of [0, max / 2, max]) {
+    svg.append(svgElement("line", { x1: pad.left, x2: WIDTH - pad.right, y1: y(value),
+                                    y2: y(value), class: "grid" }));
+    svg.append(svgElement("text", { x: pad.left - 6, y: y(value), class: "axis end" },
+                          formatNumber(value)));
+  }
+  const first = rows[0][timeAt];
+  const last = rows[rows.length - 1][timeAt];
+  svg.append(svgElement("text", { x: pad.left, y: height - 6, class: "axis" },
+                        clockTime(first)));
+  svg.append(svgElement("text", { x: WIDTH - pad.right, y: height - 6, class: "axis end" },
+                        clockTime(last)));
+  series.forEach((s, k) => {
+    const points = rows.map((r, i) => `${x(i).toFixed(1)},${y(number(r[s.at])).toFixed(1)}`);
+    const line = svgElement("polyline", { points: points.join(" "),
+                                          class: `line series-${k % 6}`,
+                                          "data-testid": "chart-line", "data-series": s.name });
+    line.append(svgElement("title", {}, s.name));
+    svg.append(line);
+  });
+  return figure;
+}
+
+function bars(board, columns, rows, series) {
+  const shown = rows.slice(0, MAX_BAR_ROWS);
+  const seriesAt = new Set(series.map((s) => s.at));
+  // A bar group is labelled by its `label` column (queue_jobs/dashboards.py), else by the
+  // row's text columns.
+  const named = columns.indexOf("label");
+  const labelAt = named >= 0 ? [named] : columns.map((_, i) => i).filter((i) =>
+    !seriesAt.has(i) && shown.every((r) => r[i] === null || typeof r[i] === "string"));
+  const barH = 14;
+  const groupH = series.length * barH + 10;
+  const labelW = 220;
+  const valueW = 64;
+  const top = 6;
+  const height = top + shown.length * groupH;
+  const max = largest(shown, series) || 1;
+  const { figure, svg } = chart(board, series, WIDTH, height);
+  shown.forEach((r, g) => {
+    const label = labelAt.map((i) => r[i] ?? "\u2014").join(" / ") || `row ${g + 1}`;
+    const groupTop = top + g * groupH;
+    const text = svgElement("text", { x: labelW - 8, y: groupTop + (series.length * barH) / 2,
+                                      class: "label end" }, truncate(label));
+    text.append(svgElement("title", {}, label));
+    svg.append(text);
+    series.forEach((s, k) => {
+      const value = number(r[s.at]);
+      const barW = (value / max) * (WIDTH - labelW - valueW);
+      const bar = svgElement("rect", { x: labelW, y: groupTop + k * barH,
+                                       width: Math.max(barW, 1).toFixed(1), height: barH - 2,
+                                       class: `bar series-${k % 6}`, "data-testid": "chart-bar",
+                                       "data-series": s.name });
+      bar.append(svgElement("title", {}, `${label}, ${s.name}: ${formatNumber(value)}`));
+      svg.append(bar);
+      svg.append(svgElement("text", { x: labelW + barW + 4, y: groupTop + k * barH + barH / 2,
+                                      class: "value" }, formatNumber(value)));
+    });
+  });
+  if (rows.length > shown.length) {
+    figure.querySelector("figcaption").append(
+      element("span", ` (first ${shown.length} of ${rows.length} rows)`));
+  }
+  return figure;
+}
+
+function chart(board, series, width, height) {
+  const figure = chartTemplate.content.firstElementChild.cloneNode(true);
+  figure.dataset.chart = String(board.chart);
+  const svg = figure.querySelector("svg");
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  svg.setAttribute("aria-label", `${board.title || board.name}: ${board.chart} chart`);
+  const legend = figure.querySelector("figcaption");
+  series.forEach((s, k) => {
+    const swatch = element("span", "");
+    swatch.className = `swatch series-${k % 6}`;
+    legend.append(swatch, element("span", s.name), document.createTextNode(" "));
+  });
+  return { figure, svg };
+}
+
+function svgElement(name, attributes, text) {
+  const node = document.createElementNS(SVG_NS, name);
+  for (const [key, value] of Object.entries(attributes)) {
+    node.setAttribute(key, String(value));
+  }
+  if (text !== undefined) {
+    node.textContent = text;
+  }
+  return node;
+}
+
+function largest(rows, series) {
+  return rows.reduce((max, r) => series.reduce((m, s) => Math.max(m, number(r[s.at])), max), 0);
+}
+
+/** The axis top: 1, 2 or 5 times a power of ten, at least 1. */
+function niceMax(value) {
+  if (!(value > 1)) {
+    return 1;
+  }
+  const power = 10 ** Math.floor(Math.log10(value));
+  return [1, 2, 5, 10].map((m) => m * power).find((top) => top >= value);
+}
+
+function number(value) {
+  const n = Number(value);
+  return Number.isFinite(n) && n > 0 ? n : 0;
+}
+
+function formatNumber(value) {
+  return value.toLocaleString(undefined, { maximumFractionDigits: 4 });
+}
+
+function clockTime(value) {
+  const at = new Date(value);
+  return Number.isNaN(at.getTime())
+    ? String(value ?? "")
+    : at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+function truncate(text) {
+  return text.length > LABEL_CHARS ? `${text.slice(0, LABEL_CHARS - 1)}\u2026` : text;
+}
+
+// ---- small DOM helpers ----
+
+function element(name, text) {
+  const node = document.createElement(name);
+  node.textContent = text;
+  return node;
+}
+
+function show(node) {
+  node.hidden = false;
+}
+
+function hide(node) {
+  node.hidden = true;
+}
+
+function setState(state) {
+  ui.app.dataset.state = state;
+}
+
+function showError(message) {
+  ui.errorBox.textContent = message;
+  show(ui.errorBox);
+}
+
+function showNotice(message) {
+  ui.notice.textContent = message;
+  show(ui.notice);
+}
