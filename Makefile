@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test web worker migrate bench lint install clean browser
+.PHONY: run test web worker migrate bench bench-tools lint install clean browser
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ run: $(STAMP)
 	$(BIN)/python ops/run_dev.py
 
 ## make test: lint, types, architecture contracts, then the whole suite (hermetic)
-test: $(STAMP) lint browser
+test: $(STAMP) lint browser bench-tools
 	$(BIN)/python -m pytest
 
 ## make browser: Debian's Chromium for the Playwright tests (browser downloads are not
@@ -47,8 +47,17 @@ worker: $(STAMP)
 migrate: $(STAMP)
 	$(BIN)/python -m queue_jobs.migrate
 
-bench: $(STAMP)
-	@echo "benchmarks: not written yet (issue 6)"
+## make bench: the service against its references (bench/run.py, under 10 minutes);
+## writes bench/results.md and bench/results.json
+bench: $(STAMP) bench-tools
+	$(BIN)/python bench/run.py
+
+## make bench-tools: Debian's load generators wrk and hey, with apt-get if missing (pgbench
+## comes with the embedded PostgreSQL's wheel)
+bench-tools:
+	@command -v wrk >/dev/null && command -v hey >/dev/null || { \
+	  echo "installing wrk and hey with apt-get (needs root)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk hey; }
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -132,21 +132,20 @@ def main() -> int:
 def measure(url: str, jobs: int, rounds: int) -> list[dict[str, Any]]:
     with psycopg.connect(url, autocommit=True) as conn:
         started = time.monotonic()
-        for statement in SEED:
-            conn.execute(statement.encode(), {"jobs": jobs, "days": DAYS})
+        for seed in SEED:
+            conn.execute(seed.encode(), {"jobs": jobs, "days": DAYS})
         conn.execute("VACUUM (ANALYZE)")
         print(f"seeded {jobs} jobs in {time.monotonic() - started:.0f} s", flush=True)
         results = []
         for dashboard in dashboards():
-            statement = dashboard.sql.encode()
-            conn.execute(statement).fetchall()  # warm the cache, as a 10-second refresh would
+            query = dashboard.sql.encode()
+            conn.execute(query).fetchall()  # warm the cache, as a 10-second refresh would
             timings = []
             for _ in range(rounds):
                 begun = time.perf_counter()
-                rows = conn.execute(statement).fetchall()
+                rows = conn.execute(query).fetchall()
                 timings.append((time.perf_counter() - begun) * 1000)
-            plan = conn.execute(b"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement
-                                ).fetchone()
+            plan = conn.execute(b"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + query).fetchone()
             assert plan is not None
             results.append({"name": dashboard.name, "rows": len(rows),
                             "median_ms": round(statistics.median(timings), 2),

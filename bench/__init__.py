@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`): the service against small references, in the same run."""

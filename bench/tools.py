@@ -1,0 +1,220 @@
+"""The load generators and processes the benchmarks drive: Debian's wrk (throughput), hey
+(a fixed request rate) and pgbench, each run as a subprocess and its report parsed; the
+services under test as subprocesses that are waited for and stopped cleanly."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+TOOLS = ("wrk", "hey")  # Debian's (make bench-tools)
+
+
+def missing_tools() -> list[str]:
+    return [tool for tool in TOOLS if shutil.which(tool) is None]
+
+
+def pgbench_binary() -> str:
+    """The pgbench of the embedded PostgreSQL's own wheel (the same server version)."""
+    import pgserver  # the embedded server's package: benchmarks only
+
+    shipped = Path(pgserver.__file__).parent / "pginstall" / "bin" / "pgbench"
+    return str(shipped) if shipped.exists() else "pgbench"
+
+
+@dataclass(frozen=True)
+class Load:
+    """What one load run measured."""
+
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int  # non-2xx/3xx answers and socket errors
+
+
+_WRK_LUA = """
+local thread_count = 0
+function setup(thread)
+  thread_count = thread_count + 1
+  thread:set("tid", thread_count)
+end
+local sent = 0
+function request()
+  sent = sent + 1
+  local headers = {}
+  for name, value in pairs(wrk.headers) do headers[name] = value end
+  if fresh_session then
+    -- a new anonymous owner per request: many users, as in production (one owner's
+    -- creates are serialised on purpose)
+    headers["x-session-id"] = string.format("bench_%d_%d_%d", tid, sent, math.random(1e9))
+  end
+  return wrk.format(nil, nil, headers, nil)
+end
+"""
+
+
+def wrk(url: str, *, seconds: float, connections: int, method: str = "GET",
+        headers: Mapping[str, str] | None = None, body: str | None = None,
+        fresh_session: bool = False, workdir: Path) -> Load:
+    lines = [f'wrk.method = "{method}"']
+    for name, value in (headers or {}).items():
+        lines.append(f'wrk.headers["{name}"] = [[{value}]]')
+    if body is not None:
+        lines.append(f"wrk.body = [[{body}]]")
+    lines.append(f"fresh_session = {'true' if fresh_session else 'false'}")
+    script = workdir / "wrk.lua"
+    script.write_text("\n".join(lines) + _WRK_LUA)
+    threads = min(2, connections)
+    out = _run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+                "--latency", "-s", str(script), url])
+    errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if socket_errors:
+        errors += sum(int(n) for n in socket_errors.groups())
+    return _checked(url, Load(requests_per_s=float(_find(r"Requests/sec:\s+([\d.]+)", out)),
+                              p50_ms=_wrk_ms(_find(r"\n\s+50%\s+(\S+)", out)),
+                              p99_ms=_wrk_ms(_find(r"\n\s+99%\s+(\S+)", out)),
+                              errors=errors))
+
+
+def hey(url: str, *, seconds: float, rate: float, connections: int, method: str = "GET",
+        headers: Mapping[str, str] | None = None, body: str | None = None) -> Load:
+    """`rate` requests per second in total (hey's -q is per connection)."""
+    command = ["hey", "-z", f"{max(1, round(seconds))}s", "-c", str(connections),
+               "-q", f"{rate / connections:g}", "-m", method, "-t", "10"]
+    for name, value in (headers or {}).items():
+        command += ["-H", f"{name}: {value}"]
+    if body is not None:
+        command += ["-T", "application/json", "-d", body]
+    out = _run([*command, url])
+    codes = dict(re.findall(r"\[(\d{3})\]\s+(\d+) responses", out))
+    errors = sum(int(n) for code, n in codes.items() if not code.startswith(("2", "3")))
+    failed = out.partition("Error distribution:")[2]  # "  [count]\tmessage" lines
+    errors += sum(int(n) for n in re.findall(r"^\s+\[(\d+)\]", failed, re.MULTILINE))
+    return _checked(url, Load(requests_per_s=float(_find(r"Requests/sec:\s+([\d.]+)", out)),
+                              p50_ms=float(_find(r"50% in ([\d.]+) secs", out)) * 1000,
+                              p99_ms=float(_find(r"99% in ([\d.]+) secs", out)) * 1000,
+                              errors=errors))
+
+
+def _checked(url: str, load: Load) -> Load:
+    """A run with failed answers measured something else than asked: stop there."""
+    if load.errors:
+        raise RuntimeError(f"{url}: {load.errors} requests failed under load")
+    return load
+
+
+def pgbench(conninfo: str, script: Path, *, seconds: float, clients: int) -> float:
+    """Transactions per second of `script` (one job's life cycle per transaction)."""
+    out = _run([pgbench_binary(), "-n", "-f", str(script), "-c", str(clients), "-j", "2",
+                "-T", str(max(1, round(seconds))), conninfo])
+    return float(_find(r"tps = ([\d.]+)", out))
+
+
+def _run(command: list[str]) -> str:
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        raise RuntimeError(f"{command[0]} failed ({done.returncode}): {done.stderr[-2000:]}")
+    return done.stdout
+
+
+def _find(pattern: str, text: str) -> str:
+    match = re.search(pattern, text)
+    if match is None:
+        raise RuntimeError(f"no {pattern!r} in:\n{text[-3000:]}")
+    return match.group(1)
+
+
+def _wrk_ms(value: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
+
+
+# --- processes ----------------------------------------------------------------------------
+
+
+@contextmanager
+def process(command: list[str], env: Mapping[str, str], *, ready_url: str | None = None,
+            log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A service for the length of the block: started, waited for (its URL answering 200),
+    then stopped with SIGTERM (SIGKILL after 20 s)."""
+    with log.open("ab") as sink:
+        child = subprocess.Popen(command, cwd=PROJECT_DIR, env=dict(env), stdout=sink,
+                                 stderr=sink)
+    try:
+        if ready_url:
+            wait_for(ready_url, child, log)
+        yield child
+    finally:
+        stop(child)
+
+
+def process_once(command: list[str], env: Mapping[str, str]) -> None:
+    """A command run to its end (raises with its output if it fails)."""
+    done = subprocess.run(command, cwd=PROJECT_DIR, env=dict(env), capture_output=True,
+                          text=True, timeout=300)
+    if done.returncode != 0:
+        raise RuntimeError(f"{command} failed: {done.stderr[-2000:]}")
+
+
+def stop(child: subprocess.Popen[bytes]) -> None:
+    if child.poll() is None:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def wait_for(url: str, child: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise RuntimeError(f"{url}: the process exited; see {log}")
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer 200 within {timeout:g} s; see {log}")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of one process (VmRSS), in MiB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(_find(r"VmRSS:\s+(\d+) kB", status)) / 1024
+
+
+def children(pid: int) -> list[int]:
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(child) for child in text.split()]
+
+
+def environment(**changes: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("PROMETHEUS_MULTIPROC_DIR", "DATABASE_URL")}
+    env.update(changes)
+    return env
