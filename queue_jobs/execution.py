@@ -18,14 +18,17 @@ from typing import Any, TypeVar
 
 from psycopg_pool import ConnectionPool
 
-from queue_jobs import fetch, job_metrics, logs, organizations, store
+from queue_jobs import db, fetch, job_metrics, logs, organizations, store
 from queue_jobs.errors import Cancelled, JobFailure, TimedOut
 from queue_jobs.llm.base import GeneratedImage
 from queue_jobs.pipeline.runner import (
+    FinishedStep,
+    Pipeline,
     RetryPolicy,
     RunSuperseded,
     StepServices,
     StopSignal,
+    pending_steps,
     run_pipeline,
 )
 from queue_jobs.pipelines import PIPELINES
@@ -34,6 +37,8 @@ from queue_jobs.runtime import RunResources, WorkerRuntime
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# What a fresh job's claim shows as started.
+FIRST_STEPS = {job_type: pipeline.steps[0].key for job_type, pipeline in PIPELINES.items()}
 WATCH_INTERVAL_S = 0.25
 ROW_POLL_INTERVAL_S = 1.0  # our own cancel check, in case procrastinate's abort is missed
 _ORGANIZATION_NAMESPACE = uuid.UUID("6f1d7c1e-1c55-4f0a-9d36-2f8a3c4f3b10")
@@ -48,25 +53,30 @@ class DbJournal:
     attempt: int  # the job's attempt when this run claimed it (step records carry it)
 
     def start_step(self, step: str, progress: int) -> None:
-        with self.runtime.pool.connection() as conn:
+        with db.autocommit(self.runtime.pool) as conn:
             if not store.start_step(conn, self.job_id, self.dispatch_id, step, progress):
                 raise RunSuperseded()
 
-    def checkpoint(self, step: str, output: Any, duration_ms: int, progress: int,
-                   usage: list[dict[str, Any]]) -> None:
-        with self.runtime.pool.connection() as conn:
-            job_type = store.checkpoint_step(conn, self.job_id, self.dispatch_id, step, output,
-                                             duration_ms, progress, usage, self.attempt)
+    def checkpoint(self, steps: list[FinishedStep], progress: int,
+                   next_step: str | None) -> None:
+        with db.autocommit(self.runtime.pool) as conn:
+            job_type = store.checkpoint_steps(
+                conn, self.job_id, self.dispatch_id,
+                [{"step": s.key, "output": s.output, "duration_ms": s.duration_ms,
+                  "usage": s.usage} for s in steps], progress, self.attempt, next_step)
         if job_type is None:
-            # The run lost the job before it could keep the output; its calls were made.
-            self.step_failed(step, duration_ms, usage, "interrupted")
+            # The run lost the job before it could keep the outputs; their calls were made.
+            for step in steps:
+                self.step_failed(step.key, step.duration_ms, step.usage, "interrupted")
             raise RunSuperseded()
-        _step_ran(self.job_id, job_type, step, "succeeded", duration_ms, usage)
+        for step in steps:
+            _step_ran(self.job_id, job_type, step.key, "succeeded", step.duration_ms,
+                      step.usage)
 
     def step_failed(self, step: str, duration_ms: int, usage: list[dict[str, Any]],
                     outcome: str) -> None:
         try:
-            with self.runtime.pool.connection() as conn:
+            with db.autocommit(self.runtime.pool) as conn:
                 job_type = store.record_unfinished_step(conn, self.job_id, step, outcome,
                                                         duration_ms, usage, self.attempt)
         except Exception:  # the step's own outcome is what matters; this is bookkeeping
@@ -89,7 +99,7 @@ def step_services(runtime: RunResources, job_id: uuid.UUID, dispatch_id: int,
 
     def save_image(image: GeneratedImage, prompt: str) -> str:
         image_id = uuid.uuid4()
-        with runtime.pool.connection() as conn:
+        with db.autocommit(runtime.pool) as conn:
             if not store.insert_image(conn, image_id, job_id, dispatch_id, image.content_type,
                                       image.data, prompt):
                 raise RunSuperseded()
@@ -98,7 +108,7 @@ def step_services(runtime: RunResources, job_id: uuid.UUID, dispatch_id: int,
     def create_organization(name: str, website_url: str, analysis: dict[str, Any]) -> str:
         # Deterministic id: a run repeated after a crash finds the row already there.
         organization_id = uuid.uuid5(_ORGANIZATION_NAMESPACE, str(job_id))
-        with runtime.pool.connection() as conn:
+        with db.autocommit(runtime.pool) as conn:
             if not store.insert_organization(conn, organization_id, job_id, dispatch_id, name,
                                              website_url, analysis):
                 raise RunSuperseded()
@@ -107,7 +117,7 @@ def step_services(runtime: RunResources, job_id: uuid.UUID, dispatch_id: int,
     def save_post(organization_id: str, post: dict[str, Any], status: str) -> dict[str, Any]:
         # Deterministic id, as above: saving twice keeps one post.
         post_id = uuid.uuid5(_POST_NAMESPACE, str(job_id))
-        with runtime.pool.connection() as conn:
+        with db.autocommit(runtime.pool) as conn:
             saved = store.insert_post(conn, post_id, uuid.UUID(organization_id), job_id,
                                       dispatch_id, post, status)
         if saved is None:
@@ -141,7 +151,7 @@ class RunRecord:
             log.exception("job %s: pipeline crashed", self.job_id)
             self.fail(JobFailure("Internal error while running the job"))
             return
-        with self.pool.connection() as conn:
+        with db.autocommit(self.pool) as conn:
             finished = store.succeed_job(conn, self.job_id, self.dispatch_id, result)
         if finished is None:
             self.settle_refused_run()
@@ -158,7 +168,7 @@ class RunRecord:
             log.info("job %s: run %s superseded", self.job_id, self.dispatch_id)
 
     def row_verdict(self) -> BaseException | None:
-        with self.pool.connection() as conn:
+        with db.autocommit(self.pool) as conn:
             state = store.get_run_state(conn, self.job_id)
         if state is None or state.dispatch_id != self.dispatch_id or state.status != "running":
             return RunSuperseded()
@@ -167,7 +177,7 @@ class RunRecord:
         return None
 
     def fail(self, failure: JobFailure) -> None:
-        with self.pool.connection() as conn:
+        with db.autocommit(self.pool) as conn:
             finished = store.fail_job(conn, self.job_id, self.dispatch_id, failure.message,
                                       failure.error_code)
         if finished is not None:
@@ -199,7 +209,8 @@ class JobRun:
         journal = DbJournal(self.runtime, self.job_id, self.dispatch_id, claimed.attempt)
         future: Future[dict[str, Any]] = self.runtime.executor.submit(
             run_pipeline, pipeline, str(self.job_id), claimed.input, claimed.step_outputs,
-            services, journal, self.stop, policy)
+            services, journal, self.stop, policy,
+            first_step_shown=_claim_shows_first_step(pipeline, claimed))
         future.add_done_callback(_retrieve_exception)
         try:
             await self._watch(future)
@@ -244,8 +255,8 @@ class JobRun:
     # --- blocking helpers, run in the executor -------------------------------------------
 
     def _claim(self) -> store.ClaimedJob | None:
-        with self.runtime.pool.connection() as conn:
-            claimed = store.claim_job(conn, self.job_id, self.dispatch_id)
+        with db.autocommit(self.runtime.pool) as conn:
+            claimed = store.claim_job(conn, self.job_id, self.dispatch_id, FIRST_STEPS)
         if claimed is not None:
             logs.event(log, "job.started", jobId=self.job_id, type=claimed.type,
                        attempt=claimed.attempt, dispatchId=self.dispatch_id,
@@ -253,8 +264,14 @@ class JobRun:
         return claimed
 
     def _requeue(self) -> None:
-        with self.runtime.pool.connection() as conn:
+        with db.autocommit(self.runtime.pool) as conn:
             store.redispatch_job(conn, self.job_id, self.dispatch_id, lost=False)
+
+
+def _claim_shows_first_step(pipeline: Pipeline, claimed: store.ClaimedJob) -> bool:
+    """The claim started the step its row shows: is it the first one still to run?"""
+    pending = pending_steps(pipeline, claimed.step_outputs)
+    return bool(pending) and claimed.current_step == pipeline.steps[pending[0]].key
 
 
 def job_finished(job_id: uuid.UUID, finished: store.FinishedJob, outcome: str) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from psycopg_pool import ConnectionPool
 
-from queue_jobs import store
+from queue_jobs import db, store
 from queue_jobs.store import Conn
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def sweep(pool: ConnectionPool, retention_days: int, batch: int = BATCH) -> Swee
 def _in_batches(pool: ConnectionPool, delete: Callable[[Conn, int], int], batch: int) -> int:
     total = 0
     while True:
-        with pool.connection() as conn:
+        with db.autocommit(pool) as conn:  # each batch its own short transaction
             deleted = delete(conn, batch)
         total += deleted
         if deleted < batch:

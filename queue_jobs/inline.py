@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from queue_jobs import jobs, store
+from queue_jobs import db, jobs, store
 from queue_jobs.errors import JobFailure, TimedOut
 from queue_jobs.execution import ROW_POLL_INTERVAL_S, DbJournal, RunRecord, step_services
 from queue_jobs.fair_use import FairUse
@@ -67,7 +67,7 @@ class _Watchdog(threading.Thread):
         if time.monotonic() >= self._deadline:
             verdict: BaseException | None = TimedOut()
         else:
-            with self._resources.pool.connection() as conn:
+            with db.autocommit(self._resources.pool) as conn:
                 store.beat_inline_run(conn, record.job_id, record.dispatch_id)
             verdict = record.row_verdict()
         if verdict is None:
@@ -114,7 +114,7 @@ def run_inline(resources: RunResources, new: jobs.NewJob, policy: FairUse,
         raise
     finally:
         watchdog.halt()
-    with resources.pool.connection() as conn:
+    with db.autocommit(resources.pool) as conn:
         outcome = store.get_job_outcome(conn, job_id)
     assert outcome is not None  # jobs are only deleted by retention, long after
     return InlineRun(job_id, outcome)

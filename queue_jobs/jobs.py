@@ -6,13 +6,16 @@ between 404 (not visible to this owner) and 409 (visible, wrong state).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from queue_jobs import fair_use, job_metrics, logs, store
+from queue_jobs import fair_use, ids, job_metrics, logs, store
 from queue_jobs.domain_errors import JobNotCancellable, JobNotFound, JobNotRetryable, parse_id
 from queue_jobs.eta import StepMeanCache, remaining_seconds
 from queue_jobs.fair_use import FairUse
@@ -57,7 +60,7 @@ def create_job(conn: Conn, new: NewJob, policy: FairUse, *, inline: bool = False
             return CreatedJob(earlier, replayed=True)
     fair_use.count_address_creation(conn, new.client_address, policy)
     fair_use.check_active_jobs(conn, owner, policy, lambda: _soonest_end(conn, owner))
-    job_id = uuid.uuid4()
+    job_id = ids.uuid7()  # time-ordered: inserts stay at the primary key's right edge
     inline_dispatch_id = None
     if inline:
         inline_dispatch_id = store.create_inline_job(conn, job_id, new.job_type, owner,
@@ -122,11 +125,30 @@ def _eta(conn: Conn, row: JobRow, now: datetime) -> int | None:
                              row.step_started_at, now, means)
 
 
-def job_status(conn: Conn, job_id: uuid.UUID, owner: Owner) -> dict[str, Any]:
-    row = store.get_owned_job(conn, job_id, owner)
+# Part of a finished job's ETag, with its row version: the document's shape and the step
+# labels it shows (a deploy that changes them must not leave clients a stale 304).
+DOCUMENT_VERSION = "1." + hashlib.blake2b(json.dumps(
+    {job_type: [step.label for step in pipeline.steps] for job_type, pipeline
+     in sorted(PIPELINES.items())}).encode(), digest_size=4).hexdigest()
+
+
+@dataclass(frozen=True)
+class StatusAnswer:
+    document: dict[str, Any] | None  # None: the caller's copy is current (answer 304)
+    etag: str | None  # a finished job's version; None: derive the ETag from the document
+
+
+def job_status(conn: Conn, job_id: uuid.UUID, owner: Owner,
+               known_etags: Sequence[str] = (), any_etag: bool = False) -> StatusAnswer:
+    """The status document, unless the caller already has this finished job's version
+    (then not even its result is read)."""
+    row = store.get_owned_job(conn, job_id, owner, known_etags, any_etag, DOCUMENT_VERSION)
     if row is None:
         raise JobNotFound()
-    return status_document(row, _eta(conn, row, datetime.now(UTC)))
+    if row.finished_etag is not None and (any_etag or row.finished_etag in known_etags):
+        return StatusAnswer(None, row.finished_etag)
+    return StatusAnswer(status_document(row, _eta(conn, row, datetime.now(UTC))),
+                        row.finished_etag)
 
 
 def list_jobs(conn: Conn, owner: Owner, status: str | None, limit: int) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from psycopg_pool import ConnectionPool
 
+from queue_jobs import db
 from queue_jobs.config import QueueSettings
 from queue_jobs.llm.base import LLMProvider
 from queue_jobs.llm.factory import build_provider
@@ -83,10 +84,8 @@ def provider_for(settings: QueueSettings) -> LLMProvider:
 
 
 def _open(settings: QueueSettings) -> WorkerRuntime:
-    pool = ConnectionPool(settings.database_url, min_size=1, max_size=settings.pool_size,
-                          kwargs={"connect_timeout": 5}, open=True, name="worker",
-                          # a worker outlives database restarts: test before lending
-                          check=ConnectionPool.check_connection)
+    pool = db.open_pool(settings.database_url, name="worker", min_size=1,
+                        max_size=settings.pool_size, timeout=30, connect_timeout=5, wait=False)
     executor = ThreadPoolExecutor(PIPELINE_THREADS, thread_name_prefix="pipeline")
     return WorkerRuntime(settings, pool, executor, provider_for(settings))
 

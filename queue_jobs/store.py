@@ -108,6 +108,7 @@ class JobRow:
     step_started_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    finished_etag: str | None = None  # get_owned_job: set once the job has finished
 
     @property
     def owner(self) -> Owner:
@@ -123,6 +124,7 @@ class ClaimedJob:
     step_outputs: dict[str, Any]
     progress: int
     attempt: int
+    current_step: str | None  # the step the row shows as started
 
 
 @dataclass(frozen=True)
@@ -213,8 +215,14 @@ def get_job_outcome(conn: Conn, job_id: uuid.UUID) -> JobOutcome | None:
     return _typed_one(conn, JobOutcome, "get_job_outcome", id=job_id)
 
 
-def get_owned_job(conn: Conn, job_id: uuid.UUID, owner: Owner) -> JobRow | None:
-    return _typed_one(conn, JobRow, "get_owned_job", id=job_id, **owner.params())
+def get_owned_job(conn: Conn, job_id: uuid.UUID, owner: Owner,
+                  known_etags: Sequence[str] = (), any_etag: bool = False,
+                  document_version: str = "") -> JobRow | None:
+    """The job if `owner` may see it. A finished job whose finished_etag (its row version
+    and `document_version`) the caller already knows (`known_etags`, or `any_etag`)
+    comes without its result."""
+    return _typed_one(conn, JobRow, "get_owned_job", id=job_id, known=list(known_etags),
+                      any=any_etag, version=document_version, **owner.params())
 
 
 def list_owned_jobs(conn: Conn, owner: Owner, status: str | None, limit: int) -> list[JobRow]:
@@ -368,8 +376,11 @@ def ping(conn: Conn) -> bool:
 
 # --- worker side (fenced by dispatch_id) ----------------------------------------------------
 
-def claim_job(conn: Conn, job_id: uuid.UUID, dispatch_id: int) -> ClaimedJob | None:
-    return _typed_one(conn, ClaimedJob, "claim_job", id=job_id, dispatch_id=dispatch_id)
+def claim_job(conn: Conn, job_id: uuid.UUID, dispatch_id: int,
+              first_steps: Mapping[str, str]) -> ClaimedJob | None:
+    """first_steps: job type -> its first step, shown as started by a fresh job's claim."""
+    return _typed_one(conn, ClaimedJob, "claim_job", id=job_id, dispatch_id=dispatch_id,
+                      first_steps=Jsonb(dict(first_steps)))
 
 
 def start_step(conn: Conn, job_id: uuid.UUID, dispatch_id: int, step: str,
@@ -378,13 +389,15 @@ def start_step(conn: Conn, job_id: uuid.UUID, dispatch_id: int, step: str,
                     progress=progress)
 
 
-def checkpoint_step(conn: Conn, job_id: uuid.UUID, dispatch_id: int, step: str,
-                    output: Any, duration_ms: int, progress: int, usage: UsageRows = (),
-                    attempt: int = 1) -> str | None:
-    """The job's type, or None if this run was fenced out."""
-    return _returned(conn, "type", "checkpoint_step", id=job_id, dispatch_id=dispatch_id,
-                     step=step, output=Jsonb(output), duration_ms=duration_ms,
-                     progress=progress, attempt=attempt, **_usage_params(usage))
+def checkpoint_steps(conn: Conn, job_id: uuid.UUID, dispatch_id: int,
+                     steps: Sequence[Mapping[str, Any]], progress: int, attempt: int = 1,
+                     next_step: str | None = None) -> str | None:
+    """steps: {step, output, duration_ms, usage} each. The job's type, or None if this run
+    was fenced out. With next_step, that step starts in the same write."""
+    usage = [row for step in steps for row in step["usage"]]
+    return _returned(conn, "type", "checkpoint_steps", id=job_id, dispatch_id=dispatch_id,
+                     steps=Jsonb(list(steps)), progress=progress, attempt=attempt,
+                     next_step=next_step, **_usage_totals(usage))
 
 
 def record_unfinished_step(conn: Conn, job_id: uuid.UUID, step: str, outcome: str,
@@ -396,7 +409,11 @@ def record_unfinished_step(conn: Conn, job_id: uuid.UUID, step: str, outcome: st
 
 
 def _usage_params(usage: UsageRows) -> dict[str, Any]:
-    return {"usage": Jsonb(list(usage)), "llm_calls": sum(int(u["calls"]) for u in usage),
+    return {"usage": Jsonb(list(usage)), **_usage_totals(usage)}
+
+
+def _usage_totals(usage: UsageRows) -> dict[str, int]:
+    return {"llm_calls": sum(int(u["calls"]) for u in usage),
             "llm_tokens": sum(int(u["input_tokens"]) + int(u["output_tokens"]) for u in usage)}
 
 

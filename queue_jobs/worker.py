@@ -1,18 +1,21 @@
 """The worker process: `python -m queue_jobs.worker [--concurrency N] [--queue Q ...]`.
 
 The same procrastinate worker as `procrastinate --app=queue_jobs.app worker` (the App and
-its worker_defaults of queue_jobs.worker_app, procrastinate's SIGTERM/SIGINT graceful
-stop), built here with procrastinate's public Worker class so that this process knows its
-own worker id. With WORKER_METRICS_PORT set (and not 0) it also answers HTTP on
+its worker_defaults of queue_jobs.worker_app, a graceful stop on SIGTERM/SIGINT), built
+here with procrastinate's public Worker class so that this process knows its own worker
+id, and with signal handlers of its own so that it can tell a requested stop (exit 0) from
+one procrastinate made by itself after a failure (exit 1, for the supervisor). With
+WORKER_METRICS_PORT set (and not 0) it also answers HTTP on
 WORKER_METRICS_HOST (127.0.0.1):WORKER_METRICS_PORT, from a daemon thread:
 
 - GET /healthz: 200 {"status": "ok", "workerId", "heartbeatAgeS"} while this worker is
   registered in procrastinate_workers and its row's last_heartbeat is younger than
-  WORKER_STALLED_AFTER_S; else 503 {"status": "unhealthy", "reason", ...}. The row is read
-  from PostgreSQL on a short-lived connection of its own (never procrastinate's async
-  pool), so a hung event loop, which stops beating, is reported dead although this thread
-  still answers. For a liveness probe (Kubernetes httpGet, Docker HEALTHCHECK curl -f,
-  ops/systemd/jobs-worker-check@.timer).
+  WORKER_STALLED_AFTER_S; 200 {"status": "unknown", "reason"} while the database cannot
+  be reached (restarting would not help); else 503 {"status": "unhealthy", "reason"}.
+  The row is read from PostgreSQL on a short-lived connection of its own (never
+  procrastinate's async pool), so a hung event loop, which stops beating, is reported
+  dead although this thread still answers. For a liveness probe (Kubernetes httpGet,
+  Docker HEALTHCHECK curl -f, ops/systemd/jobs-worker-check@.timer).
 - GET /metrics: Prometheus text of this process's default registry: the job, step and LLM
   counters of queue_jobs.job_metrics, the heartbeat age and worker id of
   queue_jobs.worker_metrics (read at scrape time), process_* of prometheus_client.
@@ -262,6 +265,9 @@ async def run_worker(probe: HeartbeatProbe, options: WorkerOptions) -> bool:
         signalled: list[int] = []
 
         def stop(signum: int) -> None:
+            logger.info("%s: stopping; running jobs get WORKER_SHUTDOWN_GRACE_S, then are "
+                        "handed to another worker (a second signal kills)",
+                        signal.Signals(signum).name)
             signalled.append(signum)
             for each in STOP_SIGNALS:
                 loop.remove_signal_handler(each)

@@ -8,10 +8,9 @@ from datetime import timedelta
 from typing import Any
 
 from flask import Flask, Response, request
-from psycopg_pool import ConnectionPool
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from queue_jobs import logs
+from queue_jobs import db, logs
 from queue_jobs.config import QueueSettings
 from queue_jobs.runtime import InProcessResources, provider_for
 from webapp import auth, demo, health, jobs, legacy, media, metrics, openapi, ops, posts
@@ -39,16 +38,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["web_config"] = config
     # One pool per gunicorn worker process: create_app runs after the fork (no --preload).
     # open(wait=False): the app starts even while PostgreSQL is down and answers 503.
-    pool = ConnectionPool(
-        config.database_url, min_size=config.pool_min_size, max_size=config.pool_max_size,
-        timeout=config.db_wait_s, open=False, name="web",
-        kwargs={"connect_timeout": max(1, int(config.db_wait_s)), "keepalives": 1},
-        # After a database restart, idle connections are dead: test each before lending it
-        # (one round trip) rather than fail a request, and stop backing off after a few
-        # seconds so a recovered database is used at once.
-        check=ConnectionPool.check_connection, reconnect_timeout=5,
-    )
-    pool.open(wait=False)
+    pool = db.open_pool(config.database_url, name="web", min_size=config.pool_min_size,
+                        max_size=config.pool_max_size, timeout=config.db_wait_s,
+                        connect_timeout=max(1, int(config.db_wait_s)), wait=False)
     app.extensions["db_pool"] = pool
     # The deprecated synchronous endpoints run pipelines here, on this process's pool.
     settings = queue_settings or QueueSettings.from_env(database_url=config.database_url)

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from queue_jobs import jobs, organizations
+from queue_jobs import db, jobs, organizations
 from queue_jobs.pipeline.content_generation import JOB_TYPE as CONTENT_GENERATION
 from queue_jobs.pipeline.website_analysis import JOB_TYPE as WEBSITE_ANALYSIS
 from queue_jobs.store import Conn, Owner
@@ -70,14 +70,20 @@ def content_generation_input(owner: Owner) -> tuple[dict[str, Any], dict[str, An
 @bp.get("/<job_id>/status")
 def job_status(job_id: str) -> Response:
     owner = current_owner()
-    with db_pool().connection() as conn:
-        document = jobs.job_status(conn, jobs.parse_job_id(job_id), owner)
-    body = json.dumps(document, separators=(",", ":")).encode()
-    etag = hashlib.blake2b(body, digest_size=16).hexdigest()
-    if request.if_none_match.contains(etag):
-        response = Response(status=304)
+    known = request.if_none_match
+    with db.autocommit(db_pool()) as conn:  # reads only
+        answer = jobs.job_status(conn, jobs.parse_job_id(job_id), owner,
+                                 sorted(known.as_set(include_weak=True)), known.star_tag)
+    if answer.document is None:  # a finished job the client has: nothing else was read
+        response, etag = Response(status=304), answer.etag
     else:
-        response = Response(body, mimetype="application/json")
+        body = json.dumps(answer.document, separators=(",", ":")).encode()
+        # A finished job's tag is its row version; an active one's, its document's hash
+        # (the ETA in it changes while the row does not).
+        etag = answer.etag or hashlib.blake2b(body, digest_size=16).hexdigest()
+        response = (Response(status=304) if known.contains_weak(etag)
+                    else Response(body, mimetype="application/json"))
+    assert etag is not None
     response.set_etag(etag)
     response.headers["Cache-Control"] = "no-cache"  # always revalidate with If-None-Match
     return response
@@ -105,6 +111,6 @@ def cancel_job(job_id: str) -> Response:
 def list_jobs() -> Response:
     owner = current_owner()
     query = load(JobListQuery(), request.args.to_dict())
-    with db_pool().connection() as conn:
+    with db.autocommit(db_pool()) as conn:  # reads only
         documents = jobs.list_jobs(conn, owner, query["status"], query["limit"])
     return jsonify({"jobs": documents, "count": len(documents), "limit": query["limit"]})

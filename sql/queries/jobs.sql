@@ -30,16 +30,27 @@ UPDATE jobs SET inline_heartbeat_at = now()
 SELECT status, result, error, error_code FROM jobs WHERE id = %(id)s;
 
 -- name: get_owned_job
+-- A finished job's document never changes until the row does: its ETag is the row's
+-- version (finished_etag), so a poll that already has it needs no `result` read (%(known)s:
+-- the client's If-None-Match tags; %(any)s: it sent `*`).
 SELECT id, type, owner_user_id, owner_session_id, status, progress, current_step, error,
-       error_code, result, step_started_at, created_at, updated_at
-  FROM jobs
+       error_code,
+       CASE WHEN %(any)s OR finished.etag = ANY (%(known)s::text[]) THEN NULL
+            ELSE result END AS result,
+       step_started_at, created_at, updated_at, finished.etag AS finished_etag
+  FROM jobs,
+       LATERAL (SELECT CASE WHEN status IN ('succeeded', 'failed') THEN
+                    'f' || %(version)s || '-' || md5(id::text || status
+                                                    || extract(epoch FROM updated_at)::text)
+                END AS etag) AS finished
  WHERE id = %(id)s
    AND (owner_user_id = %(user_id)s
         OR (owner_user_id IS NULL AND owner_session_id = %(session_id)s));
 
 -- name: list_owned_jobs
 SELECT id, type, owner_user_id, owner_session_id, status, progress, current_step, error,
-       error_code, NULL::jsonb AS result, step_started_at, created_at, updated_at
+       error_code, NULL::jsonb AS result, step_started_at, created_at, updated_at,
+       NULL::text AS finished_etag
   FROM jobs
  WHERE (CASE WHEN %(user_id)s::uuid IS NOT NULL THEN owner_user_id = %(user_id)s
              ELSE owner_user_id IS NULL AND owner_session_id = %(session_id)s END)
@@ -85,12 +96,16 @@ RETURNING dispatch_id;
 SELECT procrastinate_cancel_job_v1(%(dispatch_id)s, true, false);
 
 -- name: claim_job
--- The worker takes its job: only the current dispatch may, and only if still active.
+-- The worker takes its job: only the current dispatch may, and only if still active. The
+-- step the row shows (a fresh job's first, %(first_steps)s: type -> key; or the one a
+-- resumed run stopped at) starts now.
 UPDATE jobs
-   SET status = 'running', run_started_at = now(), updated_at = now()
+   SET status = 'running', run_started_at = now(), step_started_at = now(),
+       current_step = coalesce(current_step, %(first_steps)s::jsonb ->> type),
+       updated_at = now()
  WHERE id = %(id)s AND dispatch_id = %(dispatch_id)s AND status IN ('queued', 'running')
    AND cancel_requested_at IS NULL
-RETURNING id, type, input, step_outputs, progress, attempt;
+RETURNING id, type, input, step_outputs, progress, attempt, current_step;
 
 -- name: start_step
 UPDATE jobs
@@ -100,22 +115,34 @@ UPDATE jobs
    AND cancel_requested_at IS NULL
 RETURNING id;
 
--- name: checkpoint_step
--- The step's output and duration on the job, plus its step record and its LLM usage in
--- the day's rollup (jobs_record_step): one statement, so all of it commits or none does.
+-- name: checkpoint_steps
+-- Finished steps' outputs and durations on the job, a step record each with its LLM usage
+-- added to the day's rollup (jobs_record_step): one statement, so all of it commits or
+-- none does. With a next_step, that step starts here too (no separate start_step write).
+-- %(steps)s: [{step, output, duration_ms, usage}], in the order they ran.
 WITH job AS (
     UPDATE jobs
-       SET step_outputs = step_outputs || jsonb_build_object(%(step)s::text, %(output)s::jsonb),
+       SET step_outputs = step_outputs
+               || coalesce((SELECT jsonb_object_agg(s->>'step', s->'output')
+                              FROM jsonb_array_elements(%(steps)s::jsonb) AS s), '{}'),
            step_durations_ms = step_durations_ms
-               || jsonb_build_object(%(step)s::text, %(duration_ms)s::int),
+               || coalesce((SELECT jsonb_object_agg(s->>'step', s->'duration_ms')
+                              FROM jsonb_array_elements(%(steps)s::jsonb) AS s), '{}'),
+           current_step = coalesce(%(next_step)s::text, current_step),
+           step_started_at = CASE WHEN %(next_step)s::text IS NULL THEN step_started_at
+                                  ELSE now() END,
            llm_calls = llm_calls + %(llm_calls)s, llm_tokens = llm_tokens + %(llm_tokens)s,
            progress = greatest(progress, %(progress)s), updated_at = now()
      WHERE id = %(id)s AND dispatch_id = %(dispatch_id)s AND status = 'running'
        AND cancel_requested_at IS NULL
     RETURNING id, type
 )
-SELECT type, jobs_record_step(id, type, %(attempt)s, %(step)s, 'succeeded',
-                              %(duration_ms)s, %(usage)s::jsonb)
+SELECT job.type,
+       (SELECT count(*)
+          FROM jsonb_to_recordset(%(steps)s::jsonb)
+               AS s(step text, duration_ms integer, usage jsonb),
+               LATERAL jobs_record_step(job.id, job.type, %(attempt)s, s.step, 'succeeded',
+                                        s.duration_ms, s.usage)) AS recorded
   FROM job;
 
 -- name: record_failed_step

@@ -74,6 +74,29 @@ def test_status_etag_answers_304_until_the_document_changes(
     assert changed.status_code == 200 and changed.headers["ETag"] != etag
 
 
+def test_a_finished_job_is_revalidated_by_its_row_version(
+        api: ApiClient, website: FakeWebsite) -> None:
+    """A finished job's ETag names its row version, so a poll that has it is answered 304
+    without the result being read; a retry (a new version) gets the whole document."""
+    session = new_session()
+    job_id = api.create_analysis(website.url("/"), session)
+    assert api.http.post(f"/api/v1/jobs/{job_id}/cancel", headers=session).status_code == 200
+    url = f"/api/v1/jobs/{job_id}/status"
+    first = api.http.get(url, headers=session)
+    etag = first.headers["ETag"]
+    assert first.status_code == 200 and etag.startswith('"f')
+    assert api.http.get(url, headers=session).data == first.data  # the same bytes each time
+    for tags in (etag, f'"other", {etag}', f"W/{etag}", "*"):
+        again = api.http.get(url, headers={**session, "If-None-Match": tags})
+        assert (again.status_code, again.data, again.headers["ETag"]) == (304, b"", etag), tags
+    stranger = api.http.get(url, headers={**new_session(), "If-None-Match": etag})
+    assert stranger.status_code == 404  # the tag reveals nothing to anyone else
+    assert api.http.post(f"/api/v1/jobs/{job_id}/retry", headers=session).status_code == 200
+    retried = api.http.get(url, headers={**session, "If-None-Match": etag})
+    assert retried.status_code == 200 and retried.get_json()["status"] == "queued"
+    assert retried.headers["ETag"] != etag
+
+
 def test_list_shows_own_jobs_newest_first_without_results(
         api: ApiClient, website: FakeWebsite) -> None:
     session, stranger = new_session(), new_session()

@@ -25,7 +25,7 @@ def claimed_job(api: ApiClient, website: FakeWebsite, db: psycopg.Connection[Any
     job_id = uuid.UUID(api.create_analysis(website.url("/"), session))
     row = db.execute("SELECT dispatch_id FROM jobs WHERE id = %s", (job_id,)).fetchone()
     assert row is not None
-    assert store.claim_job(db, job_id, row[0]) is not None
+    assert store.claim_job(db, job_id, row[0], {}) is not None
     return job_id, int(row[0])
 
 
@@ -64,7 +64,8 @@ def test_a_run_that_lost_its_job_writes_nothing(
                              "draft") is None
     assert not store.insert_image(db, uuid.uuid4(), job_id, dispatch_id, "image/png", b"x", "p")
     assert not store.succeed_job(db, job_id, dispatch_id, {"success": True})
-    assert not store.checkpoint_step(db, job_id, dispatch_id, "analyze", {}, 1, 30)
+    assert not store.checkpoint_steps(db, job_id, dispatch_id, [
+        {"step": "analyze", "output": {}, "duration_ms": 1, "usage": []}], 30)
     assert db.execute("SELECT count(*) FROM posts").fetchone() == (1,)
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.website import FakeWebsite
-from tests.integration.support import ApiClient, new_session
+from tests.integration.support import ApiClient, new_session, wait_until
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -64,7 +64,9 @@ def _kill_mid_job(api: ApiClient, cli_workers: CliWorkers, fake_llm: FakeOpenAI,
     victim = cli_workers.start()
     job_id = api.create_analysis(website.url("/"), session)
     fake_llm.wait_for_calls("chat:audiences", 1, timeout=20)
-    assert api.status(job_id, session)["currentStep"] == "Generating audiences..."
+    # Shown once the quick step before it is written (within the runner's CARRY_MS).
+    wait_until(lambda: api.status(job_id, session)["currentStep"] == "Generating audiences...",
+               timeout=5, message="the audiences step to show")
     victim.send_signal(signal.SIGKILL)
     victim.wait(10)
     fake_llm.set_delay("chat:audiences", 0)

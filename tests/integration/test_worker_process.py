@@ -145,7 +145,7 @@ def test_beating_worker_is_healthy_serves_metrics_and_stops_on_sigterm(
     worker.process.send_signal(signal.SIGTERM)
     assert worker.process.wait(timeout=20) == 0, worker.output()
     assert _worker_rows(db_url) == []  # unregistered on its way out
-    assert "Stop requested" in worker.output()
+    assert "SIGTERM: stopping" in worker.output()
 
 
 def test_stale_heartbeat_answers_503_while_the_process_still_serves(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,6 +14,7 @@ from queue_jobs.eta import remaining_seconds
 from queue_jobs.jobs import status_document
 from queue_jobs.llm import usage
 from queue_jobs.pipeline.runner import (
+    FinishedStep,
     Pipeline,
     RetryPolicy,
     Step,
@@ -33,10 +35,13 @@ class RecordingJournal:
     def start_step(self, step: str, progress: int) -> None:
         self.events.append(("start", step, progress))
 
-    def checkpoint(self, step: str, output: Any, duration_ms: int, progress: int,
-                   usage: list[dict[str, Any]]) -> None:
-        self.events.append(("checkpoint", step, progress))
-        self.usage.append(("succeeded", step, usage))
+    def checkpoint(self, steps: list[FinishedStep], progress: int,
+                   next_step: str | None) -> None:
+        for step in steps:
+            self.events.append(("checkpoint", step.key, progress))
+            self.usage.append(("succeeded", step.key, step.usage))
+        if next_step is not None:
+            self.events.append(("start", next_step, progress))
 
     def step_failed(self, step: str, duration_ms: int, usage: list[dict[str, Any]],
                     outcome: str) -> None:
@@ -67,11 +72,55 @@ def test_runner_resumes_after_the_last_checkpoint() -> None:
     calls: list[str] = []
     journal = RecordingJournal()
     result = run_pipeline(_pipeline(calls, {}), "job", {}, {"a": {"from": "a"}}, _services(),
-                          journal, StopSignal(), RetryPolicy(retries=0))
+                          journal, StopSignal(), RetryPolicy(retries=0), carry_ms=0)
     assert calls == ["b", "c"]
     assert result["outputs"]["b"]["saw"] == ["a"]
     assert journal.events == [("start", "b", 33), ("checkpoint", "b", 66),
                               ("start", "c", 66), ("checkpoint", "c", 99)]
+
+
+def test_quick_steps_are_written_together_with_the_next_one() -> None:
+    journal = RecordingJournal()
+    run_pipeline(_pipeline([], {}), "job", {}, {}, _services(), journal, StopSignal(),
+                 RetryPolicy(retries=0), first_step_shown=True)
+    # the claim showed "a"; a and b took no time: one write with c's, at the end
+    assert journal.events == [("checkpoint", "a", 99), ("checkpoint", "b", 99),
+                              ("checkpoint", "c", 99)]
+
+
+def test_a_slow_step_after_quick_ones_gets_them_written_while_it_runs() -> None:
+    seen: list[list[tuple[str, str, int]]] = []
+    journal = RecordingJournal()
+
+    def slow(step_input: StepInput) -> dict[str, Any]:
+        deadline = time.monotonic() + 5
+        while ("start", "b", 49) not in journal.events and time.monotonic() < deadline:
+            time.sleep(0.005)  # the timer writes "a" and starts "b" while this runs
+        seen.append(list(journal.events))
+        return {}
+
+    def quick(step_input: StepInput) -> dict[str, Any]:
+        time.sleep(0.015)  # past half the carry time: an earlier step's timer must not fire
+        return {}
+
+    pipeline = Pipeline("test", (Step("a", "a", quick, weight=1),
+                                 Step("q", "q", quick, weight=1),
+                                 Step("b", "b", slow, weight=2)),
+                        build_result=lambda step_input: {})
+    run_pipeline(pipeline, "job", {}, {}, _services(), journal, StopSignal(),
+                 RetryPolicy(retries=0), first_step_shown=True, carry_ms=40)
+    assert seen == [[("checkpoint", "a", 49), ("checkpoint", "q", 49), ("start", "b", 49)]]
+    assert journal.events[-1] == ("checkpoint", "b", 99)
+
+
+def test_quick_steps_before_a_failing_one_are_kept() -> None:
+    journal = RecordingJournal()
+    with pytest.raises(FetchFailed):
+        run_pipeline(_pipeline([], {"c": [FetchFailed()]}), "job", {}, {}, _services(),
+                     journal, StopSignal(), RetryPolicy(retries=0), first_step_shown=True)
+    # written with "c" shown as started: the job names the step that failed
+    assert journal.events == [("checkpoint", "a", 66), ("checkpoint", "b", 66),
+                              ("start", "c", 66), ("failed", "c", -1)]
 
 
 def test_transient_failures_are_retried_permanent_ones_are_not() -> None:

@@ -1,0 +1,44 @@
+"""The shared delayed-call thread: cancel is final and idempotent, and a failing call
+does not stop the ones after it."""
+
+from __future__ import annotations
+
+import threading
+
+from queue_jobs.pipeline import later
+
+
+def test_a_cancelled_call_never_runs_and_cancel_can_be_repeated() -> None:
+    ran = threading.Event()
+    handle = later.call_later(0.05, ran.set)
+    handle.cancel()
+    handle.cancel()  # returns at once
+    done = threading.Event()
+    later.call_later(0.1, done.set)
+    assert done.wait(5)
+    assert not ran.is_set()
+
+
+def test_a_failing_call_leaves_the_thread_serving_the_next() -> None:
+    def fail() -> None:
+        raise RuntimeError("boom")
+
+    later.call_later(0, fail)
+    done = threading.Event()
+    later.call_later(0.01, done.set)
+    assert done.wait(5)
+
+
+def test_cancel_waits_for_a_call_under_way() -> None:
+    started, release, finished = threading.Event(), threading.Event(), threading.Event()
+
+    def slow() -> None:
+        started.set()
+        release.wait(5)
+        finished.set()
+
+    handle = later.call_later(0, slow)
+    assert started.wait(5)
+    threading.Timer(0.05, release.set).start()
+    handle.cancel()
+    assert finished.is_set()
