@@ -5,10 +5,12 @@ server, the local web site, the Flask app and an in-process procrastinate worker
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import psycopg
 import pytest
@@ -21,7 +23,7 @@ from queue_jobs.embedded_pg import start_embedded, uri_for
 from queue_jobs.migrate import apply_migrations
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.website import FakeWebsite
-from tests.integration.support import ApiClient, ThreadWorker
+from tests.integration.support import ApiClient, ThreadWorker, free_port
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 TEST_JWT_SECRET = "test-secret-key-that-is-long-enough-for-hs256"
@@ -137,3 +139,19 @@ def browser() -> Iterator[Browser]:
                                               args=["--no-sandbox"])
         yield launched
         launched.close()
+
+
+def start_gunicorn(db_url: str, *, processes: int, output: IO[bytes] | int = subprocess.DEVNULL,
+                   **env: str) -> tuple[subprocess.Popen[bytes], str]:
+    """The app under ops/gunicorn.conf.py as shipped (it chooses its own metrics directory),
+    as a subprocess on a free port: the process and its base URL."""
+    port = free_port()
+    environment = {key: value for key, value in os.environ.items()
+                   if key not in ("PROMETHEUS_MULTIPROC_DIR", "LOG_FORMAT", "ACCESS_LOG")}
+    environment.update({"DATABASE_URL": db_url, "PORT": str(port),
+                        "WEB_CONCURRENCY": str(processes), "JWT_SECRET_KEY": TEST_JWT_SECRET,
+                        "LLM_PROVIDER": "offline", **env})
+    gunicorn = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "-c", "ops/gunicorn.conf.py",
+         "wsgi:app"], cwd=PROJECT_DIR, env=environment, stdout=output, stderr=output)
+    return gunicorn, f"http://127.0.0.1:{port}"

@@ -6,10 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,11 +18,10 @@ import requests
 from queue_jobs.logs import JsonFormatter
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.website import FakeWebsite
-from tests.integration.conftest import PROJECT_DIR, TEST_JWT_SECRET
+from tests.integration.conftest import start_gunicorn
 from tests.integration.support import (
     ApiClient,
     ThreadWorker,
-    free_port,
     new_session,
     wait_until,
 )
@@ -37,17 +33,9 @@ def json_lines(text: str) -> list[dict[str, Any]]:
 
 def test_gunicorn_writes_a_json_line_per_request_joined_to_its_job_events(
         db_url: str, website: FakeWebsite, tmp_path: Path) -> None:
-    port = free_port()
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("PROMETHEUS_MULTIPROC_DIR", "LOG_FORMAT", "ACCESS_LOG")}
-    env.update({"DATABASE_URL": db_url, "PORT": str(port), "WEB_CONCURRENCY": "1",
-                "JWT_SECRET_KEY": TEST_JWT_SECRET, "LLM_PROVIDER": "offline"})
     stderr = tmp_path / "gunicorn.log"
     with stderr.open("wb") as sink:
-        gunicorn = subprocess.Popen(
-            [str(Path(sys.executable).parent / "gunicorn"), "-c", "ops/gunicorn.conf.py",
-             "wsgi:app"], cwd=PROJECT_DIR, env=env, stdout=sink, stderr=sink)
-    base = f"http://127.0.0.1:{port}"
+        gunicorn, base = start_gunicorn(db_url, processes=1, output=sink)
     session = new_session()
     try:
         def up() -> bool:

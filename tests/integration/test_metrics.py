@@ -6,15 +6,13 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import requests
 
 from tests.fakes.website import FakeWebsite
-from tests.integration.conftest import PROJECT_DIR, TEST_JWT_SECRET
-from tests.integration.support import ApiClient, free_port, new_session, wait_until
+from tests.integration.conftest import start_gunicorn
+from tests.integration.support import ApiClient, new_session, wait_until
 
 
 def sample(text: str, name: str, **labels: str) -> float | None:
@@ -57,17 +55,7 @@ def test_metrics_count_jobs_and_time_requests_by_route(api: ApiClient,
 
 def test_gunicorn_processes_are_summed(db_url: str) -> None:
     """Under ops/gunicorn.conf.py as it is (it chooses the multiprocess directory itself)."""
-    port = free_port()
-    env = {key: value for key, value in os.environ.items()
-           if key != "PROMETHEUS_MULTIPROC_DIR"}
-    env.update({"DATABASE_URL": db_url, "PORT": str(port), "WEB_CONCURRENCY": "2",
-                "JWT_SECRET_KEY": TEST_JWT_SECRET, "ACCESS_LOG": "0",
-                "LLM_PROVIDER": "offline"})
-    gunicorn = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "-c", "ops/gunicorn.conf.py",
-         "wsgi:app"], cwd=PROJECT_DIR, env=env, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
+    gunicorn, base = start_gunicorn(db_url, processes=2, ACCESS_LOG="0")
     served = 0
 
     def healthz() -> bool:
