@@ -70,8 +70,8 @@ class DbJournal:
                 self.step_failed(step.key, step.duration_ms, step.usage, "interrupted")
             raise RunSuperseded()
         for step in steps:
-            _step_ran(self.job_id, job_type, step.key, "succeeded", step.duration_ms,
-                      step.usage)
+            job_metrics.step_finished(self.job_id, job_type, step.key, "succeeded",
+                                      step.duration_ms, step.usage)
 
     def step_failed(self, step: str, duration_ms: int, usage: list[dict[str, Any]],
                     outcome: str) -> None:
@@ -84,7 +84,7 @@ class DbJournal:
                         exc_info=True)
             return
         if job_type is not None:
-            _step_ran(self.job_id, job_type, step, outcome, duration_ms, usage)
+            job_metrics.step_finished(self.job_id, job_type, step, outcome, duration_ms, usage)
 
 
 def step_services(runtime: RunResources, job_id: uuid.UUID, dispatch_id: int,
@@ -156,7 +156,7 @@ class RunRecord:
         if finished is None:
             self.settle_refused_run()
         else:
-            job_finished(self.job_id, finished, "succeeded")
+            job_metrics.job_finished(self.job_id, finished, "succeeded")
 
     def settle_refused_run(self) -> None:
         """A write was refused: either another run owns the job now (nothing to do), or a
@@ -181,7 +181,7 @@ class RunRecord:
             finished = store.fail_job(conn, self.job_id, self.dispatch_id, failure.message,
                                       failure.error_code)
         if finished is not None:
-            job_finished(self.job_id, finished, failure.error_code)
+            job_metrics.job_finished(self.job_id, finished, failure.error_code)
 
 
 class JobRun:
@@ -272,21 +272,6 @@ def _claim_shows_first_step(pipeline: Pipeline, claimed: store.ClaimedJob) -> bo
     """The claim started the step its row shows: is it the first one still to run?"""
     pending = pending_steps(pipeline, claimed.step_outputs)
     return bool(pending) and claimed.current_step == pipeline.steps[pending[0]].key
-
-
-def job_finished(job_id: uuid.UUID, finished: store.FinishedJob, outcome: str) -> None:
-    """A job reached its final state: its metric and its event line."""
-    job_metrics.finished(finished.type, outcome)
-    logs.event(log, "job.finished", jobId=job_id, type=finished.type, outcome=outcome,
-               durationMs=finished.elapsed_ms)
-
-
-def _step_ran(job_id: uuid.UUID, job_type: str, step: str, outcome: str, duration_ms: int,
-              usage: list[dict[str, Any]]) -> None:
-    job_metrics.step_ran(job_type, step, outcome, duration_ms, usage)
-    logs.event(log, "step.finished", jobId=job_id, type=job_type, step=step, outcome=outcome,
-               durationMs=duration_ms, llmCalls=sum(int(u["calls"]) for u in usage),
-               llmTokens=sum(int(u["input_tokens"]) + int(u["output_tokens"]) for u in usage))
 
 
 def _retrieve_exception(future: Future[Any] | asyncio.Future[Any]) -> None:

@@ -177,10 +177,8 @@ def retry_job(conn: Conn, job_id: uuid.UUID, owner: Owner, policy: FairUse) -> N
 def cancel_job(conn: Conn, job_id: uuid.UUID, owner: Owner) -> None:
     queued = store.cancel_queued_job(conn, job_id, owner)
     if queued is not None:
-        dispatch_id, job_type = queued
-        job_metrics.finished(job_type, "CANCELLED")
-        logs.event(log, "job.finished", jobId=job_id, type=job_type, outcome="CANCELLED",
-                   ownerKind=owner.kind)
+        dispatch_id, cancelled = queued
+        job_metrics.job_finished(job_id, cancelled, "CANCELLED", ownerKind=owner.kind)
     else:
         running = store.request_running_job_cancel(conn, job_id, owner)
         if running is None:

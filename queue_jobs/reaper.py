@@ -13,9 +13,8 @@ from typing import Any
 
 from psycopg_pool import ConnectionPool
 
-from queue_jobs import logs, store
+from queue_jobs import job_metrics, logs, store
 from queue_jobs.errors import Cancelled, JobFailure, TimedOut, WorkerLost
-from queue_jobs.execution import job_finished
 
 log = logging.getLogger(__name__)
 # A run over its deadline is normally failed by its own watchdog; the reaper steps in
@@ -74,4 +73,4 @@ def _fail(pool: ConnectionPool, run: dict[str, Any], failure: JobFailure,
                                   failure.error_code)
     if finished is not None:
         report.failed.append(str(run["id"]))
-        job_finished(run["id"], finished, failure.error_code)
+        job_metrics.job_finished(run["id"], finished, failure.error_code)

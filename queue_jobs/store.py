@@ -15,6 +15,7 @@ import psycopg
 from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
 
+from queue_jobs.llm import usage as llm_usage
 from queue_jobs.sql_files import named_queries
 
 # Where and under which name procrastinate dispatches pipeline runs (see queue_jobs.tasks).
@@ -235,10 +236,10 @@ def retry_failed_job(conn: Conn, job_id: uuid.UUID, owner: Owner) -> bool:
 
 
 def cancel_queued_job(conn: Conn, job_id: uuid.UUID,
-                      owner: Owner) -> tuple[int, str] | None:
-    """(dispatch id, type) of the job it cancelled, or None if no queued job matched."""
+                      owner: Owner) -> tuple[int, FinishedJob] | None:
+    """(dispatch id, the job) of the job it cancelled, or None if no queued job matched."""
     row = _one(conn, "cancel_queued_job", id=job_id, **owner.params())
-    return (row["dispatch_id"], row["type"]) if row else None
+    return (row["dispatch_id"], FinishedJob(row["type"], row["elapsed_ms"])) if row else None
 
 
 def request_running_job_cancel(conn: Conn, job_id: uuid.UUID, owner: Owner) -> int | None:
@@ -413,8 +414,8 @@ def _usage_params(usage: UsageRows) -> dict[str, Any]:
 
 
 def _usage_totals(usage: UsageRows) -> dict[str, int]:
-    return {"llm_calls": sum(int(u["calls"]) for u in usage),
-            "llm_tokens": sum(int(u["input_tokens"]) + int(u["output_tokens"]) for u in usage)}
+    calls, tokens = llm_usage.totals(usage)
+    return {"llm_calls": calls, "llm_tokens": tokens}
 
 
 def succeed_job(conn: Conn, job_id: uuid.UUID, dispatch_id: int,

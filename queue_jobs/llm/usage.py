@@ -8,10 +8,11 @@ thread, as each run's steps execute in one thread. Calls outside a meter are not
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -35,6 +36,12 @@ class Meter:
         """Per model, as the step-record statements take it (a JSON array)."""
         return [{"model": model, "calls": u.calls, "input_tokens": u.input_tokens,
                  "output_tokens": u.output_tokens} for model, u in sorted(self.by_model.items())]
+
+
+def totals(rows: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
+    """(calls, tokens) of Meter.rows()-shaped usage."""
+    return (sum(int(row["calls"]) for row in rows),
+            sum(int(row["input_tokens"]) + int(row["output_tokens"]) for row in rows))
 
 
 _current: ContextVar[Meter | None] = ContextVar("llm_usage_meter", default=None)

@@ -79,7 +79,8 @@ UPDATE jobs
  WHERE id = %(id)s AND status = 'queued'
    AND (owner_user_id = %(user_id)s
         OR (owner_user_id IS NULL AND owner_session_id = %(session_id)s))
-RETURNING dispatch_id, type;
+RETURNING dispatch_id, type,
+          (extract(epoch FROM now() - created_at) * 1000)::bigint AS elapsed_ms;
 
 -- name: request_running_job_cancel
 -- The worker sees the abort (procrastinate NOTIFY, or its own poll of this column) and
