@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import tools
 from bench.reference_queue import QUEUE as REFERENCE_QUEUE
-from queue_jobs import store
+from queue_jobs import fair_use, store
 from queue_jobs.embedded_pg import start_embedded, uri_for
 from queue_jobs.migrate import apply_migrations
 
@@ -334,10 +334,14 @@ class Bench:
 
     def drain_ours(self) -> float:
         total = self.plan.noop_jobs
+        owner = store.Owner(None, SESSION)
+        unlimited = fair_use.create_limits(
+            fair_use.FairUse(max_active_per_session=total, creates_per_address_per_minute=0),
+            owner, "bench")
         with self.db.transaction():
             for _ in range(total):
-                store.create_job(self.db, uuid.uuid4(), "website-analysis",
-                                 store.Owner(None, SESSION), {"url": "https://example.com/"})
+                store.create_job(self.db, uuid.uuid4(), "website-analysis", owner,
+                                 {"url": "https://example.com/"}, unlimited)
         with self.our_worker():
             self.wait(lambda: self.count(
                 "SELECT count(*) FROM jobs WHERE status = 'succeeded'") == total,

@@ -10,8 +10,10 @@ No preload_app: each worker opens its own connection pool after the fork.
 
 import os
 import tempfile
+from typing import Any
 
 from gunicorn.arbiter import Arbiter
+from gunicorn.glogging import Logger
 from gunicorn.workers.base import Worker
 
 # /metrics sums every worker process's samples from files in this directory. Set here, in
@@ -38,13 +40,26 @@ preload_app = False
 # The app writes one JSON line per request itself (webapp.request_log; ACCESS_LOG=0 turns
 # it off), so gunicorn's access log stays off, and its own lines are JSON too.
 accesslog = None
+
+
+class _WithoutAccessLog(Logger):
+    """gunicorn's logger, minus the access log: with logconfig_dict set, gunicorn would
+    gather each request's access-log fields and hand them to a logger that writes nothing
+    (a few per cent of a status poll, bench/run.py)."""
+
+    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+        return None
+
+
+logger_class = _WithoutAccessLog
 if os.environ.get("LOG_FORMAT", "json") == "json":
     logconfig_dict = {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": "queue_jobs.logs.JsonFormatter"}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json",
-                                "stream": "ext://sys.stderr"}},
+        # queued: a request thread never waits for another's write (queue_jobs.log_handler)
+        "handlers": {"stderr": {"class": "queue_jobs.log_handler.QueuedStreamHandler",
+                                "formatter": "json", "stream": "ext://sys.stderr"}},
         "root": {"level": "INFO", "handlers": ["stderr"]},
         "loggers": {"gunicorn.error": {"level": "INFO", "handlers": [], "propagate": True}},
     }

@@ -60,10 +60,21 @@ class DbJournal:
     def checkpoint(self, steps: list[FinishedStep], progress: int,
                    next_step: str | None) -> None:
         with db.autocommit(self.runtime.pool) as conn:
-            job_type = store.checkpoint_steps(
-                conn, self.job_id, self.dispatch_id,
-                [{"step": s.key, "output": s.output, "duration_ms": s.duration_ms,
-                  "usage": s.usage} for s in steps], progress, self.attempt, next_step)
+            job_type = store.checkpoint_steps(conn, self.job_id, self.dispatch_id,
+                                              _step_rows(steps), progress, self.attempt,
+                                              next_step)
+        self._saved(steps, job_type)
+
+    def succeed(self, steps: list[FinishedStep], result: dict[str, Any]) -> None:
+        with db.autocommit(self.runtime.pool) as conn:
+            finished = store.succeed_job(conn, self.job_id, self.dispatch_id, result,
+                                         _step_rows(steps), self.attempt)
+        self._saved(steps, finished.type if finished else None)
+        assert finished is not None  # _saved raised otherwise
+        job_metrics.job_finished(self.job_id, finished, "succeeded")
+
+    def _saved(self, steps: list[FinishedStep], job_type: str | None) -> None:
+        """After a write of finished steps: job_type None means the run lost the job."""
         if job_type is None:
             # The run lost the job before it could keep the outputs; their calls were made.
             for step in steps:
@@ -85,6 +96,11 @@ class DbJournal:
             return
         if job_type is not None:
             job_metrics.step_finished(self.job_id, job_type, step, outcome, duration_ms, usage)
+
+
+def _step_rows(steps: list[FinishedStep]) -> list[dict[str, Any]]:
+    return [{"step": s.key, "output": s.output, "duration_ms": s.duration_ms, "usage": s.usage}
+            for s in steps]
 
 
 def step_services(runtime: RunResources, job_id: uuid.UUID, dispatch_id: int,
@@ -137,26 +153,18 @@ class RunRecord:
     job_id: uuid.UUID
     dispatch_id: int
 
-    def finish(self, outcome: Callable[[], dict[str, Any]]) -> None:
-        """Records what `outcome()` (the pipeline's result, or its failure) says."""
+    def finish(self, run: Callable[[], object]) -> None:
+        """Runs `run` (the pipeline: its journal writes its success) and records how else
+        it ended."""
         try:
-            result = outcome()
+            run()
         except RunSuperseded:
             self.settle_refused_run()
-            return
         except JobFailure as failure:
             self.fail(failure)
-            return
         except Exception:
             log.exception("job %s: pipeline crashed", self.job_id)
             self.fail(JobFailure("Internal error while running the job"))
-            return
-        with db.autocommit(self.pool) as conn:
-            finished = store.succeed_job(conn, self.job_id, self.dispatch_id, result)
-        if finished is None:
-            self.settle_refused_run()
-        else:
-            job_metrics.job_finished(self.job_id, finished, "succeeded")
 
     def settle_refused_run(self) -> None:
         """A write was refused: either another run owns the job now (nothing to do), or a
@@ -197,20 +205,9 @@ class JobRun:
         return await loop.run_in_executor(self.runtime.executor, fn, *args)
 
     async def execute(self, is_shutdown: Callable[[], bool]) -> None:
-        claimed = await self._blocking(self._claim)
-        if claimed is None:
-            log.info("job %s: dispatch %s no longer current, skipping", self.job_id,
-                     self.dispatch_id)
-            return
-        pipeline = PIPELINES[claimed.type]
-        settings = self.runtime.settings
-        policy = RetryPolicy(settings.step_retries, settings.retry_backoff_s)
-        services = step_services(self.runtime, self.job_id, self.dispatch_id, self.stop)
-        journal = DbJournal(self.runtime, self.job_id, self.dispatch_id, claimed.attempt)
-        future: Future[dict[str, Any]] = self.runtime.executor.submit(
-            run_pipeline, pipeline, str(self.job_id), claimed.input, claimed.step_outputs,
-            services, journal, self.stop, policy,
-            first_step_shown=_claim_shows_first_step(pipeline, claimed))
+        # The whole run (claim, pipeline, outcome) is one call in an executor thread: one
+        # hand-over per job. The loop only watches it, for cancel, timeout and shutdown.
+        future: Future[None] = self.runtime.executor.submit(self._run)
         future.add_done_callback(_retrieve_exception)
         try:
             await self._watch(future)
@@ -223,7 +220,23 @@ class JobRun:
                 await self._end_early(Cancelled())
             raise
 
-    async def _watch(self, future: Future[dict[str, Any]]) -> None:
+    def _run(self) -> None:
+        claimed = self._claim()
+        if claimed is None:
+            log.info("job %s: dispatch %s no longer current, skipping", self.job_id,
+                     self.dispatch_id)
+            return
+        pipeline = PIPELINES[claimed.type]
+        settings = self.runtime.settings
+        policy = RetryPolicy(settings.step_retries, settings.retry_backoff_s)
+        services = step_services(self.runtime, self.job_id, self.dispatch_id, self.stop)
+        journal = DbJournal(self.runtime, self.job_id, self.dispatch_id, claimed.attempt)
+        self.record.finish(lambda: run_pipeline(
+            pipeline, str(self.job_id), claimed.input, claimed.step_outputs, services,
+            journal, self.stop, policy,
+            first_step_shown=_claim_shows_first_step(pipeline, claimed)))
+
+    async def _watch(self, future: Future[None]) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.runtime.settings.job_timeout_s
         next_row_poll = loop.time() + ROW_POLL_INTERVAL_S
@@ -232,7 +245,7 @@ class JobRun:
         while True:
             done, _ = await asyncio.wait({wrapped}, timeout=WATCH_INTERVAL_S)
             if done:
-                await self._blocking(self.record.finish, future.result)
+                future.result()  # the run recorded its outcome; this raises what it could not
                 return
             now = loop.time()
             if now >= deadline:

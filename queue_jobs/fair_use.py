@@ -1,9 +1,10 @@
 """Fair use at job creation: active-job limits per owner, a creation rate per client
 address, and Idempotency-Key replays.
 
-All of it runs inside the create transaction, after `store.lock_owner`: one owner's
-creates are serialised, so neither the limit nor a key can be raced past. A request that
-is refused rolls back, so it does not count against the address either.
+The limits are checked by the create statement itself (store.create_job), under the
+owner's lock: one owner's creates are serialised, so the limit cannot be raced past, and
+a refused create writes nothing, so it does not count against the address either. An
+Idempotency-Key is looked up in the create's transaction, under the same lock.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from queue_jobs import rate_limits, store
+from queue_jobs import store
 from queue_jobs.domain_errors import IdempotencyKeyReused, RateLimited
 from queue_jobs.store import Conn, Owner
 
@@ -47,23 +48,42 @@ def replayed_job(conn: Conn, owner: Owner, key: str, fingerprint: bytes) -> uuid
     return job_id
 
 
-def count_address_creation(conn: Conn, address: str, policy: FairUse) -> None:
-    allowed = policy.creates_per_address_per_minute
-    if allowed <= 0:
-        return
-    rate_limits.count(conn, f"create-address:{address}", allowed, ADDRESS_WINDOW_S,
-                      f"At most {allowed} jobs per minute may be created from one address.")
+def create_limits(policy: FairUse, owner: Owner, address: str) -> store.CreateLimits:
+    return store.CreateLimits(max_active=_max_active(policy, owner),
+                              address_key=f"create-address:{address}",
+                              address_limit=max(0, policy.creates_per_address_per_minute),
+                              address_window_s=ADDRESS_WINDOW_S)
+
+
+def refusal(outcome: store.CreateOutcome, owner: Owner, policy: FairUse,
+            seconds_until_one_ends: Callable[[], int | None]) -> RateLimited | None:
+    """Why store.create_job refused, as the error to answer; None if it created."""
+    if outcome.refused == "active_jobs":
+        return _too_many_active(owner, policy, seconds_until_one_ends)
+    if outcome.refused == "address_rate":
+        allowed = policy.creates_per_address_per_minute
+        return RateLimited(f"At most {allowed} jobs per minute may be created from one "
+                           "address.", retry_after_s=outcome.retry_after_s or ADDRESS_WINDOW_S)
+    assert outcome.refused is None, outcome.refused
+    return None
 
 
 def check_active_jobs(conn: Conn, owner: Owner, policy: FairUse,
-                      seconds_until_one_ends: Callable[[], int | None], *,
-                      already_counted: bool = False) -> None:
-    """RateLimited if one more active job would exceed the owner's limit (or, with
-    already_counted, if the job just made active did)."""
-    allowed = policy.max_active_per_user if owner.user_id else policy.max_active_per_session
-    if store.count_active_jobs(conn, owner) - int(already_counted) < allowed:
-        return
+                      seconds_until_one_ends: Callable[[], int | None]) -> None:
+    """RateLimited if the owner has more active jobs than allowed (after a retry made
+    one active again, in the retry's transaction)."""
+    if store.count_active_jobs(conn, owner) > _max_active(policy, owner):
+        raise _too_many_active(owner, policy, seconds_until_one_ends)
+
+
+def _max_active(policy: FairUse, owner: Owner) -> int:
+    return policy.max_active_per_user if owner.user_id else policy.max_active_per_session
+
+
+def _too_many_active(owner: Owner, policy: FairUse,
+                     seconds_until_one_ends: Callable[[], int | None]) -> RateLimited:
     who = "user" if owner.user_id else "session"
     retry_after = seconds_until_one_ends() or DEFAULT_RETRY_AFTER_S
-    raise RateLimited(f"A {who} may have at most {allowed} queued or running jobs; wait for "
-                      "one to finish or cancel one.", retry_after_s=max(1, retry_after))
+    return RateLimited(f"A {who} may have at most {_max_active(policy, owner)} queued or "
+                       "running jobs; wait for one to finish or cancel one.",
+                       retry_after_s=max(1, retry_after))

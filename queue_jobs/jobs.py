@@ -50,30 +50,31 @@ class CreatedJob:
 
 def create_job(conn: Conn, new: NewJob, policy: FairUse, *, inline: bool = False) -> CreatedJob:
     """Checks fair use and creates the job: dispatched to the workers, or (inline=True)
-    already running under a local dispatch id, for the caller to run in-process."""
-    owner = new.owner
-    store.lock_owner(conn, owner)
-    fingerprint = fair_use.request_hash(new.job_type, new.request_body)
-    if new.idempotency_key is not None:
-        earlier = fair_use.replayed_job(conn, owner, new.idempotency_key, fingerprint)
+    already running under a local dispatch id, for the caller to run in-process.
+    Without an Idempotency-Key this is one statement: the caller need not open a
+    transaction for it. With one, it must (the key is looked up under the owner's lock)."""
+    owner, key = new.owner, new.idempotency_key
+    fingerprint = b"" if key is None else fair_use.request_hash(new.job_type, new.request_body)
+    if key is not None:
+        store.lock_owner(conn, owner)
+        earlier = fair_use.replayed_job(conn, owner, key, fingerprint)
         if earlier is not None:
             return CreatedJob(earlier, replayed=True)
-    fair_use.count_address_creation(conn, new.client_address, policy)
-    fair_use.check_active_jobs(conn, owner, policy, lambda: _soonest_end(conn, owner))
     job_id = ids.uuid7()  # time-ordered: inserts stay at the primary key's right edge
-    inline_dispatch_id = None
-    if inline:
-        inline_dispatch_id = store.create_inline_job(conn, job_id, new.job_type, owner,
-                                                     new.job_input)
-    else:
-        store.create_job(conn, job_id, new.job_type, owner, new.job_input)
-    if new.idempotency_key is not None:
-        store.save_idempotency_key(conn, owner, new.idempotency_key, fingerprint, job_id,
+    outcome = store.create_job(conn, job_id, new.job_type, owner, new.job_input,
+                               fair_use.create_limits(policy, owner, new.client_address),
+                               inline=inline)
+    refused = fair_use.refusal(outcome, owner, policy, lambda: _soonest_end(conn, owner))
+    if refused is not None:
+        raise refused
+    if key is not None:
+        store.save_idempotency_key(conn, owner, key, fingerprint, job_id,
                                    policy.idempotency_window_s)
     job_metrics.created(new.job_type)
     logs.event(log, "job.created", jobId=job_id, type=new.job_type, ownerKind=owner.kind,
                inline=inline)
-    return CreatedJob(job_id, replayed=False, inline_dispatch_id=inline_dispatch_id)
+    return CreatedJob(job_id, replayed=False,
+                      inline_dispatch_id=outcome.dispatch_id if inline else None)
 
 
 def _soonest_end(conn: Conn, owner: Owner) -> int | None:
@@ -169,8 +170,7 @@ def retry_job(conn: Conn, job_id: uuid.UUID, owner: Owner, policy: FairUse) -> N
     # session's job retried with a JWT is still the session's). Over the limit, the raise
     # rolls the retry back.
     job_owner = row.owner
-    fair_use.check_active_jobs(conn, job_owner, policy, lambda: _soonest_end(conn, job_owner),
-                               already_counted=True)
+    fair_use.check_active_jobs(conn, job_owner, policy, lambda: _soonest_end(conn, job_owner))
     logs.event(log, "job.retried", jobId=job_id, type=row.type, ownerKind=owner.kind)
 
 

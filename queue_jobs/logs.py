@@ -17,6 +17,8 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
+from queue_jobs.log_handler import QueuedStreamHandler
+
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 # Attributes every LogRecord has; anything else on a record came in through `extra`.
@@ -55,7 +57,7 @@ def configure(level: int = logging.INFO, *, replace_handlers: bool = True) -> No
     root = logging.getLogger()
     if root.handlers and not replace_handlers:
         return
-    handler = logging.StreamHandler()
+    handler = QueuedStreamHandler()
     if os.environ.get("LOG_FORMAT", "json") == "text":
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     else:

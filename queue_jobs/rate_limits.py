@@ -11,9 +11,9 @@ from queue_jobs.store import Conn
 
 def count(conn: Conn, key: str, allowed: int, window_s: int, refusal: str) -> datetime:
     """Counts one more hit for `key`; RateLimited (with Retry-After) past `allowed` per
-    window. The refusing transaction rolls back, so a refused hit is not counted.
+    window. A refused hit is not counted.
     Answers the window the hit went to (for `store.release_rate_limit`)."""
-    window = store.hit_rate_limit(conn, key, window_s)
+    window = store.hit_rate_limit(conn, key, window_s, allowed)
     if window.hits > allowed:
         raise RateLimited(refusal, retry_after_s=window.retry_after_s)
     return window.window_started_at

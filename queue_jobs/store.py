@@ -184,24 +184,38 @@ class RunState:
 
 # --- API side -----------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class CreateLimits:
+    """What jobs_create checks, under the owner's lock, before it writes (fair_use)."""
+
+    max_active: int  # the owner's queued and running jobs
+    address_key: str  # the creating address's rate counter
+    address_limit: int  # creates per window from that address; 0: no limit
+    address_window_s: int
+
+
+@dataclass(frozen=True)
+class CreateOutcome:
+    refused: str | None  # 'active_jobs' or 'address_rate': nothing was written
+    retry_after_s: int | None  # address_rate: when the address's window ends
+    dispatch_id: int | None  # created: its dispatch (inline: the local one, the fence)
+
+
 def create_job(conn: Conn, job_id: uuid.UUID, job_type: str, owner: Owner,
-               job_input: dict[str, Any]) -> None:
-    conn.execute(_sql("create_job"), {
-        "id": job_id, "type": job_type, "owner_user_id": owner.user_id,
-        "owner_session_id": None if owner.user_id else owner.session_id,
-        "input": Jsonb(job_input), **_DISPATCH,
-    })
-
-
-def create_inline_job(conn: Conn, job_id: uuid.UUID, job_type: str, owner: Owner,
-                      job_input: dict[str, Any]) -> int:
-    """A job that runs in this process; answers its local dispatch id (the fence)."""
-    row = _one(conn, "create_inline_job", id=job_id, type=job_type,
-               owner_user_id=owner.user_id,
-               owner_session_id=None if owner.user_id else owner.session_id,
-               input=Jsonb(job_input))
-    assert row is not None  # INSERT ... RETURNING
-    return int(row["dispatch_id"])
+               job_input: dict[str, Any], limits: CreateLimits, *,
+               inline: bool = False) -> CreateOutcome:
+    """One statement (jobs_create): outside a transaction it commits as it runs. inline:
+    the job is created running, for the caller to run in this process."""
+    outcome = _typed_one(
+        conn, CreateOutcome, "create_job", id=job_id, type=job_type,
+        owner_user_id=owner.user_id,
+        owner_session_id=None if owner.user_id else owner.session_id,
+        input=Jsonb(job_input), owner_lock=_owner_lock_key(owner),
+        max_active=limits.max_active, address_key=limits.address_key,
+        address_limit=limits.address_limit, address_window_s=limits.address_window_s,
+        inline=inline, **_DISPATCH)
+    assert outcome is not None  # a function call answers one row
+    return outcome
 
 
 @dataclass(frozen=True)
@@ -284,9 +298,11 @@ def update_password_hash(conn: Conn, user_id: uuid.UUID, password_hash: str) -> 
     conn.execute(_sql("update_password_hash"), {"id": user_id, "password_hash": password_hash})
 
 
-def hit_rate_limit(conn: Conn, key: str, window_s: int) -> WindowCount:
-    count = _typed_one(conn, WindowCount, "hit_rate_limit", key=key, window_s=window_s)
-    assert count is not None  # the upsert always returns the row
+def hit_rate_limit(conn: Conn, key: str, window_s: int, allowed: int) -> WindowCount:
+    """A hit past `allowed` is not written (hits then answers allowed + 1)."""
+    count = _typed_one(conn, WindowCount, "hit_rate_limit", key=key, window_s=window_s,
+                       allowed=allowed)
+    assert count is not None  # rate_limit_hit answers one row
     return count
 
 
@@ -327,16 +343,16 @@ def lock_key(conn: Conn, key: str) -> None:
 
 
 def lock_owner(conn: Conn, owner: Owner) -> None:
-    lock_key(conn, f"jobs-owner:{owner.key}")
+    lock_key(conn, _owner_lock_key(owner))
+
+
+def _owner_lock_key(owner: Owner) -> str:
+    return f"jobs-owner:{owner.key}"
 
 
 def count_active_jobs(conn: Conn, owner: Owner) -> int:
-    if owner.user_id:
-        row = _one(conn, "count_active_user_jobs", user_id=owner.user_id)
-    else:
-        row = _one(conn, "count_active_session_jobs", session_id=owner.session_id)
-    assert row is not None  # count(*) always answers
-    return int(row["active"])
+    active = _returned(conn, "active", "count_active_jobs", **owner.params())
+    return int(active)
 
 
 def find_idempotency_key(conn: Conn, owner: Owner, key: str) -> tuple[uuid.UUID, bytes] | None:
@@ -395,10 +411,27 @@ def checkpoint_steps(conn: Conn, job_id: uuid.UUID, dispatch_id: int,
                      next_step: str | None = None) -> str | None:
     """steps: {step, output, duration_ms, usage} each. The job's type, or None if this run
     was fenced out. With next_step, that step starts in the same write."""
+    saved = _save_steps(conn, job_id, dispatch_id, steps, attempt, progress=progress,
+                        next_step=next_step, result=None)
+    return saved.type if saved else None
+
+
+def succeed_job(conn: Conn, job_id: uuid.UUID, dispatch_id: int, result: Any,
+                steps: Sequence[Mapping[str, Any]] = (), attempt: int = 1
+                ) -> FinishedJob | None:
+    """The run's last write: its last steps (as checkpoint_steps) and the result. None if
+    this run was fenced out."""
+    return _save_steps(conn, job_id, dispatch_id, steps, attempt, progress=100,
+                       next_step=None, result=Jsonb(result))
+
+
+def _save_steps(conn: Conn, job_id: uuid.UUID, dispatch_id: int,
+                steps: Sequence[Mapping[str, Any]], attempt: int, *, progress: int,
+                next_step: str | None, result: Jsonb | None) -> FinishedJob | None:
     usage = [row for step in steps for row in step["usage"]]
-    return _returned(conn, "type", "checkpoint_steps", id=job_id, dispatch_id=dispatch_id,
-                     steps=Jsonb(list(steps)), progress=progress, attempt=attempt,
-                     next_step=next_step, **_usage_totals(usage))
+    return _typed_one(conn, FinishedJob, "save_steps", id=job_id, dispatch_id=dispatch_id,
+                      steps=Jsonb(list(steps)), progress=progress, attempt=attempt,
+                      next_step=next_step, result=result, **_usage_totals(usage))
 
 
 def record_unfinished_step(conn: Conn, job_id: uuid.UUID, step: str, outcome: str,
@@ -416,13 +449,6 @@ def _usage_params(usage: UsageRows) -> dict[str, Any]:
 def _usage_totals(usage: UsageRows) -> dict[str, int]:
     calls, tokens = llm_usage.totals(usage)
     return {"llm_calls": calls, "llm_tokens": tokens}
-
-
-def succeed_job(conn: Conn, job_id: uuid.UUID, dispatch_id: int,
-                result: Any) -> FinishedJob | None:
-    """None if this run was fenced out."""
-    return _typed_one(conn, FinishedJob, "succeed_job", id=job_id, dispatch_id=dispatch_id,
-                      result=Jsonb(result))
 
 
 def fail_job(conn: Conn, job_id: uuid.UUID, dispatch_id: int, error: str,

@@ -11,7 +11,7 @@ from flask import Blueprint, Response, jsonify, request
 from queue_jobs import db, jobs, organizations
 from queue_jobs.pipeline.content_generation import JOB_TYPE as CONTENT_GENERATION
 from queue_jobs.pipeline.website_analysis import JOB_TYPE as WEBSITE_ANALYSIS
-from queue_jobs.store import Conn, Owner
+from queue_jobs.store import Owner
 from webapp.context import client_address, db_pool, web_config
 from webapp.identity import current_owner
 from webapp.schemas import (
@@ -26,12 +26,14 @@ from webapp.schemas import (
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs")
 
 
-def _create(conn: Conn, job_type: str, owner: Owner, job_input: dict[str, Any],
+def _create(job_type: str, owner: Owner, job_input: dict[str, Any],
             body: dict[str, Any]) -> tuple[Response, int]:
-    created = jobs.create_job(conn, jobs.NewJob(
-        job_type, owner, job_input, request_body=body,
-        client_address=client_address(),
-        idempotency_key=idempotency_key(request)), web_config().fair_use)
+    new = jobs.NewJob(job_type, owner, job_input, request_body=body,
+                      client_address=client_address(), idempotency_key=idempotency_key(request))
+    # Without an Idempotency-Key a create is one statement: no transaction round trips.
+    pool = db_pool()
+    with pool.connection() if new.idempotency_key is not None else db.autocommit(pool) as conn:
+        created = jobs.create_job(conn, new, web_config().fair_use)
     response = jsonify({"jobId": str(created.job_id)})
     if created.replayed:
         response.headers["Idempotent-Replayed"] = "true"
@@ -42,16 +44,14 @@ def _create(conn: Conn, job_type: str, owner: Owner, job_input: dict[str, Any],
 def create_website_analysis() -> tuple[Response, int]:
     owner = current_owner()
     body = load_json_body(request, WebsiteAnalysisRequest())
-    with db_pool().connection() as conn:
-        return _create(conn, WEBSITE_ANALYSIS, owner, {"url": body["url"]}, body)
+    return _create(WEBSITE_ANALYSIS, owner, {"url": body["url"]}, body)
 
 
 @bp.post("/content-generation")
 def create_content_generation() -> tuple[Response, int]:
     owner = current_owner(user_required=True)
     job_input, request_body = content_generation_input(owner)
-    with db_pool().connection() as conn:
-        return _create(conn, CONTENT_GENERATION, owner, job_input, request_body)
+    return _create(CONTENT_GENERATION, owner, job_input, request_body)
 
 
 def content_generation_input(owner: Owner) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -59,12 +59,16 @@ class _Scheduler:
     def call_later(self, delay_s: float, fn: Callable[[], None]) -> Handle:
         handle = Handle(fn)
         with self._wake:
-            heapq.heappush(self._heap, (time.monotonic() + delay_s, next(self._order), handle))
+            entry = (time.monotonic() + delay_s, next(self._order), handle)
+            heapq.heappush(self._heap, entry)
             if self.thread is None:
                 self.thread = threading.Thread(target=self._loop, name="call-later",
                                                daemon=True)
                 self.thread.start()
-            self._wake.notify()
+            if self._heap[0] is entry:
+                # Woken only when its wait must end sooner: a waking thread per quick step
+                # cost more than the step (cancelled calls simply fall due, doing nothing).
+                self._wake.notify()
         return handle
 
     def _loop(self) -> None:

@@ -116,6 +116,9 @@ class Journal(Protocol):
                    next_step: str | None) -> None:
         """Keeps the steps' outputs and, in the same write, starts `next_step`."""
 
+    def succeed(self, steps: list[FinishedStep], result: dict[str, Any]) -> None:
+        """The run's last write: keeps the last steps' outputs and the job's result."""
+
     def step_failed(self, step: str, duration_ms: int, usage: list[dict[str, Any]],
                     outcome: str) -> None:
         """Records a step that raised ('failed') or was stopped ('interrupted'), with the
@@ -229,16 +232,26 @@ def run_pipeline(pipeline: Pipeline, job_id: str, job_input: dict[str, Any],
         outputs[step.key] = output
         following = pending[position + 1] if position + 1 < len(pending) else None
         quick = carried.add(FinishedStep(step.key, output, _ms_since(started), meter.rows()))
-        if following is not None and quick:
+        if following is None:
+            break  # the last steps are written with the result
+        if quick:
             continue
         unwritten = carried.take()  # empty if a late write took them all
-        next_key = None if following is None else pipeline.steps[following].key
+        next_key = pipeline.steps[following].key
         if unwritten:
             journal.checkpoint(unwritten, pipeline.progress_before(index + 1), next_key)
-        elif next_key is not None:
+        else:
             journal.start_step(next_key, pipeline.progress_before(index + 1))
-    stop.check()
-    return pipeline.build_result(StepInput(job_id, job_input, outputs, services))
+    last_steps = carried.take()
+    try:
+        stop.check()
+        result = pipeline.build_result(StepInput(job_id, job_input, outputs, services))
+    except BaseException as exc:
+        _settle_carried(journal, last_steps, stop.is_set() or isinstance(exc, RunSuperseded),
+                        pipeline.progress_before(len(pipeline.steps)), pipeline.steps[-1].key)
+        raise
+    journal.succeed(last_steps, result)
+    return result
 
 
 def _settle_carried(journal: Journal, steps: list[FinishedStep], interrupted: bool,

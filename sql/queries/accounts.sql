@@ -16,18 +16,9 @@ SELECT id, email, name, password_hash FROM users WHERE email = %(email)s;
 UPDATE users SET password_hash = %(password_hash)s, updated_at = now() WHERE id = %(id)s;
 
 -- name: hit_rate_limit
--- One more hit in the key's current window (a new window once the old one is over).
--- Every SET expression reads the old row, so the CASEs all test the same window.
-INSERT INTO rate_limits AS counter (key, window_started_at, hits, expires_at)
-VALUES (%(key)s, now(), 1, now() + make_interval(secs => %(window_s)s))
-ON CONFLICT (key) DO UPDATE
-   SET hits = CASE WHEN counter.expires_at > now() THEN counter.hits + 1 ELSE 1 END,
-       window_started_at = CASE WHEN counter.expires_at > now()
-                                THEN counter.window_started_at ELSE now() END,
-       expires_at = CASE WHEN counter.expires_at > now()
-                         THEN counter.expires_at ELSE excluded.expires_at END
-RETURNING hits, window_started_at,
-          greatest(1, ceil(extract(epoch FROM expires_at - now())))::int AS retry_after_s;
+-- One more hit in the key's window, unless it is full (sql/migrations/0011).
+SELECT hits, window_started_at, retry_after_s
+  FROM rate_limit_hit(%(key)s, %(window_s)s, %(allowed)s);
 
 -- name: release_rate_limit
 -- Takes back one hit (an attempt that turned out fine), unless its window has ended.

@@ -1,19 +1,11 @@
 -- Fair use at job creation: active-job limits and Idempotency-Key.
 
 -- name: lock_key
--- Serialises transactions that lock the same key, until they end: two concurrent creates
--- of one owner cannot both pass the active-job limit or both use one idempotency key,
--- and parallel guesses at one password are counted one after the other.
-SELECT pg_advisory_xact_lock(hashtextextended(%(key)s, 0));
+-- Until the transaction ends (sql/migrations/0011: who locks what, and why).
+SELECT lock_key(%(key)s);
 
--- name: count_active_user_jobs
-SELECT count(*) AS active FROM jobs
- WHERE status IN ('queued', 'running') AND owner_user_id = %(user_id)s;
-
--- name: count_active_session_jobs
-SELECT count(*) AS active FROM jobs
- WHERE status IN ('queued', 'running') AND owner_user_id IS NULL
-   AND owner_session_id = %(session_id)s;
+-- name: count_active_jobs
+SELECT jobs_active_count(%(user_id)s, %(session_id)s) AS active;
 
 -- name: find_idempotency_key
 SELECT job_id, request_hash FROM idempotency_keys

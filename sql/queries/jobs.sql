@@ -4,23 +4,15 @@
 -- reaped, retried) and must stop. A requested cancel fences at once, before the watchdog
 -- has written the final state, so a cancelled job never saves or succeeds.
 -- Dispatch goes through jobs_dispatch_run (procrastinate_defer_jobs_v1) inside the same
--- statement, so the job row and its procrastinate job commit (and NOTIFY) together.
+-- statement (jobs_create's insert, a retry's update), so the job row and its
+-- procrastinate job commit (and NOTIFY) together.
 
 -- name: create_job
-INSERT INTO jobs (id, type, owner_user_id, owner_session_id, input, dispatch_id)
-VALUES (
-    %(id)s, %(type)s, %(owner_user_id)s, %(owner_session_id)s, %(input)s,
-    jobs_dispatch_run(%(queue)s, %(task)s, %(id)s)
-)
-RETURNING id;
-
--- name: create_inline_job
--- Already running, under a local (negative) dispatch id: the caller runs it in-process.
-INSERT INTO jobs (id, type, owner_user_id, owner_session_id, input, status, dispatch_id,
-                  run_started_at, inline_heartbeat_at)
-VALUES (%(id)s, %(type)s, %(owner_user_id)s, %(owner_session_id)s, %(input)s, 'running',
-        -nextval('jobs_inline_dispatch_seq'), now(), now())
-RETURNING dispatch_id;
+-- A new job or a refusal, in one statement (sql/migrations/0011: jobs_create).
+SELECT refused, retry_after_s, dispatch_id
+  FROM jobs_create(%(id)s, %(type)s, %(owner_user_id)s, %(owner_session_id)s, %(input)s,
+                   %(owner_lock)s, %(max_active)s, %(address_key)s, %(address_limit)s,
+                   %(address_window_s)s, %(queue)s, %(task)s, %(inline)s);
 
 -- name: beat_inline_run
 UPDATE jobs SET inline_heartbeat_at = now()
@@ -116,35 +108,44 @@ UPDATE jobs
    AND cancel_requested_at IS NULL
 RETURNING id;
 
--- name: checkpoint_steps
--- Finished steps' outputs and durations on the job, a step record each with its LLM usage
--- added to the day's rollup (jobs_record_step): one statement, so all of it commits or
--- none does. With a next_step, that step starts here too (no separate start_step write).
+-- name: save_steps
+-- Finished steps' outputs and durations on the job, and their step records with their
+-- LLM usage (jobs_record_steps): one statement, so all of it commits or none does. With
+-- a next_step, that step starts here too (no separate start_step write). With a result,
+-- the job succeeds here too: the run's last steps and its result are its last write.
 -- %(steps)s: [{step, output, duration_ms, usage}], in the order they ran.
-WITH job AS (
+WITH new AS (
+    SELECT coalesce(jsonb_object_agg(s->>'step', s->'output'), '{}') AS outputs,
+           coalesce(jsonb_object_agg(s->>'step', s->'duration_ms'), '{}') AS durations
+      FROM jsonb_array_elements(%(steps)s::jsonb) AS s
+), job AS (
     UPDATE jobs
-       SET step_outputs = step_outputs
-               || coalesce((SELECT jsonb_object_agg(s->>'step', s->'output')
-                              FROM jsonb_array_elements(%(steps)s::jsonb) AS s), '{}'),
-           step_durations_ms = step_durations_ms
-               || coalesce((SELECT jsonb_object_agg(s->>'step', s->'duration_ms')
-                              FROM jsonb_array_elements(%(steps)s::jsonb) AS s), '{}'),
+       SET step_outputs = step_outputs || new.outputs,
+           step_durations_ms = step_durations_ms || new.durations,
            current_step = coalesce(%(next_step)s::text, current_step),
            step_started_at = CASE WHEN %(next_step)s::text IS NULL THEN step_started_at
                                   ELSE now() END,
            llm_calls = llm_calls + %(llm_calls)s, llm_tokens = llm_tokens + %(llm_tokens)s,
-           progress = greatest(progress, %(progress)s), updated_at = now()
+           progress = CASE WHEN %(result)s::jsonb IS NULL
+                           THEN greatest(progress, %(progress)s) ELSE 100 END,
+           status = CASE WHEN %(result)s::jsonb IS NULL THEN status ELSE 'succeeded' END,
+           -- durationMs: the time the steps took, summed over every run that did one.
+           result = CASE WHEN %(result)s::jsonb IS NULL THEN result
+                         ELSE jsonb_set(%(result)s::jsonb, '{metadata,durationMs}', to_jsonb(
+                             (SELECT coalesce(sum(value::bigint), 0)
+                                FROM jsonb_each_text(step_durations_ms || new.durations))))
+                    END,
+           finished_at = CASE WHEN %(result)s::jsonb IS NULL THEN finished_at ELSE now() END,
+           updated_at = now()
+      FROM new
      WHERE id = %(id)s AND dispatch_id = %(dispatch_id)s AND status = 'running'
        AND cancel_requested_at IS NULL
-    RETURNING id, type
+    RETURNING id, type, created_at
 )
-SELECT job.type,
-       (SELECT count(*)
-          FROM jsonb_to_recordset(%(steps)s::jsonb)
-               AS s(step text, duration_ms integer, usage jsonb),
-               LATERAL jobs_record_step(job.id, job.type, %(attempt)s, s.step, 'succeeded',
-                                        s.duration_ms, s.usage)) AS recorded
-  FROM job;
+SELECT job.type, (extract(epoch FROM now() - job.created_at) * 1000)::bigint AS elapsed_ms
+  FROM job,
+       LATERAL jobs_record_steps(job.id, job.type, %(attempt)s, 'succeeded',
+                                 %(steps)s::jsonb) AS recorded;
 
 -- name: record_failed_step
 -- A step that raised (failed), or whose run was stopped or lost the job meanwhile
@@ -159,17 +160,6 @@ WITH job AS (
 SELECT type, jobs_record_step(id, type, %(attempt)s, %(step)s, %(outcome)s,
                               %(duration_ms)s, %(usage)s::jsonb)
   FROM job;
-
--- name: succeed_job
-UPDATE jobs
-   SET status = 'succeeded', progress = 100,
-       -- durationMs: the time the steps took, summed over every run that did one.
-       result = jsonb_set(%(result)s::jsonb, '{metadata,durationMs}', to_jsonb(
-           (SELECT coalesce(sum(value::bigint), 0) FROM jsonb_each_text(step_durations_ms)))),
-       finished_at = now(), updated_at = now()
- WHERE id = %(id)s AND dispatch_id = %(dispatch_id)s AND status = 'running'
-   AND cancel_requested_at IS NULL
-RETURNING type, (extract(epoch FROM now() - created_at) * 1000)::bigint AS elapsed_ms;
 
 -- name: fail_job
 -- current_step is kept: a failed job names the step that failed.

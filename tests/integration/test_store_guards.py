@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from queue_jobs import housekeeping, reaper, store, tasks
+from queue_jobs import fair_use, housekeeping, reaper, store, tasks
 from queue_jobs.config import QueueSettings
 from queue_jobs.worker_app import app as queue_app
 from tests.fakes.website import FakeWebsite
@@ -187,7 +187,8 @@ def test_an_in_request_run_whose_process_died_is_failed_by_the_reaper(
     job_ids = []
     for _ in range(2):  # created as a deprecated synchronous call does, then never run
         job_id = uuid.uuid4()
-        store.create_inline_job(db, job_id, "website-analysis", owner, {"url": "x"})
+        store.create_job(db, job_id, "website-analysis", owner, {"url": "x"},
+                         fair_use.create_limits(fair_use.FairUse(), owner, "test"), inline=True)
         job_ids.append(job_id)
     store.request_running_job_cancel(db, job_ids[1], owner)
     with ConnectionPool(db_url, min_size=1, max_size=2) as pool:
@@ -199,3 +200,25 @@ def test_an_in_request_run_whose_process_died_is_failed_by_the_reaper(
     assert report.redispatched == []  # a request cannot be resumed by a worker
     codes = dict(db.execute("SELECT id, error_code FROM jobs").fetchall())
     assert codes == {job_ids[0]: "WORKER_LOST", job_ids[1]: "CANCELLED"}
+
+
+def test_a_refused_create_writes_nothing(db: psycopg.Connection[Any]) -> None:
+    address_key = f"create-address:test-{uuid.uuid4()}"
+    limits = store.CreateLimits(max_active=1, address_key=address_key, address_limit=2,
+                                address_window_s=60)
+
+    def create(session: str) -> store.CreateOutcome:
+        return store.create_job(db, uuid.uuid4(), "website-analysis",
+                                store.Owner(None, session), {"url": "x"}, limits)
+
+    first, second = new_session()["x-session-id"], new_session()["x-session-id"]
+    assert create(first).dispatch_id is not None
+    assert create(first) == store.CreateOutcome("active_jobs", None, None)  # one active
+    assert create(second).dispatch_id is not None  # the address's second create
+    refused = create(new_session()["x-session-id"])
+    assert refused.refused == "address_rate" and refused.dispatch_id is None
+    assert refused.retry_after_s is not None and 1 <= refused.retry_after_s <= 60
+    jobs = db.execute("SELECT count(*) FROM jobs WHERE owner_session_id = ANY(%s)",
+                      ([first, second],)).fetchone()
+    hits = db.execute("SELECT hits FROM rate_limits WHERE key = %s", (address_key,)).fetchone()
+    assert jobs == (2,) and hits == (2,)  # neither refusal counted nor created anything

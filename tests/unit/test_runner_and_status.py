@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,6 +44,12 @@ class RecordingJournal:
         if next_step is not None:
             self.events.append(("start", next_step, progress))
 
+    def succeed(self, steps: list[FinishedStep], result: dict[str, Any]) -> None:
+        for step in steps:  # kept with the result, in one write
+            self.events.append(("last", step.key, 100))
+            self.usage.append(("succeeded", step.key, step.usage))
+        self.events.append(("result", "", 100))
+
     def step_failed(self, step: str, duration_ms: int, usage: list[dict[str, Any]],
                     outcome: str) -> None:
         self.events.append((outcome, step, -1))
@@ -76,16 +83,16 @@ def test_runner_resumes_after_the_last_checkpoint() -> None:
     assert calls == ["b", "c"]
     assert result["outputs"]["b"]["saw"] == ["a"]
     assert journal.events == [("start", "b", 33), ("checkpoint", "b", 66),
-                              ("start", "c", 66), ("checkpoint", "c", 99)]
+                              ("start", "c", 66), ("last", "c", 100), ("result", "", 100)]
 
 
 def test_quick_steps_are_written_together_with_the_next_one() -> None:
     journal = RecordingJournal()
     run_pipeline(_pipeline([], {}), "job", {}, {}, _services(), journal, StopSignal(),
                  RetryPolicy(retries=0), first_step_shown=True)
-    # the claim showed "a"; a and b took no time: one write with c's, at the end
-    assert journal.events == [("checkpoint", "a", 99), ("checkpoint", "b", 99),
-                              ("checkpoint", "c", 99)]
+    # the claim showed "a"; a and b took no time: one write with c's and the result
+    assert journal.events == [("last", "a", 100), ("last", "b", 100), ("last", "c", 100),
+                              ("result", "", 100)]
 
 
 def test_a_slow_step_after_quick_ones_gets_them_written_while_it_runs() -> None:
@@ -110,7 +117,22 @@ def test_a_slow_step_after_quick_ones_gets_them_written_while_it_runs() -> None:
     run_pipeline(pipeline, "job", {}, {}, _services(), journal, StopSignal(),
                  RetryPolicy(retries=0), first_step_shown=True, carry_ms=40)
     assert seen == [[("checkpoint", "a", 49), ("checkpoint", "q", 49), ("start", "b", 49)]]
-    assert journal.events[-1] == ("checkpoint", "b", 99)
+    assert journal.events[-2:] == [("last", "b", 100), ("result", "", 100)]
+
+
+def test_when_the_result_cannot_be_built_the_last_steps_are_kept() -> None:
+    journal = RecordingJournal()
+
+    def no_result(step_input: StepInput) -> dict[str, Any]:
+        raise FetchFailed()
+
+    pipeline = replace(_pipeline([], {}), build_result=no_result)
+    with pytest.raises(FetchFailed):
+        run_pipeline(pipeline, "job", {}, {}, _services(), journal, StopSignal(),
+                     RetryPolicy(retries=0), first_step_shown=True)
+    # kept (a retry resumes after them), the job showing the last step as the failing one
+    assert journal.events == [("checkpoint", "a", 99), ("checkpoint", "b", 99),
+                              ("checkpoint", "c", 99), ("start", "c", 99)]
 
 
 def test_quick_steps_before_a_failing_one_are_kept() -> None:
