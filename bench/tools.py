@@ -4,6 +4,8 @@ services under test as subprocesses that are waited for and stopped cleanly."""
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import re
 import shutil
@@ -92,23 +94,41 @@ def wrk(url: str, *, seconds: float, connections: int, method: str = "GET",
                               errors=errors))
 
 
-def hey(url: str, *, seconds: float, rate: float, connections: int, method: str = "GET",
-        headers: Mapping[str, str] | None = None, body: str | None = None) -> Load:
-    """`rate` requests per second in total (hey's -q is per connection)."""
-    command = ["hey", "-z", f"{max(1, round(seconds))}s", "-c", str(connections),
-               "-q", f"{rate / connections:g}", "-m", method, "-t", "10"]
+def hey(url: str, *, seconds: float, rate: float, connections: int, groups: int,
+        headers: Mapping[str, str] | None = None) -> Load:
+    """`rate` requests per second in total from `connections` clients, each sending at
+    an even pace, out of step with one another. hey starts all its workers' tickers at
+    once, so on its own its clients fire together: a burst of `connections` requests
+    every tick, which no set of independent pollers sends. So `groups` hey processes run,
+    each with connections/groups clients, started a fraction of a tick apart, and the
+    latencies of all their requests are merged."""
+    per_client = rate / connections
+    tick_s = 1 / per_client
+    command = ["hey", "-z", f"{max(1, round(seconds))}s", "-c", str(connections // groups),
+               "-q", f"{per_client:g}", "-t", "10", "-o", "csv"]
     for name, value in (headers or {}).items():
         command += ["-H", f"{name}: {value}"]
-    if body is not None:
-        command += ["-T", "application/json", "-d", body]
-    out = _run([*command, url])
-    codes = dict(re.findall(r"\[(\d{3})\]\s+(\d+) responses", out))
-    errors = sum(int(n) for code, n in codes.items() if not code.startswith(("2", "3")))
-    failed = out.partition("Error distribution:")[2]  # "  [count]\tmessage" lines
-    errors += sum(int(n) for n in re.findall(r"^\s+\[(\d+)\]", failed, re.MULTILINE))
-    return _checked(url, Load(requests_per_s=float(_find(r"Requests/sec:\s+([\d.]+)", out)),
-                              p50_ms=float(_find(r"50% in ([\d.]+) secs", out)) * 1000,
-                              p99_ms=float(_find(r"99% in ([\d.]+) secs", out)) * 1000,
+    children = []
+    for _ in range(groups):
+        children.append(subprocess.Popen([*command, url], stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, text=True))
+        time.sleep(tick_s / groups)
+    latencies: list[float] = []
+    errors = 0
+    for child in children:
+        out, err = child.communicate(timeout=seconds + 60)
+        if child.returncode != 0:
+            raise RuntimeError(f"hey failed ({child.returncode}): {err[-2000:]}")
+        rows = list(csv.DictReader(io.StringIO(out)))
+        latencies += [float(row["response-time"]) * 1000 for row in rows]
+        errors += sum(not row["status-code"].startswith(("2", "3")) for row in rows)
+    if not latencies:
+        raise RuntimeError(f"{url}: hey answered no requests")
+    latencies.sort()
+    return _checked(url, Load(requests_per_s=len(latencies) / seconds,
+                              p50_ms=latencies[len(latencies) // 2],
+                              p99_ms=latencies[min(len(latencies) - 1,
+                                                   int(len(latencies) * 0.99))],
                               errors=errors))
 
 
