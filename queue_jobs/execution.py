@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import psycopg
 from psycopg_pool import ConnectionPool
 
 from queue_jobs import db, fetch, job_metrics, logs, organizations, store
@@ -162,6 +165,11 @@ class RunRecord:
             self.settle_refused_run()
         except JobFailure as failure:
             self.fail(failure)
+        except psycopg.OperationalError:
+            # The database failed, not the job: nothing is failed here. A worker's run is
+            # re-dispatched by the reaper and resumes after its last checkpoint; an
+            # in-request run is failed by its caller.
+            raise
         except Exception:
             log.exception("job %s: pipeline crashed", self.job_id)
             self.fail(JobFailure("Internal error while running the job"))
@@ -199,6 +207,11 @@ class JobRun:
         self.dispatch_id = dispatch_id
         self.stop = StopSignal()
         self.record = RunRecord(runtime.pool, job_id, dispatch_id)
+        # Set once the claim is answered: the deadline and the row polls start from there
+        # (before, the row is still queued, and a wait for a thread or a connection is not
+        # the job's run time).
+        self.claimed = threading.Event()
+        self.claimed_at = 0.0  # time.monotonic(), as the event loop's clock
 
     async def _blocking(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -221,7 +234,13 @@ class JobRun:
             raise
 
     def _run(self) -> None:
-        claimed = self._claim()
+        if self.stop.is_set():  # cancelled or shutting down before the claim
+            return
+        try:
+            claimed = self._claim()
+        finally:
+            self.claimed_at = time.monotonic()
+            self.claimed.set()
         if claimed is None:
             log.info("job %s: dispatch %s no longer current, skipping", self.job_id,
                      self.dispatch_id)
@@ -238,8 +257,7 @@ class JobRun:
 
     async def _watch(self, future: Future[None]) -> None:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.runtime.settings.job_timeout_s
-        next_row_poll = loop.time() + ROW_POLL_INTERVAL_S
+        deadline = next_row_poll = None
         wrapped = asyncio.wrap_future(future)
         wrapped.add_done_callback(_retrieve_exception)  # the outcome is read from `future`
         while True:
@@ -247,7 +265,12 @@ class JobRun:
             if done:
                 future.result()  # the run recorded its outcome; this raises what it could not
                 return
+            if not self.claimed.is_set():
+                continue  # a cancel or a shutdown still reaches us (as CancelledError)
             now = loop.time()
+            if deadline is None or next_row_poll is None:
+                deadline = self.claimed_at + self.runtime.settings.job_timeout_s
+                next_row_poll = self.claimed_at + ROW_POLL_INTERVAL_S
             if now >= deadline:
                 await self._end_early(TimedOut())
                 return

@@ -123,3 +123,69 @@ def test_a_forked_child_writes_its_own_lines_and_not_its_parents(sink: TextIO) -
     written = Path(sink.name).read_text().splitlines()
     assert sorted(written) == sorted(["parent started", "child",
                                       *(f"parent {n}" for n in range(100))])
+
+
+def test_the_writer_survives_a_stream_whose_error_report_fails_too(
+        sink: TextIO, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Closed:
+        def write(self, text: str) -> None:
+            raise ValueError("I/O operation on closed file")
+
+        def flush(self) -> None:
+            pass
+
+    handler = QueuedStreamHandler(Closed())  # type: ignore[arg-type]
+    logger = _logger(handler, "closed")
+
+    def report_fails(record: logging.LogRecord) -> None:
+        raise ValueError("stderr is closed as well")
+
+    monkeypatch.setattr(handler, "handleError", report_fails)
+    logger.info("lost")
+    handler.flush()
+    handler.setStream(sink)
+    logger.info("kept")
+    handler.flush()
+    assert Path(sink.name).read_text() == "kept\n"
+
+
+def test_close_writes_what_is_queued_and_ends_the_writer(sink: TextIO) -> None:
+    handler = QueuedStreamHandler(sink)
+    logger = _logger(handler, "close")
+    logger.info("last words")
+    writer = handler._writer
+    assert writer is not None and writer.is_alive()
+    handler.close()
+    writer.join(timeout=5)
+    assert not writer.is_alive()
+    assert Path(sink.name).read_text() == "last words\n"
+
+
+def test_a_stuck_stream_holds_callers_back_instead_of_queueing_without_end(
+        sink: TextIO, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("queue_jobs.log_handler.MAX_PENDING", 5)
+    unstuck = threading.Event()
+
+    class Stuck:
+        def write(self, text: str) -> None:
+            unstuck.wait(10)
+            sink.write(text)
+
+        def flush(self) -> None:
+            sink.flush()
+
+    handler = QueuedStreamHandler(Stuck())  # type: ignore[arg-type]
+    logger = _logger(handler, "stuck")
+    def log_fifty() -> None:
+        for n in range(50):
+            logger.info("n %d", n)
+
+    caller = threading.Thread(target=log_fifty)
+    caller.start()
+    caller.join(timeout=1)
+    assert caller.is_alive()  # waiting for the writer, not piling up 50 lines
+    assert handler._pending.qsize() <= 2 * 5
+    unstuck.set()
+    caller.join(timeout=10)
+    handler.flush()
+    assert Path(sink.name).read_text().splitlines() == [f"n {n}" for n in range(50)]
