@@ -27,9 +27,13 @@ _RECORD_ATTRIBUTES = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | 
 
 
 class JsonFormatter(logging.Formatter):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._second: tuple[int, str] = (-1, "")  # one tuple: threads share formatters
+
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "ts": self._timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -43,6 +47,16 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
         return json.dumps(line, default=_jsonable, ensure_ascii=False)
+
+    def _timestamp(self, created: float) -> str:
+        """ISO 8601 in UTC, to the millisecond; the part up to the second is kept from the
+        line before (a worker writes several lines a job, mostly within the same second)."""
+        second, micros = divmod(round(created * 1_000_000), 1_000_000)
+        cached, text = self._second
+        if second != cached:
+            text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self._second = (second, text)
+        return f"{text}.{micros // 1000:03d}+00:00"
 
 
 def _jsonable(value: object) -> object:
@@ -74,5 +88,11 @@ def configure(level: int = logging.INFO, *, replace_handlers: bool = True) -> No
 
 
 def event(logger: logging.Logger, name: str, **fields: Any) -> None:
-    """One job event line: `name` is the message (job.created, step.finished, ...)."""
-    logger.info(name, extra={"event": name, **fields})
+    """One job event line: `name` is the message (job.created, step.finished, ...).
+
+    As logger.info(name, extra=...), without its search of the stack for the caller's
+    file and line, which no line of ours shows: a worker writes several events a job, and
+    that search was a fifth of each (bench/results.md, the no-op pipeline)."""
+    if logger.isEnabledFor(logging.INFO):
+        logger.handle(logger.makeRecord(logger.name, logging.INFO, "(event)", 0, name, (),
+                                        None, extra={"event": name, **fields}))

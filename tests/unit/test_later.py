@@ -42,3 +42,20 @@ def test_cancel_waits_for_a_call_under_way() -> None:
     threading.Timer(0.05, release.set).start()
     handle.cancel()
     assert finished.is_set()
+
+
+def test_calls_cancelled_before_they_fall_due_do_not_hold_up_the_next() -> None:
+    for _ in range(100):
+        later.call_later(0.02, lambda: None).cancel()
+    done = threading.Event()
+    later.call_later(0.03, done.set)
+    assert done.wait(5)
+
+
+def test_a_sooner_call_ends_the_wait_for_a_later_one() -> None:
+    far_ran, near_ran = threading.Event(), threading.Event()
+    far = later.call_later(60, far_ran.set)
+    later.call_later(0.01, near_ran.set)
+    assert near_ran.wait(5)  # not after 60 s
+    far.cancel()
+    assert not far_ran.is_set()
