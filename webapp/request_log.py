@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import time
-import uuid
 
 from flask import Flask, Response, g, request
 
+from queue_jobs import logs
 from queue_jobs.logs import REQUEST_ID
 
 log = logging.getLogger("webapp.request")
@@ -21,7 +22,7 @@ def init_request_log(app: Flask, *, enabled: bool) -> None:
     @app.before_request
     def begin() -> None:
         given = request.headers.get("X-Request-Id", "")
-        request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        request_id = given if _REQUEST_ID.fullmatch(given) else secrets.token_hex(16)
         g.request_id_token = REQUEST_ID.set(request_id)
         g.request_started = time.perf_counter()
 
@@ -32,13 +33,13 @@ def init_request_log(app: Flask, *, enabled: bool) -> None:
             return response
         response.headers["X-Request-Id"] = request_id
         if enabled:
-            log.info("request", extra={
-                "event": "request", "method": request.method,
+            logs.event(
+                log, "request", method=request.method,
                 # the route's pattern: ids and tokens in paths stay out of the log
-                "route": request.url_rule.rule if request.url_rule else "unmatched",
-                "status": response.status_code,
-                "durationMs": round((time.perf_counter() - g.request_started) * 1000, 1),
-                "ownerKind": g.get("owner_kind"), "errorCode": g.get("error_code")})
+                route=request.url_rule.rule if request.url_rule else "unmatched",
+                status=response.status_code,
+                durationMs=round((time.perf_counter() - g.request_started) * 1000, 1),
+                ownerKind=g.get("owner_kind"), errorCode=g.get("error_code"))
         return response
 
     @app.teardown_request
