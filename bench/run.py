@@ -204,9 +204,11 @@ class Bench:
 
     def add_paired(self, name: str, rounds: Rounds, unit: str, target: str, *,
                    note: str, digits: int = 0) -> None:
-        self.add(Figure(name, round(rounds.ours_median, digits),
-                        round(rounds.reference_median, digits), unit, target, note=note,
-                        round_ratios=rounds.ratios))
+        def shown(value: float) -> float:
+            return round(value, digits) if digits else round(value)
+
+        self.add(Figure(name, shown(rounds.ours_median), shown(rounds.reference_median), unit,
+                        target, note=note, round_ratios=rounds.ratios))
 
     def add(self, figure: Figure) -> None:
         self.figures.append(figure)
