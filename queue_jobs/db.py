@@ -1,4 +1,5 @@
-"""The service's connection pools (a web process's, a worker's), one way.
+"""The service's connection pools (a web process's, a worker's, and procrastinate's in a
+worker: `async_pool`), one way.
 
 Two costs per checkout are avoided, both found by the benchmarks (bench/results.md):
 
@@ -67,21 +68,24 @@ class _CheckIfIdleAsync:
 
 def async_pool(**kwargs: Any) -> AsyncConnectionPool:
     """procrastinate's pool_factory: its pool, with our `check` instead of a round trip
-    before every statement it runs (procrastinate passes `check`; ours replaces it)."""
-    return AsyncConnectionPool(**{**kwargs, "check": _CheckIfIdleAsync()})
+    before every statement it runs (procrastinate passes `check`; ours replaces it), and
+    autocommit connections: each of its statements is a call of one of its functions, so
+    a transaction around it only adds a BEGIN and a COMMIT round trip. (Set here, not as
+    the connector's `configure`, which procrastinate would also hand to a sync pool.)"""
+    return AsyncConnectionPool(**{**kwargs, "check": _CheckIfIdleAsync(),
+                                  "configure": _autocommit_async})
 
 
-async def autocommit_async(conn: psycopg.AsyncConnection[Any]) -> None:
-    """procrastinate's pool `configure`: each of its statements is a call of one of its
-    functions, so a transaction around it only adds a BEGIN and a COMMIT round trip."""
+async def _autocommit_async(conn: psycopg.AsyncConnection[Any]) -> None:
     await conn.set_autocommit(True)
 
 
 def _has_unread_input(conn: Conn | psycopg.AsyncConnection[Any]) -> bool:
     """An idle connection has nothing to read unless the server closed it (or sent a
     notice, which the full test then reads)."""
-    readable, _, _ = select.select([conn.fileno()], [], [], 0)
-    return bool(readable)
+    poller = select.poll()  # not select.select: it refuses descriptors from 1024 up
+    poller.register(conn.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def open_pool(conninfo: str, *, name: str, min_size: int, max_size: int, timeout: float,

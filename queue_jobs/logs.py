@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import uuid
 from contextvars import ContextVar
@@ -51,7 +52,11 @@ class JsonFormatter(logging.Formatter):
     def _timestamp(self, created: float) -> str:
         """ISO 8601 in UTC, to the millisecond; the part up to the second is kept from the
         line before (a worker writes several lines a job, mostly within the same second)."""
-        second, micros = divmod(round(created * 1_000_000), 1_000_000)
+        # As datetime.fromtimestamp rounds: the fraction alone, to the microsecond.
+        fraction, whole = math.modf(created)
+        micros = round(fraction * 1_000_000)
+        second = int(whole) + micros // 1_000_000  # a carry up, or a borrow before 1970
+        micros %= 1_000_000
         cached, text = self._second
         if second != cached:
             text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")

@@ -24,10 +24,9 @@ def make_connector(conninfo: str) -> PsycopgConnector:
         # keepalives: notice a dead server; connect_timeout: fail fast, let the supervisor retry
         kwargs={"keepalives": 1, "keepalives_idle": 30, "connect_timeout": 5},
         min_size=1, max_size=4,
-        # Each of procrastinate's statements is one call of one of its functions: no test
-        # round trip before it (db.async_pool), no BEGIN and COMMIT around it
-        # (db.autocommit_async). Six round trips a job fewer (bench/results.md).
-        pool_factory=db.async_pool, configure=db.autocommit_async,
+        # No test round trip before each of procrastinate's statements, no BEGIN and
+        # COMMIT around it (db.async_pool): six round trips a job fewer (bench/results.md).
+        pool_factory=db.async_pool,
     )
 
 

@@ -2,9 +2,10 @@
 
 threading.Timer starts a thread per call; the runner arms one for nearly every step, and
 for quick steps that thread cost more than the step. One daemon thread keeps a heap of
-deadlines instead, and wakes only for calls still armed: nearly every call is cancelled
-long before it falls due, and waking for each cost more than the quick steps themselves
-(measured on the no-op pipeline benchmark, bench/results.md).
+deadlines instead. Nearly every call is cancelled long before it falls due, and waking at
+each cancelled deadline cost more than the quick steps themselves (measured on the no-op
+pipeline benchmark, bench/results.md): whenever the thread wakes for a call, the cancelled
+ones behind it leave the heap too, so it sleeps until the next call still armed then.
 """
 
 from __future__ import annotations
@@ -73,8 +74,8 @@ class _Scheduler:
 
     def _next_due(self) -> Handle:
         """Waits (holding the condition) until the earliest call falls due. When one does,
-        the cancelled calls behind it leave the heap with it, due or not: the thread then
-        sleeps until the next armed deadline, not the next cancelled one."""
+        the cancelled calls behind it leave the heap with it, due or not, so the next wait
+        is for a call that was still armed then (one cancelled later still ends it)."""
         heap = self._heap
         while True:
             now = time.monotonic()

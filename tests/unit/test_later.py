@@ -59,3 +59,15 @@ def test_a_sooner_call_ends_the_wait_for_a_later_one() -> None:
     assert near_ran.wait(5)  # not after 60 s
     far.cancel()
     assert not far_ran.is_set()
+
+
+def test_a_call_may_arm_another_and_cancel_itself() -> None:
+    inner_ran = threading.Event()
+    handles: list[later.Handle] = []
+
+    def outer() -> None:
+        handles[0].cancel()  # its own handle: returns at once, no deadlock
+        later.call_later(0.01, inner_ran.set)  # armed while the thread runs a call
+
+    handles.append(later.call_later(0, outer))
+    assert inner_ran.wait(5)
