@@ -46,6 +46,7 @@ OURS_PORT, REFERENCE_PORT = tools.free_port(), tools.free_port()
 OURS, REFERENCE = f"http://127.0.0.1:{OURS_PORT}", f"http://127.0.0.1:{REFERENCE_PORT}"
 SESSION = "bench_session_poller"
 RESULT_BYTES = 10 * 1024
+CREATE_BODY = '{"url": "https://example.com/"}'  # what wrk POSTs to create a job
 REFERENCE_TABLE = """
 CREATE TABLE IF NOT EXISTS bench_items (
     id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -266,10 +267,9 @@ class Bench:
 
     def create_throughput(self) -> None:
         plan, work = self.plan, self.workdir
-        body = '{"url": "https://example.com/"}'
         rounds = self.alternate(
             lambda: tools.wrk(f"{OURS}/api/v1/jobs/website-analysis", seconds=plan.seconds,
-                              connections=16, method="POST", body=body, fresh_session=True,
+                              connections=16, method="POST", body=CREATE_BODY, fresh_session=True,
                               headers={"Content-Type": "application/json"},
                               workdir=work).requests_per_s,
             lambda: tools.wrk(f"{REFERENCE}/items", seconds=plan.seconds, connections=16,
@@ -458,7 +458,7 @@ class Bench:
 
     def create_p50(self, table: SizedTable) -> float:
         p50 = tools.wrk(f"{table.url}/api/v1/jobs/website-analysis", seconds=self.plan.seconds,
-                        connections=4, method="POST", body='{"url": "https://example.com/"}',
+                        connections=4, method="POST", body=CREATE_BODY,
                         fresh_session=True, headers={"Content-Type": "application/json"},
                         workdir=self.workdir).p50_ms
         # The next round starts from the same table (no worker runs these).

@@ -93,11 +93,12 @@ def configure(level: int = logging.INFO, *, replace_handlers: bool = True) -> No
 
 
 def event(logger: logging.Logger, name: str, **fields: Any) -> None:
-    """One job event line: `name` is the message (job.created, step.finished, ...).
+    """One event line: `name` is the message (job.created, step.finished, request, ...).
 
     As logger.info(name, extra=...), without its search of the stack for the caller's
-    file and line, which no line of ours shows: a worker writes several events a job, and
-    that search was a fifth of each (bench/results.md, the no-op pipeline)."""
+    file and line, which no line of ours shows: a worker writes several events a job and a
+    web process one a request, and that search was a fifth of each line's cost
+    (bench/results.md)."""
     if logger.isEnabledFor(logging.INFO):
         logger.handle(logger.makeRecord(logger.name, logging.INFO, "(event)", 0, name, (),
                                         None, extra={"event": name, **fields}))
