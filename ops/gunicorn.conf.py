@@ -37,7 +37,7 @@ timeout = 60
 graceful_timeout = 20
 keepalive = 5
 preload_app = False
-# The app writes one JSON line per request itself (webapp.request_log; ACCESS_LOG=0 turns
+# The app writes one JSON line per request itself (webapp.around_request; ACCESS_LOG=0 turns
 # it off), so gunicorn's access log stays off, and its own lines are JSON too.
 accesslog = None
 

@@ -236,8 +236,11 @@ def get_owned_job(conn: Conn, job_id: uuid.UUID, owner: Owner,
     """The job if `owner` may see it. A finished job whose finished_etag (its row version
     and `document_version`) the caller already knows (`known_etags`, or `any_etag`)
     comes without its result."""
-    return _typed_one(conn, JobRow, "get_owned_job", id=job_id, known=list(known_etags),
-                      any=any_etag, version=document_version, **owner.params())
+    # One text parameter, not a text[]: psycopg builds arrays in Python, which was a sixth
+    # of a 304's time in this call. Our tags contain no space (a tag that does is not ours).
+    known = " ".join(tag for tag in known_etags if " " not in tag)
+    return _typed_one(conn, JobRow, "get_owned_job", id=job_id, known=known, any=any_etag,
+                      version=document_version, **owner.params())
 
 
 def list_owned_jobs(conn: Conn, owner: Owner, status: str | None, limit: int) -> list[JobRow]:

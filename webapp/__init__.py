@@ -7,17 +7,17 @@ import threading
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from queue_jobs import db, logs
 from queue_jobs.config import QueueSettings
 from queue_jobs.runtime import InProcessResources, provider_for
 from webapp import auth, demo, health, jobs, legacy, media, metrics, openapi, ops, posts
+from webapp.around_request import init_around_request
 from webapp.config import WebConfig
 from webapp.errors import register_error_handlers
 from webapp.identity import init_jwt
-from webapp.request_log import init_request_log
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -52,29 +52,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["legacy_slots"] = threading.BoundedSemaphore(config.legacy_calls_per_process)
     init_jwt(app)
     register_error_handlers(app)
-    metrics.init_metrics(app)
     for blueprint in (jobs.bp, auth.bp, posts.bp, media.bp, health.bp, legacy.bp, openapi.bp,
                       demo.bp, metrics.bp, ops.bp):
         app.register_blueprint(blueprint)
     if config.trusted_proxies:
         # request.remote_addr (the rate limits' client address) from X-Forwarded-For.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.trusted_proxies)  # type: ignore[method-assign]
-    _add_cors(app, config.cors_origins)
-    init_request_log(app, enabled=config.request_log)
+    init_around_request(app, config)
     logs.configure(replace_handlers=False)  # gunicorn's conf or pytest may have done it
     return app
 
-
-def _add_cors(app: Flask, origins: tuple[str, ...]) -> None:
-    @app.after_request
-    def cors(response: Response) -> Response:
-        origin = request.headers.get("Origin")
-        if origin and ("*" in origins or origin in origins):
-            response.headers["Access-Control-Allow-Origin"] = "*" if "*" in origins else origin
-            response.headers["Access-Control-Allow-Headers"] = (
-                "Authorization, Content-Type, If-None-Match, Idempotency-Key, x-session-id")
-            response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
-            response.headers["Access-Control-Expose-Headers"] = (
-                "ETag, Retry-After, Idempotent-Replayed, X-Session-Id, Deprecation, Link")
-            response.vary.add("Origin")
-        return response

@@ -11,7 +11,11 @@ so a deploy is picked up at once (unchanged files still answer 304).
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, request
+import functools
+from typing import cast
+
+from flask import Blueprint, Response, current_app
+from flask.blueprints import BlueprintSetupState
 
 bp = Blueprint("demo", __name__)
 
@@ -27,11 +31,20 @@ def page() -> Response:
     return _asset_headers(current_app.send_static_file("index.html"), "index.html")
 
 
-@bp.after_app_request
-def static_headers(response: Response) -> Response:
-    if request.endpoint == "static" and response.status_code in (200, 304):
-        _asset_headers(response, request.path)
-    return response
+@bp.record_once
+def _static_with_headers(state: BlueprintSetupState) -> None:
+    """Flask's own static view, answering with the headers above (wrapped rather than
+    checked in an after_request hook, which every status poll would pay for)."""
+    serve = state.app.view_functions["static"]
+
+    @functools.wraps(serve)
+    def static(filename: str) -> Response:
+        response = cast(Response, serve(filename=filename))  # send_static_file answers one
+        if response.status_code in (200, 304):
+            _asset_headers(response, filename)
+        return response
+
+    state.app.view_functions["static"] = static
 
 
 def _asset_headers(response: Response, name: str) -> Response:

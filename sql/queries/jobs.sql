@@ -24,10 +24,10 @@ SELECT status, result, error, error_code FROM jobs WHERE id = %(id)s;
 -- name: get_owned_job
 -- A finished job's document never changes until the row does: its ETag is the row's
 -- version (finished_etag), so a poll that already has it needs no `result` read (%(known)s:
--- the client's If-None-Match tags; %(any)s: it sent `*`).
+-- the client's If-None-Match tags, space-separated; %(any)s: it sent `*`).
 SELECT id, type, owner_user_id, owner_session_id, status, progress, current_step, error,
        error_code,
-       CASE WHEN %(any)s OR finished.etag = ANY (%(known)s::text[]) THEN NULL
+       CASE WHEN %(any)s OR finished.etag = ANY (string_to_array(%(known)s, ' ')) THEN NULL
             ELSE result END AS result,
        step_started_at, created_at, updated_at, finished.etag AS finished_etag
   FROM jobs,

@@ -38,6 +38,7 @@ def test_metrics_count_jobs_and_time_requests_by_route(api: ApiClient,
     session = new_session()
     job_id = api.create_analysis(website.url("/"), session)
     api.status(job_id, session)
+    assert api.http.open("/healthz", method="BREW-7f3a").status_code == 405
     response = api.http.get("/metrics")
     assert response.status_code == 200 and response.mimetype == "text/plain"
     text = response.get_data(as_text=True)
@@ -51,6 +52,10 @@ def test_metrics_count_jobs_and_time_requests_by_route(api: ApiClient,
                     route="/api/v1/jobs/<job_id>/status", status="200")
     assert polled is not None and polled >= 1
     assert job_id not in text
+    # Nor do made-up methods: any token is one, and the label set must stay bounded.
+    brewed = sample(text, "http_request_duration_seconds_count", method="other",
+                    route="unmatched", status="405")
+    assert brewed is not None and brewed >= 1 and "BREW-7f3a" not in text
 
 
 def test_gunicorn_processes_are_summed(db_url: str) -> None:

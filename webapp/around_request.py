@@ -1,0 +1,95 @@
+"""What the app does around every request: a request id, one JSON line (queue_jobs.logs),
+the latency histogram (webapp.metrics) and the CORS headers.
+
+The request id joins the request line with the job events written while handling it: the
+caller's X-Request-Id if it looks like one (a proxy or a frontend may set it), else a
+fresh one; either way it is echoed in the response.
+
+All of it runs in one before_request, one after_request and one teardown hook, each
+reading `request` and `g` once: Flask calls every hook through `ensure_sync`, and every
+read of `request` or `g` is a context-local lookup. With a hook per concern and a lookup
+per read, the hooks were a tenth of a status poll's Python (bench/results.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+
+from flask import Flask, Request, Response, g, request
+from flask.ctx import _AppCtxGlobals
+
+from queue_jobs import logs
+from queue_jobs.logs import REQUEST_ID
+from webapp import metrics
+from webapp.config import WebConfig
+
+log = logging.getLogger("webapp.request")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+_CORS_HEADERS = {
+    "Access-Control-Allow-Headers":
+        "Authorization, Content-Type, If-None-Match, Idempotency-Key, x-session-id",
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+    "Access-Control-Expose-Headers":
+        "ETag, Retry-After, Idempotent-Replayed, X-Session-Id, Deprecation, Link",
+}
+
+
+def init_around_request(app: Flask, config: WebConfig) -> None:
+    origins, write_line = config.cors_origins, config.request_log
+
+    @app.before_request
+    def begin() -> None:
+        given = _current_request().headers.get("X-Request-Id", "")
+        request_id = given if _REQUEST_ID.fullmatch(given) else secrets.token_hex(16)
+        state = _current_g()
+        state.request_id_token = REQUEST_ID.set(request_id)
+        state.request_started = time.perf_counter()
+
+    @app.after_request
+    def end(response: Response) -> Response:
+        req, state = _current_request(), _current_g()
+        _add_cors(req, response, origins)
+        started = state.get("request_started")
+        if started is None:  # before_request did not run (an early error)
+            return response
+        seconds = time.perf_counter() - started
+        # The route's pattern, not the path: ids and tokens stay out of the log and the
+        # histogram's label set.
+        route = req.url_rule.rule if req.url_rule else "unmatched"
+        status = response.status_code
+        metrics.observe_request(req.method, route, status, seconds)
+        request_id = REQUEST_ID.get()
+        assert request_id is not None  # set by begin, reset only at teardown
+        response.headers["X-Request-Id"] = request_id
+        if write_line:
+            logs.event(log, "request", method=req.method, route=route, status=status,
+                       durationMs=round(seconds * 1000, 1), ownerKind=state.get("owner_kind"),
+                       errorCode=state.get("error_code"))
+        return response
+
+    @app.teardown_request
+    def forget(_exc: BaseException | None) -> None:
+        token = g.pop("request_id_token", None)
+        if token is not None:
+            REQUEST_ID.reset(token)
+
+
+def _add_cors(req: Request, response: Response, origins: tuple[str, ...]) -> None:
+    origin = req.headers.get("Origin")
+    if origin and ("*" in origins or origin in origins):
+        response.headers["Access-Control-Allow-Origin"] = "*" if "*" in origins else origin
+        response.headers.update(_CORS_HEADERS)
+        response.vary.add("Origin")
+
+
+def _current_request() -> Request:
+    current: Request = request._get_current_object()  # type: ignore[attr-defined]
+    return current
+
+
+def _current_g() -> _AppCtxGlobals:
+    current: _AppCtxGlobals = g._get_current_object()
+    return current
