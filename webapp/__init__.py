@@ -52,13 +52,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["legacy_slots"] = threading.BoundedSemaphore(config.legacy_calls_per_process)
     init_jwt(app)
     register_error_handlers(app)
+    # Before the blueprints: its hooks run first and last, so every request is counted,
+    # logged and timed whatever a blueprint's own app-wide hooks do.
+    init_around_request(app, config)
     for blueprint in (jobs.bp, auth.bp, posts.bp, media.bp, health.bp, legacy.bp, openapi.bp,
                       demo.bp, metrics.bp, ops.bp):
         app.register_blueprint(blueprint)
     if config.trusted_proxies:
         # request.remote_addr (the rate limits' client address) from X-Forwarded-For.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.trusted_proxies)  # type: ignore[method-assign]
-    init_around_request(app, config)
     logs.configure(replace_handlers=False)  # gunicorn's conf or pytest may have done it
     return app
 

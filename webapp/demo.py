@@ -31,7 +31,6 @@ def page() -> Response:
     return _asset_headers(current_app.send_static_file("index.html"), "index.html")
 
 
-@bp.record_once
 def _static_with_headers(state: BlueprintSetupState) -> None:
     """Flask's own static view, answering with the headers above (wrapped rather than
     checked in an after_request hook, which every status poll would pay for)."""
@@ -40,11 +39,14 @@ def _static_with_headers(state: BlueprintSetupState) -> None:
     @functools.wraps(serve)
     def static(filename: str) -> Response:
         response = cast(Response, serve(filename=filename))  # send_static_file answers one
-        if response.status_code in (200, 304):
+        if response.status_code < 400:  # 200, 304, 206
             _asset_headers(response, filename)
         return response
 
     state.app.view_functions["static"] = static
+
+
+bp.record_once(_static_with_headers)  # once per app
 
 
 def _asset_headers(response: Response, name: str) -> Response:

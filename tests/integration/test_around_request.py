@@ -61,14 +61,17 @@ def test_each_answer_has_its_own_request_id_unless_the_caller_sent_one(
     assert len(odd.headers["X-Request-Id"]) == 32  # not echoed: a fresh one
 
 
-def test_a_static_file_answered_304_keeps_its_headers(api: ApiClient) -> None:
-    first = api.http.get("/static/demo.js")
-    again = api.http.get("/static/demo.js", headers={"If-None-Match": first.headers["ETag"]})
-    assert (first.status_code, again.status_code) == (200, 304)
-    for response in (first, again):
+def test_a_static_file_answered_304_or_206_keeps_its_headers(api: ApiClient) -> None:
+    first = api.http.get("/static/index.html")
+    again = api.http.get("/static/index.html",
+                         headers={"If-None-Match": first.headers["ETag"]})
+    part = api.http.get("/static/index.html", headers={"Range": "bytes=0-9"})
+    assert (first.status_code, again.status_code, part.status_code) == (200, 304, 206)
+    for response in (first, again, part):
         assert response.headers["Cache-Control"] == "no-cache"
         assert response.headers["X-Content-Type-Options"] == "nosniff"
-    first.close()
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+        response.close()
 
 
 def test_a_status_poll_compares_each_of_its_tags_whole(
