@@ -84,6 +84,9 @@ class Figure:
     target: str  # e.g. "≥ 0.6" (a ratio) or "≤ 50 ms" (ours) or "reported"
     note: str = ""
     round_ratios: tuple[float, ...] = ()  # ours ÷ reference in each round, when paired
+    # (ours, reference) in each round: in results.json, to tell a slow machine (both
+    # sides down) from a slow side
+    round_values: tuple[tuple[float, float], ...] = ()
 
     @property
     def ratio(self) -> float | None:
@@ -209,7 +212,8 @@ class Bench:
             return round(value, digits) if digits else round(value)
 
         self.add(Figure(name, shown(rounds.ours_median), shown(rounds.reference_median), unit,
-                        target, note=note, round_ratios=rounds.ratios))
+                        target, note=note, round_ratios=rounds.ratios,
+                        round_values=tuple(zip(rounds.ours, rounds.reference, strict=True))))
 
     def add(self, figure: Figure) -> None:
         self.figures.append(figure)

@@ -29,5 +29,7 @@ def test_every_benchmark_runs_and_is_reported(tmp_path: Path) -> None:
             # the median of the rounds' ratios (one round in a smoke run)
             assert len(figure["round_ratios"]) == 1, figure
             assert figure["ratio"] == round(figure["round_ratios"][0], 3), figure
+            [(ours, reference)] = figure["round_values"]
+            assert ours / reference == figure["round_ratios"][0], figure
     table = out.with_suffix(".md").read_text()
     assert table.count("\n| ") == FIGURES + 1  # the header row and one row a figure
