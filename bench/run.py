@@ -83,10 +83,15 @@ class Figure:
     unit: str
     target: str  # e.g. "≥ 0.6" (a ratio) or "≤ 50 ms" (ours) or "reported"
     note: str = ""
-    round_ratios: tuple[float, ...] = ()  # ours ÷ reference in each round, when paired
-    # (ours, reference) in each round: in results.json, to tell a slow machine (both
-    # sides down) from a slow side
+    # (ours, reference) in each round, when paired; in results.json, to tell a slow
+    # machine (both sides down) from a slow side
     round_values: tuple[tuple[float, float], ...] = ()
+
+    @property
+    def round_ratios(self) -> tuple[float, ...]:
+        """Each round's ratio: the pair measured back to back shares the machine's mood,
+        so the figure is the median of these rather than a ratio of two medians."""
+        return tuple(mine / theirs for mine, theirs in self.round_values)
 
     @property
     def ratio(self) -> float | None:
@@ -121,13 +126,6 @@ class Rounds:
     @property
     def reference_median(self) -> float:
         return statistics.median(self.reference)
-
-    @property
-    def ratios(self) -> tuple[float, ...]:
-        """Each round's ratio: the pair measured back to back shares the machine's mood,
-        so the figure is the median of these rather than a ratio of two medians."""
-        return tuple(mine / theirs for mine, theirs in zip(self.ours, self.reference,
-                                                           strict=True))
 
 
 class Bench:
@@ -212,7 +210,7 @@ class Bench:
             return round(value, digits) if digits else round(value)
 
         self.add(Figure(name, shown(rounds.ours_median), shown(rounds.reference_median), unit,
-                        target, note=note, round_ratios=rounds.ratios,
+                        target, note=note,
                         round_values=tuple(zip(rounds.ours, rounds.reference, strict=True))))
 
     def add(self, figure: Figure) -> None:
@@ -520,8 +518,9 @@ def _seed_finished_jobs(db: psycopg.Connection[Any], total: int) -> None:
 
 
 def write_results(figures: list[Figure], out: Path, seconds: float, smoke: bool) -> None:
-    rows = [{**asdict(f), "ratio": None if f.ratio is None else round(f.ratio, 3),
-             "passed": f.passed} for f in figures]
+    rows = [{**asdict(f), "round_ratios": f.round_ratios,
+             "ratio": None if f.ratio is None else round(f.ratio, 3), "passed": f.passed}
+            for f in figures]
     out.with_suffix(".json").write_text(json.dumps(
         {"smoke": smoke, "seconds": round(seconds), "figures": rows}, indent=2) + "\n")
     lines = ["# Benchmarks" + (" (smoke run: the numbers mean nothing)" if smoke else ""), "",
