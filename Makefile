@@ -45,7 +45,7 @@ worker: $(STAMP)
 	$(BIN)/python -m queue_jobs.worker
 
 migrate: $(STAMP)
-	$(BIN)/python -m queue_jobs.migrate
+	$(BIN)/python -m queue_jobs.db.migrate
 
 ## make bench: the service against its references (bench/run.py, under 10 minutes);
 ## writes bench/results.md and bench/results.json

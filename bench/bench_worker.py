@@ -16,9 +16,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from queue_jobs import worker
+from queue_jobs.pipeline.registry import PIPELINES
 from queue_jobs.pipeline.runner import Pipeline, Step, StepInput
-from queue_jobs.pipelines import PIPELINES
+from queue_jobs.worker import main as worker
 
 STEP_SECONDS = float(os.environ.get("BENCH_STEP_SECONDS", "0"))
 

@@ -27,9 +27,9 @@ from psycopg import sql
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
-from queue_jobs.dashboards import dashboards  # noqa: E402
-from queue_jobs.embedded_pg import start_embedded, uri_for  # noqa: E402
-from queue_jobs.migrate import apply_migrations  # noqa: E402
+from queue_jobs.db.embedded import start_embedded, uri_for  # noqa: E402
+from queue_jobs.db.migrate import apply_migrations  # noqa: E402
+from queue_jobs.observability.dashboards import dashboards  # noqa: E402
 
 SCRATCH_DB = "bench_dashboards"
 DAYS = 30

@@ -36,9 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import tools
 from bench.reference_queue import QUEUE as REFERENCE_QUEUE
-from queue_jobs import fair_use, store
-from queue_jobs.embedded_pg import start_embedded, uri_for
-from queue_jobs.migrate import apply_migrations
+from queue_jobs import models
+from queue_jobs.db import store
+from queue_jobs.db.embedded import start_embedded, uri_for
+from queue_jobs.db.migrate import apply_migrations
+from queue_jobs.services import fair_use
 
 BENCH_DIR = Path(__file__).resolve().parent
 PYTHON = sys.executable
@@ -387,7 +389,7 @@ class Bench:
 
     def drain_ours(self) -> float:
         total = self.plan.noop_jobs
-        owner = store.Owner(None, SESSION)
+        owner = models.Owner(None, SESSION)
         unlimited = fair_use.create_limits(
             fair_use.FairUse(max_active_per_session=total, creates_per_address_per_minute=0),
             owner, "bench")

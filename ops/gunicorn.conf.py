@@ -56,9 +56,9 @@ if os.environ.get("LOG_FORMAT", "json") == "json":
     logconfig_dict = {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"json": {"()": "queue_jobs.logs.JsonFormatter"}},
-        # queued: a request thread never waits for another's write (queue_jobs.log_handler)
-        "handlers": {"stderr": {"class": "queue_jobs.log_handler.QueuedStreamHandler",
+        "formatters": {"json": {"()": "queue_jobs.observability.logs.JsonFormatter"}},
+        # queued: a request thread never waits for another's write (see its module)
+        "handlers": {"stderr": {"class": "queue_jobs.observability.log_handler.QueuedStreamHandler",
                                 "formatter": "json", "stream": "ext://sys.stderr"}},
         "root": {"level": "INFO", "handlers": ["stderr"]},
         "loggers": {"gunicorn.error": {"level": "INFO", "handlers": [], "propagate": True}},

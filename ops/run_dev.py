@@ -20,9 +20,9 @@ import requests
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
-from queue_jobs.config import QueueSettings  # noqa: E402
-from queue_jobs.embedded_pg import start_embedded, uri_for  # noqa: E402
-from queue_jobs.migrate import apply_migrations  # noqa: E402
+from queue_jobs.db.embedded import start_embedded, uri_for  # noqa: E402
+from queue_jobs.db.migrate import apply_migrations  # noqa: E402
+from queue_jobs.settings import QueueSettings  # noqa: E402
 
 BIN = Path(sys.executable).parent
 

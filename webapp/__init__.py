@@ -10,9 +10,9 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from queue_jobs import db, logs
-from queue_jobs.config import QueueSettings
-from queue_jobs.runtime import InProcessResources, provider_for
+from queue_jobs.observability import logs
+from queue_jobs.services import connections
+from queue_jobs.settings import QueueSettings
 from webapp import auth, demo, health, jobs, legacy, media, metrics, openapi, ops, posts
 from webapp.around_request import init_around_request
 from webapp.config import WebConfig
@@ -38,7 +38,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["web_config"] = config
     # One pool per gunicorn worker process: create_app runs after the fork (no --preload).
     # open(wait=False): the app starts even while PostgreSQL is down and answers 503.
-    pool = db.open_pool(config.database_url, name="web", min_size=config.pool_min_size,
+    pool = connections.open_pool(config.database_url, name="web", min_size=config.pool_min_size,
                         max_size=config.pool_max_size, timeout=config.db_wait_s,
                         connect_timeout=max(1, int(config.db_wait_s)), wait=False)
     app.extensions["db_pool"] = pool
@@ -48,7 +48,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         logging.getLogger(__name__).warning(
             "LLM_PROVIDER is offline on this web host: the deprecated synchronous endpoints "
             "will answer heuristic results (set the same LLM settings as the workers)")
-    app.extensions["run_resources"] = InProcessResources(settings, pool, provider_for(settings))
+    app.extensions["run_resources"] = connections.in_process_resources(settings, pool)
     app.extensions["legacy_slots"] = threading.BoundedSemaphore(config.legacy_calls_per_process)
     init_jwt(app)
     register_error_handlers(app)

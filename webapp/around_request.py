@@ -1,5 +1,5 @@
-"""What the app does around every request: a request id, one JSON line (queue_jobs.logs),
-the latency histogram (webapp.metrics) and the CORS headers.
+"""What the app does around every request: a request id, one JSON line
+(queue_jobs.observability.logs), the latency histogram (webapp.metrics) and the CORS headers.
 
 The request id joins the request line with the job events written while handling it: the
 caller's X-Request-Id if it looks like one (a proxy or a frontend may set it), else a
@@ -8,7 +8,7 @@ fresh one; either way it is echoed in the response.
 All of it runs in one before_request, one after_request and one teardown hook, each
 reading `request` and `g` once: Flask calls every hook through `ensure_sync`, and every
 read of `request` or `g` is a context-local lookup. Seven hooks with a lookup per read
-(this and the If-None-Match parameter, queue_jobs.store) made a 304 poll cost 1.2 times
+(this and the If-None-Match parameter, queue_jobs.db.store) made a 304 poll cost 1.2 times
 R-read's Python, measured in-process; now 1.06.
 """
 
@@ -22,8 +22,8 @@ import time
 from flask import Flask, Request, Response, g, request
 from flask.ctx import _AppCtxGlobals
 
-from queue_jobs import logs
-from queue_jobs.logs import REQUEST_ID
+from queue_jobs.observability import logs
+from queue_jobs.observability.logs import REQUEST_ID
 from webapp import metrics
 from webapp.config import WebConfig
 

@@ -1,4 +1,4 @@
-"""Accounts (contract §7): register, login, refresh, me. Thin views over queue_jobs.accounts.
+"""Accounts: register, login, refresh, me. Thin views over queue_jobs.services.accounts.
 
 Access tokens are short-lived (JWT_ACCESS_TTL_S, 15 min), refresh tokens long-lived
 (JWT_REFRESH_TTL_S, 30 days). Sending the x-session-id with register, login or me hands
@@ -10,9 +10,9 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 from flask_jwt_extended import create_access_token, create_refresh_token
 
-from queue_jobs import accounts, organizations, store
-from queue_jobs.domain_errors import InvalidCredentials, TokenInvalid
-from queue_jobs.store import Owner, User
+from queue_jobs.models import Owner, User
+from queue_jobs.services import accounts, organizations
+from queue_jobs.services.errors import InvalidCredentials, TokenInvalid
 from webapp.context import client_address, db_pool, web_config
 from webapp.identity import current_owner, session_from_header, user_from_refresh_token
 from webapp.schemas import LoginRequest, RegisterRequest, load_json_body
@@ -64,7 +64,7 @@ def login() -> Response:
 def refresh() -> Response:
     user_id = user_from_refresh_token()
     with db_pool().connection() as conn:
-        user = store.get_user(conn, user_id)
+        user = accounts.user(conn, user_id)
     if user is None:
         raise TokenInvalid("The account no longer exists.")
     return jsonify({"accessToken": create_access_token(identity=str(user.id))})
@@ -75,7 +75,7 @@ def me() -> Response:
     owner = current_owner(user_required=True)
     assert owner.user_id is not None  # user_required
     with db_pool().connection() as conn:
-        user = store.get_user(conn, owner.user_id)
+        user = accounts.user(conn, owner.user_id)
         if user is None:
             raise TokenInvalid("The account no longer exists.")
         owned = organizations.user_organizations(conn, owner)

@@ -8,8 +8,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from queue_jobs.accounts import AuthThrottle
-from queue_jobs.fair_use import FairUse
+from queue_jobs.services.accounts import AuthThrottle
+from queue_jobs.services.fair_use import FairUse
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEV_SECRET_FILE = PROJECT_DIR / "var" / "jwt-secret"

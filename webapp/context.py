@@ -6,9 +6,8 @@ import logging
 import threading
 
 from flask import current_app, request
-from psycopg_pool import ConnectionPool
 
-from queue_jobs.runtime import InProcessResources
+from queue_jobs.services.connections import ConnectionPool, InProcessResources
 from webapp.config import WebConfig
 
 log = logging.getLogger(__name__)

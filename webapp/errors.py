@@ -8,10 +8,10 @@ from typing import Any
 
 import psycopg
 from flask import Flask, Response, g, has_request_context, jsonify
-from psycopg_pool import PoolTimeout
 from werkzeug.exceptions import HTTPException
 
-from queue_jobs.domain_errors import DomainError, EmailTaken, QueueUnavailable
+from queue_jobs.services.connections import DATABASE_UNAVAILABLE
+from queue_jobs.services.errors import DomainError, EmailTaken, QueueUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +66,14 @@ def register_error_handlers(app: Flask) -> None:
             return unexpected(error)
         return domain_error(known())
 
-    @app.errorhandler(PoolTimeout)
-    @app.errorhandler(psycopg.OperationalError)
     def database_down(error: Exception) -> Response:
         log.warning("database unavailable: %s", error)
         unavailable = QueueUnavailable()
         return error_response(503, unavailable.message, unavailable.error_code,
                               {"Retry-After": "5"})
+
+    for unavailable_error in DATABASE_UNAVAILABLE:
+        app.register_error_handler(unavailable_error, database_down)
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> Response:

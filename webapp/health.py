@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import psycopg
 from flask import Blueprint, Response, jsonify
 
-from queue_jobs import store
-from queue_jobs.migrate import latest_version
+from queue_jobs.services import monitoring
 from webapp.context import db_pool
 
 bp = Blueprint("health", __name__)
@@ -19,16 +17,11 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
-    try:
-        with db_pool().connection() as conn:
-            applied = store.applied_migrations(conn)
-    except psycopg.errors.UndefinedTable:  # never migrated
-        applied = []
-    expected = latest_version()
-    current = max(applied, default=0)
-    if current != expected:
+    with db_pool().connection() as conn:
+        schema = monitoring.schema_state(conn)
+    if not schema.ready:
         body = {"status": "schema-outdated", "error": "The database schema is not current.",
-                "errorCode": "SCHEMA_OUTDATED", "schemaVersion": current,
-                "expectedVersion": expected}
+                "errorCode": "SCHEMA_OUTDATED", "schemaVersion": schema.current,
+                "expectedVersion": schema.expected}
         return jsonify(body), 503
-    return jsonify({"status": "ready", "schemaVersion": current}), 200
+    return jsonify({"status": "ready", "schemaVersion": schema.current}), 200

@@ -11,13 +11,13 @@ from flask_jwt_extended import JWTManager, get_jwt_identity, verify_jwt_in_reque
 from flask_jwt_extended.exceptions import JWTExtendedException
 from jwt import ExpiredSignatureError, InvalidTokenError
 
-from queue_jobs.domain_errors import (
+from queue_jobs.models import Owner
+from queue_jobs.services.errors import (
     AuthRequired,
     SessionInvalid,
     TokenExpired,
     TokenInvalid,
 )
-from queue_jobs.store import Owner
 from webapp.errors import domain_error_response
 
 SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,128}$")

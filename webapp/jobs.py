@@ -1,4 +1,4 @@
-"""The jobs API (contract §5): thin views over queue_jobs.jobs."""
+"""The jobs API (contract §5): thin views over queue_jobs.services.jobs."""
 
 from __future__ import annotations
 
@@ -8,10 +8,8 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from queue_jobs import db, jobs, organizations
-from queue_jobs.pipeline.content_generation import JOB_TYPE as CONTENT_GENERATION
-from queue_jobs.pipeline.website_analysis import JOB_TYPE as WEBSITE_ANALYSIS
-from queue_jobs.store import Owner
+from queue_jobs.models import JobType, Owner
+from queue_jobs.services import connections, jobs, organizations
 from webapp.context import client_address, db_pool, web_config
 from webapp.identity import current_owner
 from webapp.schemas import (
@@ -32,7 +30,8 @@ def _create(job_type: str, owner: Owner, job_input: dict[str, Any],
                       client_address=client_address(), idempotency_key=idempotency_key(request))
     # Without an Idempotency-Key a create is one statement: no transaction round trips.
     pool = db_pool()
-    with pool.connection() if new.idempotency_key is not None else db.autocommit(pool) as conn:
+    keyed = new.idempotency_key is not None
+    with pool.connection() if keyed else connections.autocommit(pool) as conn:
         created = jobs.create_job(conn, new, web_config().fair_use)
     response = jsonify({"jobId": str(created.job_id)})
     if created.replayed:
@@ -44,34 +43,22 @@ def _create(job_type: str, owner: Owner, job_input: dict[str, Any],
 def create_website_analysis() -> tuple[Response, int]:
     owner = current_owner()
     body = load_json_body(request, WebsiteAnalysisRequest())
-    return _create(WEBSITE_ANALYSIS, owner, {"url": body["url"]}, body)
+    return _create(JobType.WEBSITE_ANALYSIS, owner, {"url": body["url"]}, body)
 
 
 @bp.post("/content-generation")
 def create_content_generation() -> tuple[Response, int]:
     owner = current_owner(user_required=True)
-    job_input, request_body = content_generation_input(owner)
-    return _create(CONTENT_GENERATION, owner, job_input, request_body)
-
-
-def content_generation_input(owner: Owner) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The job input and the (normalised) request body of a content-generation request:
-    validated, with the organization the user may use (handing the session's over first,
-    committed even if the create is then refused)."""
     body = load_json_body(request, ContentGenerationRequest())
-    with db_pool().connection() as conn:
-        organizations.claim_session_organizations(conn, owner)
-    with db_pool().connection() as conn:
-        organization = organizations.visible_organization(conn, body["organizationId"], owner)
-    request_body = {**body, "organizationId": str(organization.id)}  # one spelling
-    return organizations.content_generation_input(request_body, organization), request_body
+    job_input, request_body = organizations.content_generation_input(db_pool(), owner, body)
+    return _create(JobType.CONTENT_GENERATION, owner, job_input, request_body)
 
 
 @bp.get("/<job_id>/status")
 def job_status(job_id: str) -> Response:
     owner = current_owner()
     known = request.if_none_match
-    with db.autocommit(db_pool()) as conn:  # reads only
+    with connections.autocommit(db_pool()) as conn:  # reads only
         answer = jobs.job_status(conn, jobs.parse_job_id(job_id), owner,
                                  sorted(known.as_set(include_weak=True)), known.star_tag)
     if answer.document is None:  # a finished job the client has: nothing else was read
@@ -111,6 +98,6 @@ def cancel_job(job_id: str) -> Response:
 def list_jobs() -> Response:
     owner = current_owner()
     query = load(JobListQuery(), request.args.to_dict())
-    with db.autocommit(db_pool()) as conn:  # reads only
+    with connections.autocommit(db_pool()) as conn:  # reads only
         documents = jobs.list_jobs(conn, owner, query["status"], query["limit"])
     return jsonify({"jobs": documents, "count": len(documents), "limit": query["limit"]})

@@ -1,6 +1,6 @@
 """The deprecated synchronous endpoints (contract §7), kept so frontends can migrate
 screen by screen. Each runs the job pipeline (or one step of it) inside the request via
-queue_jobs.inline: same code, same bodies as the job results, and a job row that status,
+queue_jobs.services.sync_runs: same code, same bodies as the job results, and a job row that status,
 cancel and fair use see like any other.
 
 A call can take a minute. Under gunicorn's gthread workers it holds one thread, not the
@@ -11,25 +11,24 @@ once per process (the rest of the threads stay free for polls), beyond that: 429
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
+from marshmallow import Schema
 
-from queue_jobs import jobs
-from queue_jobs.domain_errors import AuthRequired, RateLimited
-from queue_jobs.inline import InlineRun, pipeline_slice, run_inline
-from queue_jobs.pages import PageFacts
-from queue_jobs.pipeline import content_generation, website_analysis
-from queue_jobs.pipeline.runner import Pipeline, StepInput
-from queue_jobs.store import Owner
-from webapp.context import client_address, legacy_slots, run_resources, web_config
+from queue_jobs.models import JobType, Owner
+from queue_jobs.services import jobs, organizations, sync_runs
+from queue_jobs.services.errors import AuthRequired, RateLimited
+from queue_jobs.services.sync_runs import InlineRun
+from webapp.context import client_address, db_pool, legacy_slots, run_resources, web_config
 from webapp.errors import error_response
 from webapp.identity import current_owner
-from webapp.jobs import content_generation_input
 from webapp.schemas import (
     AudienceImagesRequest,
     AudiencesRequest,
+    ContentGenerationRequest,
     PitchesRequest,
     WebsiteAnalysisRequest,
     load_json_body,
@@ -38,13 +37,7 @@ from webapp.schemas import (
 bp = Blueprint("legacy", __name__)
 
 DEPRECATED_SINCE = "@1795651200"  # 2026-11-26, RFC 9745 date form
-# How a failed job's errorCode is answered by a synchronous call.
-_FAILURE_STATUS = {
-    "FETCH_FAILED": 422, "FETCH_BLOCKED": 422, "INVALID_CONTENT": 422,
-    "LLM_ERROR": 502, "LLM_RATE_LIMITED": 502, "LLM_TIMEOUT": 504, "TIMEOUT": 504,
-    "CANCELLED": 409,
-}
-WEBSITE = website_analysis.JOB_TYPE
+WEBSITE = JobType.WEBSITE_ANALYSIS
 
 
 def _owner() -> tuple[Owner, str | None]:
@@ -57,19 +50,34 @@ def _owner() -> tuple[Owner, str | None]:
         return Owner(None, session_id), session_id
 
 
-def _run(job_type: str, owner: Owner, job_input: dict[str, Any], body: dict[str, Any],
-         pipeline: Pipeline | None = None,
-         checkpoints: dict[str, Any] | None = None) -> InlineRun:
+@contextmanager
+def _slot() -> Iterator[None]:
+    """One of this process's LEGACY_CALLS_PER_PROCESS slots, or 429 at once."""
     slots = legacy_slots()
     if not slots.acquire(blocking=False):
         raise RateLimited("Too many synchronous calls in progress; use the jobs API.",
                           retry_after_s=5)
     try:
-        new = jobs.NewJob(job_type, owner, job_input, request_body=body,
-                          client_address=client_address())
-        return run_inline(run_resources(), new, web_config().fair_use, pipeline, checkpoints)
+        yield
     finally:
         slots.release()
+
+
+def _run(job_type: str, owner: Owner, job_input: dict[str, Any],
+         body: dict[str, Any]) -> InlineRun:
+    with _slot():
+        new = jobs.NewJob(job_type, owner, job_input, request_body=body,
+                          client_address=client_address())
+        return sync_runs.run_inline(run_resources(), new, web_config().fair_use)
+
+
+def _step_view(step: str, schema: Schema) -> Response:
+    owner, session_id = _owner()
+    body = load_json_body(request, schema)
+    with _slot():
+        run = sync_runs.run_website_step(run_resources(), step, owner, body,
+                                         client_address(), web_config().fair_use)
+    return _answer(run, "/api/v1/jobs/website-analysis", session_id)
 
 
 def _answer(run: InlineRun, successor: str, session_id: str | None) -> Response:
@@ -78,41 +86,13 @@ def _answer(run: InlineRun, successor: str, session_id: str | None) -> Response:
         response = jsonify(outcome.result)
     else:
         code = outcome.error_code or "INTERNAL_ERROR"
-        response = error_response(_FAILURE_STATUS.get(code, 500), outcome.error or "Failed.",
-                                  code, jobId=str(run.job_id))
+        response = error_response(run.failure_status, outcome.error or "Failed.", code,
+                                  jobId=str(run.job_id))
     response.headers["Deprecation"] = DEPRECATED_SINCE
     response.headers["Link"] = f'<{successor}>; rel="successor-version"'
     if session_id:
         response.headers["X-Session-Id"] = session_id
     return response
-
-
-def _sliced(step: str, checkpoints: dict[str, Any],
-            result: Callable[[StepInput], dict[str, Any]]) -> Callable[..., Response]:
-    """A view for one website-analysis step, on the earlier steps' outputs from the body."""
-    def view(owner: Owner, session_id: str | None, body: dict[str, Any]) -> Response:
-        page = PageFacts(url=body["url"] or "", title=body["analysis"]["businessName"],
-                         description=body["analysis"]["description"], site_name="")
-        outputs = {"analyze": {"page": page.to_dict(), "analysis": body["analysis"]},
-                   **{key: make(body) for key, make in checkpoints.items()}}
-        run = _run(WEBSITE, owner, {"url": body["url"], "legacyStep": step}, body,
-                   pipeline_slice(WEBSITE, step, result), outputs)
-        return _answer(run, "/api/v1/jobs/website-analysis", session_id)
-    return view
-
-
-_audiences_view = _sliced(
-    "audiences", {},
-    lambda step: {"success": True, "audiences": step.outputs["audiences"]["audiences"]})
-_pitches_view = _sliced(
-    "pitches", {"audiences": lambda body: {"audiences": body["audiences"]}},
-    lambda step: {"success": True,
-                  "scenarios": website_analysis.scenarios(step, with_images=False)})
-_images_view = _sliced(
-    "images", {"audiences": lambda body: {"audiences": [s["audience"]
-                                                        for s in body["scenarios"]]},
-               "pitches": lambda body: {"pitches": [s["pitch"] for s in body["scenarios"]]}},
-    lambda step: {"success": True, "scenarios": website_analysis.scenarios(step)})
 
 
 @bp.post("/api/analyze-website")
@@ -125,22 +105,23 @@ def analyze_website() -> Response:
 
 @bp.post("/api/generate-audiences")
 def generate_audiences() -> Response:
-    return _audiences_view(*_owner(), load_json_body(request, AudiencesRequest()))
+    return _step_view("audiences", AudiencesRequest())
 
 
 @bp.post("/api/generate-pitches")
 def generate_pitches() -> Response:
-    return _pitches_view(*_owner(), load_json_body(request, PitchesRequest()))
+    return _step_view("pitches", PitchesRequest())
 
 
 @bp.post("/api/generate-audience-images")
 def generate_audience_images() -> Response:
-    return _images_view(*_owner(), load_json_body(request, AudienceImagesRequest()))
+    return _step_view("images", AudienceImagesRequest())
 
 
 @bp.post("/api/v1/enhanced-blog-generation/generate")
 def enhanced_blog_generation() -> Response:
     owner = current_owner(user_required=True)
-    job_input, request_body = content_generation_input(owner)
-    run = _run(content_generation.JOB_TYPE, owner, job_input, request_body)
+    body = load_json_body(request, ContentGenerationRequest())
+    job_input, request_body = organizations.content_generation_input(db_pool(), owner, body)
+    run = _run(JobType.CONTENT_GENERATION, owner, job_input, request_body)
     return _answer(run, "/api/v1/jobs/content-generation", None)

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from queue_jobs import store
-from queue_jobs.domain_errors import ImageNotFound, parse_id
+from queue_jobs.services import images
 from webapp.context import db_pool
 from webapp.identity import current_owner
 
@@ -22,11 +21,8 @@ bp = Blueprint("media", __name__, url_prefix="/api/v1/images")
 def get_image(image_id: str) -> Response:
     owner = current_owner()
     with db_pool().connection() as conn:
-        found = store.get_owned_image(conn, parse_id(image_id, ImageNotFound), owner)
-    if found is None:
-        raise ImageNotFound()
-    content_type, data = found
-    response = Response(bytes(data), mimetype=content_type)
+        content_type, data = images.owned_image(conn, image_id, owner)
+    response = Response(data, mimetype=content_type)
     response.headers["Cache-Control"] = "private, max-age=31536000, immutable"
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.vary.add("Authorization")

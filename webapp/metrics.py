@@ -1,5 +1,5 @@
 """GET /metrics: Prometheus text. HTTP latency and the job counters of
-queue_jobs.job_metrics are measured in every gunicorn process (multiprocess mode when
+queue_jobs.observability.job_metrics are measured in every gunicorn process (multiprocess mode when
 PROMETHEUS_MULTIPROC_DIR is set, as ops/gunicorn.conf.py does); active jobs, queue depth
 and recent step durations are read from PostgreSQL at scrape time. Workers serve their own
 counters on WORKER_METRICS_PORT.
@@ -21,7 +21,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from queue_jobs import job_metrics, store
+from queue_jobs.observability import job_metrics
+from queue_jobs.services import monitoring
 from webapp.context import db_pool
 
 bp = Blueprint("metrics", __name__)
@@ -42,8 +43,7 @@ class JobTableCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         with db_pool().connection() as conn:
-            counts = store.active_job_counts(conn)
-            steps = store.recent_step_stats(conn)
+            counts, steps = monitoring.job_table_stats(conn)
         active = GaugeMetricFamily("jobs_active", "Queued and running jobs by type.",
                                    labels=["type", "status"])
         depth = GaugeMetricFamily("jobs_queue_depth", "Queued jobs by type.", labels=["type"])

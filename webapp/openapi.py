@@ -25,8 +25,12 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Response
 from marshmallow import Schema, fields, validate
 
-from queue_jobs.errors import JobFailure
-from queue_jobs.pipelines import PIPELINES
+from queue_jobs.services.catalog import (
+    FAILURE_CODES,
+    JOB_TYPES,
+    STEP_LABELS,
+    sync_failures_by_status,
+)
 from webapp import schemas
 from webapp.schemas import (
     JOB_STATUSES,
@@ -48,15 +52,6 @@ SchemaRef = type[Schema] | Mapping[str, Any]  # a marshmallow schema or a raw JS
 # `additionalProperties: false`: a field the views add without documenting it fails the test.
 # ---------------------------------------------------------------------------------------
 
-STEP_LABELS = [step.label for pipeline in PIPELINES.values() for step in pipeline.steps]
-
-
-def _with_subclasses(cls: type[JobFailure]) -> list[type[JobFailure]]:
-    return [cls, *(sub for child in cls.__subclasses__() for sub in _with_subclasses(child))]
-
-
-# Every errorCode a failed job can carry, straight from the failure classes.
-FAILURE_CODES = sorted({cls.error_code for cls in _with_subclasses(JobFailure)})
 IMAGE_URL = r"^/api/v1/images/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 
@@ -108,7 +103,7 @@ class JobSummary(Schema):
     """A status document without `result` (the job list)."""
 
     jobId = fields.UUID(required=True)
-    type = _text(validate=validate.OneOf(list(PIPELINES)))
+    type = _text(validate=validate.OneOf(JOB_TYPES))
     status = _text(validate=validate.OneOf(JOB_STATUSES))
     progress = fields.Integer(required=True, validate=validate.Range(0, 100),
                               metadata={"description": "100 only when succeeded."})
@@ -417,13 +412,7 @@ ERROR_DESCRIPTIONS = {
 ERROR_HEADERS = {429: ("Retry-After",), 503: ("Retry-After",)}
 # How a deprecated synchronous call answers its job's failure (webapp/legacy.py), with
 # the failed job's `jobId` in the envelope.
-LEGACY_FAILURES: dict[int, tuple[str, ...]] = {
-    409: ("CANCELLED",),
-    422: ("FETCH_FAILED", "FETCH_BLOCKED", "INVALID_CONTENT"),
-    500: ("INTERNAL_ERROR", "WORKER_LOST"),
-    502: ("LLM_ERROR", "LLM_RATE_LIMITED"),
-    504: ("LLM_TIMEOUT", "TIMEOUT"),
-}
+LEGACY_FAILURES = sync_failures_by_status()
 LEGACY_NOTE = ("Runs the job's pipeline inside the request (a minute or more), on a job row "
                "the jobs API can see and cancel; a failure answers the job's errorCode and "
                "jobId.")

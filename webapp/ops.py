@@ -15,28 +15,18 @@ from __future__ import annotations
 
 import hmac
 import logging
-import math
-import time
-from datetime import UTC, date, datetime, timedelta
-from datetime import time as time_of_day
-from decimal import Decimal
-from typing import Any
+from datetime import UTC, datetime
 
-import psycopg
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 
-from queue_jobs.dashboards import Dashboard, dashboards
-from queue_jobs.domain_errors import DomainError
+from queue_jobs.observability.dashboards import dashboards
+from queue_jobs.services.errors import DomainError
+from queue_jobs.services.monitoring import run_dashboards
 from webapp.context import db_pool, web_config
 
 log = logging.getLogger(__name__)
 bp = Blueprint("ops", __name__)
 
-STATEMENT_TIMEOUT_MS = 5_000
-# Once the queries have taken this long, the rest are skipped: the answer stays well
-# inside gunicorn's 60 s timeout however many dashboards there are.
-BUDGET_S = 20.0
-MAX_ROWS = 500  # per dashboard: the page is for glancing, not exporting
 # Only this origin's script and style; the form never submits (ops.js handles it, and a
 # submitted form would put the token in a URL); no framing.
 PAGE_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -94,64 +84,3 @@ def _check_token() -> None:
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(),
                                                              expected.encode()):
         raise OpsTokenInvalid()
-
-
-def run_dashboards(conn: psycopg.Connection[Any],
-                   boards: tuple[Dashboard, ...]) -> list[dict[str, Any]]:
-    results = []
-    deadline = time.monotonic() + BUDGET_S
-    with conn.transaction():
-        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        conn.execute("SELECT set_config('statement_timeout', %s, true)",  # SET LOCAL
-                     (str(STATEMENT_TIMEOUT_MS),))
-        conn.execute("SET LOCAL TimeZone = 'UTC'")  # every timestamp in one zone
-        for board in boards:
-            result: dict[str, Any] = {
-                "name": board.name, "title": board.title, "chart": board.chart,
-                "series": list(board.series), "description": board.description,
-                "columns": [], "rows": []}
-            if time.monotonic() > deadline:
-                result["error"] = f"Skipped: the queries took over {BUDGET_S:g} s."
-            else:
-                result.update(_run_one(conn, board))
-            results.append(result)
-    return results
-
-
-def _run_one(conn: psycopg.Connection[Any], board: Dashboard) -> dict[str, Any]:
-    try:
-        with conn.transaction(), conn.cursor() as cur:  # a savepoint: a failure stays here
-            cur.execute(board.sql.encode())
-            columns = [column.name for column in cur.description or ()]
-            rows = cur.fetchmany(MAX_ROWS + 1)
-    except psycopg.Error as error:
-        if conn.broken:  # the database is gone: the whole answer is a 503
-            raise
-        log.warning("ops dashboard %s failed: %s", board.name, error)
-        message = (str(error).strip().splitlines() or ["The query failed."])[0]
-        return {"error": message, "errorCode": error.sqlstate}
-    shown = [[json_value(value) for value in row] for row in rows[:MAX_ROWS]]
-    return {"columns": columns, "rows": shown, "truncated": len(rows) > MAX_ROWS}
-
-
-def json_value(value: Any) -> Any:
-    """A database value as JSON: numbers stay numbers, times are ISO 8601, the rest text."""
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            return None
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, datetime | date | time_of_day):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, list | tuple):
-        return [json_value(item) for item in value]
-    if isinstance(value, dict):  # json and jsonb columns
-        return {str(key): json_value(item) for key, item in value.items()}
-    if isinstance(value, bytes):
-        return value.hex()
-    return str(value)  # UUID, inet, ranges...

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from queue_jobs import organizations
+from queue_jobs.services import organizations
 from webapp.context import db_pool
 from webapp.identity import current_owner
 

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from flask import Request
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
 
-from queue_jobs.domain_errors import ValidationFailed
+from queue_jobs.services.errors import ValidationFailed
 
 MAX_URL_LENGTH = 2048
 JOB_STATUSES = ("queued", "running", "succeeded", "failed")

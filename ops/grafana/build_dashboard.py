@@ -3,8 +3,8 @@
     .venv/bin/python ops/grafana/build_dashboard.py          # rewrite the JSON
     .venv/bin/python ops/grafana/build_dashboard.py --check  # exit 1 if it is stale
 
-One panel per dashboard file (queue_jobs.dashboards reads their headers), each running the
-file's SQL as is through a PostgreSQL data source chosen at import (`DS_POSTGRES`):
+One panel per dashboard file (queue_jobs.observability.dashboards reads their headers),
+each running the file's SQL as is through a PostgreSQL data source chosen at import (`DS_POSTGRES`):
 `table` files become table panels, `time-series` files timeseries panels (format
 time_series: the first column is `time`), `bars` files bar charts showing only the listed
 value columns. The output is deterministic (sorted keys, ids 1..n) so that a test can tell
@@ -23,7 +23,7 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 if str(PROJECT_DIR) not in sys.path:
     sys.path.insert(0, str(PROJECT_DIR))
 
-from queue_jobs.dashboards import Dashboard, dashboards  # noqa: E402
+from queue_jobs.observability.dashboards import Dashboard, dashboards  # noqa: E402
 
 OUTPUT = Path(__file__).resolve().parent / "job-service.json"
 REBUILD = ".venv/bin/python ops/grafana/build_dashboard.py"

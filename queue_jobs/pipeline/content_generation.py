@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from queue_jobs.errors import LLMError
-from queue_jobs.llm.base import PostBrief
+from queue_jobs.models import JobType
+from queue_jobs.pipeline.failures import LLMError
+from queue_jobs.pipeline.llm.base import PostBrief
 from queue_jobs.pipeline.runner import Pipeline, Step, StepInput
 
-JOB_TYPE = "content-generation"
+JOB_TYPE = JobType.CONTENT_GENERATION
 # The fields of a post that the result's `data` and the posts table hold.
 POST_FIELDS = ("title", "content", "excerpt", "tags", "seo")
 

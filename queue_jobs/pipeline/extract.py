@@ -13,7 +13,7 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 
 from bs4 import BeautifulSoup, Tag
 
-from queue_jobs.pages import CallToAction, PageFacts
+from queue_jobs.pipeline.pages import CallToAction, PageFacts
 
 MAX_TEXT_CHARS = 20_000
 MAX_HEADINGS = 30

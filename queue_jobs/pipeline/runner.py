@@ -16,10 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from queue_jobs.errors import JobFailure
-from queue_jobs.llm import usage
-from queue_jobs.llm.base import GeneratedImage, LLMProvider
 from queue_jobs.pipeline import later
+from queue_jobs.pipeline.failures import JobFailure
+from queue_jobs.pipeline.llm import usage
+from queue_jobs.pipeline.llm.base import GeneratedImage, LLMProvider
 
 log = logging.getLogger(__name__)
 

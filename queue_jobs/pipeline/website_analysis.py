@@ -9,12 +9,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from queue_jobs.errors import LLMError
-from queue_jobs.pages import PageFacts
+from queue_jobs.models import JobType
 from queue_jobs.pipeline.extract import extract_page
+from queue_jobs.pipeline.failures import LLMError
+from queue_jobs.pipeline.pages import PageFacts
 from queue_jobs.pipeline.runner import Pipeline, Step, StepInput
 
-JOB_TYPE = "website-analysis"
+JOB_TYPE = JobType.WEBSITE_ANALYSIS
 MIN_SCENARIOS, MAX_SCENARIOS = 2, 5
 
 

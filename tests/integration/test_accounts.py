@@ -17,7 +17,7 @@ import pytest
 from flask_jwt_extended import jwt_required
 from werkzeug.test import TestResponse
 
-from queue_jobs.accounts import AuthThrottle
+from queue_jobs.services.accounts import AuthThrottle
 from tests.integration.support import ApiClient, new_session
 from webapp import create_app
 

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from queue_jobs.dashboards import DASHBOARD_DIR, by_name, dashboards
+from queue_jobs.observability.dashboards import DASHBOARD_DIR, by_name, dashboards
 from tests.fakes.openai_server import IMAGE_OUTPUT_TOKENS, FakeOpenAI
 from tests.fakes.website import FakeWebsite
 from tests.integration.support import ApiClient, ThreadWorker, new_session

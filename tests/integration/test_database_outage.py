@@ -12,7 +12,7 @@ from typing import Any
 import pgserver
 import pytest
 
-from queue_jobs.migrate import apply_migrations
+from queue_jobs.db.migrate import apply_migrations
 from tests.integration.conftest import TEST_JWT_SECRET
 from tests.integration.support import ApiClient, new_session, wait_until
 from webapp import create_app

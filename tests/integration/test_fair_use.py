@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from werkzeug.test import TestResponse
 
-from queue_jobs.fair_use import FairUse
+from queue_jobs.services.fair_use import FairUse
 from tests.fakes.website import FakeWebsite
 from tests.integration.conftest import TEST_JWT_SECRET
 from tests.integration.support import ApiClient, new_session

@@ -11,7 +11,7 @@ import pytest
 import schemathesis
 from werkzeug.test import TestResponse
 
-from queue_jobs.config import QueueSettings
+from queue_jobs.settings import QueueSettings
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.website import FakeWebsite
 from tests.integration.conftest import TEST_JWT_SECRET

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from queue_jobs.logs import JsonFormatter
+from queue_jobs.observability.logs import JsonFormatter
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.website import FakeWebsite
 from tests.integration.conftest import start_gunicorn

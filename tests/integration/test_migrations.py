@@ -15,7 +15,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from queue_jobs.migrate import apply_migrations, latest_version
+from queue_jobs.db.migrate import apply_migrations, latest_version
 from tests.integration.conftest import TEST_JWT_SECRET, ServerParams
 from tests.integration.support import ApiClient
 

@@ -26,9 +26,9 @@ from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import ignored_auth
 from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
 
-from queue_jobs.accounts import AuthThrottle
-from queue_jobs.config import QueueSettings
-from queue_jobs.fair_use import FairUse
+from queue_jobs.services.accounts import AuthThrottle
+from queue_jobs.services.fair_use import FairUse
+from queue_jobs.settings import QueueSettings
 from tests.fakes.website import FakeWebsite
 from tests.integration.conftest import TEST_JWT_SECRET
 from tests.integration.support import ApiClient, ThreadWorker, new_session

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from playwright.sync_api import Browser, Page, Request, expect
 
-from queue_jobs.dashboards import Dashboard, dashboards
+from queue_jobs.observability.dashboards import Dashboard, dashboards
 from tests.integration.conftest import ARTIFACTS
 from tests.integration.support import live_server
 from tests.integration.test_ops_page import OPS_TOKEN, app_for, seed_jobs

@@ -16,7 +16,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from queue_jobs.dashboards import DASHBOARD_DIR, Dashboard, dashboards
+from queue_jobs.observability.dashboards import DASHBOARD_DIR, Dashboard, dashboards
+from queue_jobs.services import monitoring
 from tests.integration.conftest import TEST_JWT_SECRET
 from webapp import create_app, ops
 
@@ -173,7 +174,7 @@ def test_a_failing_query_is_reported_and_the_others_still_answer(
     def board(name: str, sql: str) -> Dashboard:
         return Dashboard(name, name, "table", (), "A test query.", sql)
 
-    monkeypatch.setattr(ops, "STATEMENT_TIMEOUT_MS", 200)
+    monkeypatch.setattr(monitoring, "STATEMENT_TIMEOUT_MS", 200)
     monkeypatch.setattr(ops, "dashboards", lambda: (
         board("broken", "SELECT 1/0"),
         board("slow", "SELECT pg_sleep(2)"),
@@ -194,7 +195,7 @@ def test_a_failing_query_is_reported_and_the_others_still_answer(
 
 def test_queries_past_the_budget_are_skipped(client: FlaskClient,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ops, "BUDGET_S", -1.0)
+    monkeypatch.setattr(monitoring, "BUDGET_S", -1.0)
     response = client.get("/ops/data", headers=bearer())
     assert response.status_code == 200
     boards = response.get_json()["dashboards"]

@@ -1,5 +1,6 @@
-"""The connection pools skip the test round trip before each statement (queue_jobs.db), so
-what that test was for must still hold: a connection the server closed is never lent."""
+"""The connection pools skip the test round trip before each statement
+(queue_jobs.db.connections), so what that test was for must still hold: a connection the
+server closed is never lent."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from typing import Any
 
 import psycopg
 
-from queue_jobs import db as pools
-from queue_jobs.worker_app import make_connector
+from queue_jobs.db import connections as pools
+from queue_jobs.worker.app import make_connector
 from tests.integration.support import wait_until
 
 

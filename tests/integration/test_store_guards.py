@@ -9,9 +9,12 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from queue_jobs import fair_use, housekeeping, reaper, store, tasks
-from queue_jobs.config import QueueSettings
-from queue_jobs.worker_app import app as queue_app
+from queue_jobs import models
+from queue_jobs.db import store
+from queue_jobs.services import fair_use
+from queue_jobs.settings import QueueSettings
+from queue_jobs.worker import housekeeping, reaper, tasks
+from queue_jobs.worker.app import app as queue_app
 from tests.fakes.website import FakeWebsite
 from tests.integration.support import ApiClient, ThreadWorker, new_session, wait_until
 
@@ -58,7 +61,7 @@ def test_a_run_that_lost_its_job_writes_nothing(
 
     # A cancel requested through the API fences the run at once, before the watchdog has
     # written the final state: not even the current dispatch may save or succeed.
-    owner = store.Owner(None, session["x-session-id"])
+    owner = models.Owner(None, session["x-session-id"])
     assert store.request_running_job_cancel(db, job_id, owner) == dispatch_id
     assert store.insert_post(db, uuid.uuid4(), organization_id, job_id, dispatch_id, POST,
                              "draft") is None
@@ -183,7 +186,7 @@ def test_the_hourly_sweep_runs_as_a_procrastinate_task(
 
 def test_an_in_request_run_whose_process_died_is_failed_by_the_reaper(
         db: psycopg.Connection[Any], db_url: str) -> None:
-    owner = store.Owner(None, "sess_dead_request")
+    owner = models.Owner(None, "sess_dead_request")
     job_ids = []
     for _ in range(2):  # created as a deprecated synchronous call does, then never run
         job_id = uuid.uuid4()
@@ -204,16 +207,16 @@ def test_an_in_request_run_whose_process_died_is_failed_by_the_reaper(
 
 def test_a_refused_create_writes_nothing(db: psycopg.Connection[Any]) -> None:
     address_key = f"create-address:test-{uuid.uuid4()}"
-    limits = store.CreateLimits(max_active=1, address_key=address_key, address_limit=2,
+    limits = models.CreateLimits(max_active=1, address_key=address_key, address_limit=2,
                                 address_window_s=60)
 
-    def create(session: str) -> store.CreateOutcome:
+    def create(session: str) -> models.CreateOutcome:
         return store.create_job(db, uuid.uuid4(), "website-analysis",
-                                store.Owner(None, session), {"url": "x"}, limits)
+                                models.Owner(None, session), {"url": "x"}, limits)
 
     first, second = new_session()["x-session-id"], new_session()["x-session-id"]
     assert create(first).dispatch_id is not None
-    assert create(first) == store.CreateOutcome("active_jobs", None, None)  # one active
+    assert create(first) == models.CreateOutcome("active_jobs", None, None)  # one active
     assert create(second).dispatch_id is not None  # the address's second create
     refused = create(new_session()["x-session-id"])
     assert refused.refused == "address_rate" and refused.dispatch_id is None

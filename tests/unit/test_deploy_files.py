@@ -84,7 +84,7 @@ def test_systemd_units_run_the_same_entry_points_and_restart() -> None:
 
 
 def test_the_worker_accepts_the_command_lines_of_the_deploy_files() -> None:
-    from queue_jobs.worker import parse_args
+    from queue_jobs.worker.main import parse_args
 
     # jobs-worker@9101: systemd puts the instance name in place of %i. The option wins
     # over a WORKER_METRICS_PORT of the environment file.

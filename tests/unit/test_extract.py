@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from queue_jobs.pages import CallToAction, PageFacts
 from queue_jobs.pipeline.extract import MAX_TEXT_CHARS, extract_page
+from queue_jobs.pipeline.pages import CallToAction, PageFacts
 
 URL = "https://www.acme.example/products/"
 

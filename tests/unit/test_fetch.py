@@ -20,15 +20,15 @@ from typing import Any
 import pytest
 import requests
 
-from queue_jobs import fetch
-from queue_jobs.errors import (
+from queue_jobs.pipeline import fetch
+from queue_jobs.pipeline.failures import (
     Cancelled,
     FetchBlocked,
     FetchFailed,
     InvalidContent,
     TransientFetchFailed,
 )
-from queue_jobs.fetch import check_host_allowed, fetch_page, is_public_address
+from queue_jobs.pipeline.fetch import check_host_allowed, fetch_page, is_public_address
 
 HUGE_SIZE = 5 * 1024 * 1024
 PAGE_HTML = "<html><head><title>Café</title></head><body><p>Hello</p></body></html>"

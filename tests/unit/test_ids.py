@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from queue_jobs.ids import uuid7
+from queue_jobs.services.ids import uuid7
 
 
 def test_a_job_id_is_a_version_7_uuid_that_names_its_millisecond() -> None:

@@ -1,5 +1,5 @@
-"""queue_jobs.log_handler: queued lines arrive whole, in order, with the caller's context,
-and none is lost or written twice on exit or across a fork."""
+"""queue_jobs.observability.log_handler: queued lines arrive whole, in order, with the
+caller's context, and none is lost or written twice on exit or across a fork."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from typing import TextIO
 
 import pytest
 
-from queue_jobs.log_handler import QueuedStreamHandler
-from queue_jobs.logs import REQUEST_ID, JsonFormatter
+from queue_jobs.observability.log_handler import QueuedStreamHandler
+from queue_jobs.observability.logs import REQUEST_ID, JsonFormatter
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
@@ -93,7 +93,7 @@ def test_a_stream_that_fails_once_loses_that_batch_only(sink: TextIO,
 def test_every_line_is_written_when_the_process_exits() -> None:
     program = (
         "import logging, sys\n"
-        "from queue_jobs import logs\n"
+        "from queue_jobs.observability import logs\n"
         "logs.configure()\n"
         "for n in range(3000):\n"
         "    logging.getLogger('exit').info('line %d', n)\n"
@@ -163,7 +163,7 @@ def test_close_writes_what_is_queued_and_ends_the_writer(sink: TextIO) -> None:
 
 def test_a_stuck_stream_holds_callers_back_instead_of_queueing_without_end(
         sink: TextIO, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("queue_jobs.log_handler.MAX_PENDING", 5)
+    monkeypatch.setattr("queue_jobs.observability.log_handler.MAX_PENDING", 5)
     unstuck = threading.Event()
 
     class Stuck:

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from queue_jobs import logs
-from queue_jobs.logs import JsonFormatter
+from queue_jobs.observability import logs
+from queue_jobs.observability.logs import JsonFormatter
 
 
 def _as_datetime_writes_it(created: float) -> str:

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from queue_jobs.llm import schemas
-from queue_jobs.llm.base import BlogPost, PostBrief
-from queue_jobs.llm.offline import OfflineProvider
-from queue_jobs.llm.offline_post import write_offline_post
+from queue_jobs.pipeline.llm import schemas
+from queue_jobs.pipeline.llm.base import BlogPost, PostBrief
+from queue_jobs.pipeline.llm.offline import OfflineProvider
+from queue_jobs.pipeline.llm.offline_post import write_offline_post
 
 ANALYSIS = {
     "businessName": "Acme",

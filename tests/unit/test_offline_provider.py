@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from queue_jobs.errors import LLMError
-from queue_jobs.llm import schemas
-from queue_jobs.llm.factory import build_provider
-from queue_jobs.llm.offline import OfflineProvider
-from queue_jobs.llm.openai_provider import OpenAIProvider
-from queue_jobs.pages import CallToAction, PageFacts
+from queue_jobs.pipeline.failures import LLMError
+from queue_jobs.pipeline.llm import schemas
+from queue_jobs.pipeline.llm.factory import build_provider
+from queue_jobs.pipeline.llm.offline import OfflineProvider
+from queue_jobs.pipeline.llm.openai_provider import OpenAIProvider
+from queue_jobs.pipeline.pages import CallToAction, PageFacts
 
 SAAS_PAGE = PageFacts(
     url="https://acme.io/",

@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from queue_jobs.errors import LLMError, LLMRateLimited, LLMTimeout, TransientLLMError
-from queue_jobs.llm import schemas
-from queue_jobs.llm.openai_provider import OpenAIProvider, _map_error, sniff_image_type
-from queue_jobs.pages import CallToAction, PageFacts
+from queue_jobs.pipeline.failures import LLMError, LLMRateLimited, LLMTimeout, TransientLLMError
+from queue_jobs.pipeline.llm import schemas
+from queue_jobs.pipeline.llm.openai_provider import OpenAIProvider, _map_error, sniff_image_type
+from queue_jobs.pipeline.pages import CallToAction, PageFacts
 
 API_KEY = "sk-test-SECRET-0123456789abcdef"
 SLOW_SECONDS = 1.0

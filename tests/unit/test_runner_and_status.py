@@ -10,10 +10,9 @@ from typing import Any
 
 import pytest
 
-from queue_jobs.errors import Cancelled, FetchFailed, TransientLLMError
-from queue_jobs.eta import remaining_seconds
-from queue_jobs.jobs import status_document
-from queue_jobs.llm import usage
+from queue_jobs.models import JobRow
+from queue_jobs.pipeline.failures import Cancelled, FetchFailed, TransientLLMError
+from queue_jobs.pipeline.llm import usage
 from queue_jobs.pipeline.runner import (
     FinishedStep,
     Pipeline,
@@ -25,7 +24,8 @@ from queue_jobs.pipeline.runner import (
     run_pipeline,
 )
 from queue_jobs.pipeline.website_analysis import PIPELINE
-from queue_jobs.store import JobRow
+from queue_jobs.services.eta import remaining_seconds
+from queue_jobs.services.jobs import status_document
 
 
 class RecordingJournal:

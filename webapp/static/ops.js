@@ -321,7 +321,7 @@ function timeSeries(board, columns, rows, series) {
 function bars(board, columns, rows, series) {
   const shown = rows.slice(0, MAX_BAR_ROWS);
   const seriesAt = new Set(series.map((s) => s.at));
-  // A bar group is labelled by its `label` column (queue_jobs/dashboards.py), else by the
+  // A bar group is labelled by its `label` column (queue_jobs/observability/dashboards.py), else by the
   // row's text columns.
   const named = columns.indexOf("label");
   const labelAt = named >= 0 ? [named] : columns.map((_, i) => i).filter((i) =>

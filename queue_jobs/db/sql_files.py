@@ -1,0 +1,52 @@
+"""Loads the project's SQL files: numbered migrations and named queries.
+
+A queries file holds blocks that start with `-- name: <identifier>`; the block's text up to
+the next such line is the statement (comments included, PostgreSQL ignores them).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+_NAME_LINE = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+_MIGRATION_FILE = re.compile(r"^(\d{4})_(\w+)\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+@cache
+def named_queries() -> dict[str, str]:
+    queries: dict[str, str] = {}
+    for path in sorted((SQL_DIR / "queries").glob("*.sql")):
+        text = path.read_text()
+        matches = list(_NAME_LINE.finditer(text))
+        for match, following in zip(matches, [*matches[1:], None], strict=True):
+            end = following.start() if following else len(text)
+            name = match.group(1)
+            if name in queries:
+                raise ValueError(f"query {name!r} is defined twice ({path.name})")
+            queries[name] = text[match.end() : end].strip()
+    return queries
+
+
+@cache
+def migrations() -> tuple[Migration, ...]:
+    found = []
+    for path in sorted((SQL_DIR / "migrations").glob("*.sql")):
+        match = _MIGRATION_FILE.match(path.name)
+        if not match:
+            raise ValueError(f"migration file {path.name} is not named NNNN_name.sql")
+        found.append(Migration(int(match.group(1)), match.group(2), path.read_text()))
+    versions = [m.version for m in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise ValueError(f"migrations must be numbered 1..n without gaps, found {versions}")
+    return tuple(found)

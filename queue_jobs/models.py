@@ -1,0 +1,185 @@
+"""The shapes every layer shares: who owns a job, the job statuses and types, and the rows
+the store answers (frozen dataclasses, filled by psycopg's class_row)."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+# A step's LLM usage per model: {model, calls, input_tokens, output_tokens} (llm.usage.Meter)
+UsageRows = Sequence[Mapping[str, Any]]
+
+
+def iso_utc(moment: datetime) -> str:
+    """A timestamp as the API writes it: ISO 8601, UTC, with a Z."""
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class JobStatus(enum.StrEnum):
+    """A job's status as the API and the jobs table spell it."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED)
+
+
+class JobType(enum.StrEnum):
+    """The job types, as the API's paths and the jobs table spell them."""
+
+    WEBSITE_ANALYSIS = "website-analysis"
+    CONTENT_GENERATION = "content-generation"
+
+
+@dataclass(frozen=True)
+class FinishedJob:
+    type: str
+    elapsed_ms: int  # since the job was created
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who is asking: a user (JWT) or else an anonymous session."""
+
+    user_id: uuid.UUID | None
+    session_id: str | None
+
+    def params(self) -> dict[str, Any]:
+        return {"user_id": self.user_id, "session_id": self.session_id}
+
+    @property
+    def kind(self) -> str:
+        """'user' or 'session': what logs may say about an owner (never the id itself)."""
+        return "user" if self.user_id else "session"
+
+    @property
+    def key(self) -> str:
+        """Whom a new job would belong to, as one string (fair use, idempotency keys)."""
+        return f"user:{self.user_id}" if self.user_id else f"session:{self.session_id}"
+
+
+@dataclass(frozen=True)
+class JobRow:
+    id: uuid.UUID
+    type: str
+    owner_user_id: uuid.UUID | None
+    owner_session_id: str | None
+    status: str
+    progress: int
+    current_step: str | None
+    error: str | None
+    error_code: str | None
+    result: Any
+    step_started_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    finished_etag: str | None = None  # get_owned_job: set once the job has finished
+
+    @property
+    def owner(self) -> Owner:
+        """Whom the job belongs to (not necessarily who is asking)."""
+        return Owner(self.owner_user_id, None if self.owner_user_id else self.owner_session_id)
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    id: uuid.UUID
+    type: str
+    input: dict[str, Any]
+    step_outputs: dict[str, Any]
+    progress: int
+    attempt: int
+    current_step: str | None  # the step the row shows as started
+
+
+@dataclass(frozen=True)
+class User:
+    id: uuid.UUID
+    email: str
+    name: str | None
+
+
+@dataclass(frozen=True)
+class Login:
+    id: uuid.UUID
+    email: str
+    name: str | None
+    password_hash: str
+
+
+@dataclass(frozen=True)
+class Organization:
+    id: uuid.UUID
+    name: str
+    website_url: str
+    analysis: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Post:
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    title: str
+    content: str
+    excerpt: str
+    tags: list[str]
+    seo: dict[str, Any]
+    visuals: list[dict[str, Any]]
+    status: str
+    created_at: datetime
+    updated_at: datetime
+
+    def summary(self) -> dict[str, Any]:
+        """The `savedPost` of a content-generation result."""
+        return {"id": str(self.id), "organizationId": str(self.organization_id),
+                "title": self.title, "status": self.status,
+                "createdAt": iso_utc(self.created_at)}
+
+
+@dataclass(frozen=True)
+class WindowCount:
+    hits: int
+    window_started_at: datetime  # which window the hit was counted in
+    retry_after_s: int
+
+
+@dataclass(frozen=True)
+class RunState:
+    status: str
+    dispatch_id: int | None
+    cancel_requested: bool
+    run_started_at: datetime | None
+
+
+@dataclass(frozen=True)
+class CreateLimits:
+    """What jobs_create checks, under the owner's lock, before it writes (fair_use)."""
+
+    max_active: int  # the owner's queued and running jobs
+    address_key: str  # the creating address's rate counter
+    address_limit: int  # creates per window from that address; 0: no limit
+    address_window_s: int
+
+
+@dataclass(frozen=True)
+class CreateOutcome:
+    refused: str | None  # 'active_jobs' or 'address_rate': nothing was written
+    retry_after_s: int | None  # address_rate: when the address's window ends
+    dispatch_id: int | None  # created: its dispatch (inline: the local one, the fence)
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    status: str
+    result: Any
+    error: str | None
+    error_code: str | None

@@ -1,0 +1,196 @@
+"""Job lifecycle rules for the API: create, status document, list, retry, cancel.
+
+Every state change is one guarded UPDATE; when it matches no row, a single lookup decides
+between 404 (not visible to this owner) and 409 (visible, wrong state).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from queue_jobs.db import store
+from queue_jobs.db.store import Conn
+from queue_jobs.models import JobRow, Owner, iso_utc
+from queue_jobs.observability import job_metrics, logs
+from queue_jobs.pipeline.registry import PIPELINES
+from queue_jobs.services import fair_use, ids
+from queue_jobs.services.errors import JobNotCancellable, JobNotFound, JobNotRetryable, parse_id
+from queue_jobs.services.eta import StepMeanCache, remaining_seconds
+from queue_jobs.services.fair_use import FairUse
+
+log = logging.getLogger(__name__)
+
+_step_means = StepMeanCache()
+
+
+def parse_job_id(text: str) -> uuid.UUID:
+    return parse_id(text, JobNotFound)
+
+
+@dataclass(frozen=True)
+class NewJob:
+    job_type: str
+    owner: Owner
+    job_input: dict[str, Any]
+    request_body: dict[str, Any]  # as the client sent it (validated): the idempotency check
+    client_address: str
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class CreatedJob:
+    job_id: uuid.UUID
+    replayed: bool  # an earlier request with the same Idempotency-Key created it
+    inline_dispatch_id: int | None = None  # set when the caller runs the job itself
+
+
+def create_job(conn: Conn, new: NewJob, policy: FairUse, *, inline: bool = False) -> CreatedJob:
+    """Checks fair use and creates the job: dispatched to the workers, or (inline=True)
+    already running under a local dispatch id, for the caller to run in-process.
+    Without an Idempotency-Key this is one statement: the caller need not open a
+    transaction for it. With one, it must (the key is looked up under the owner's lock)."""
+    owner, key = new.owner, new.idempotency_key
+    fingerprint = b"" if key is None else fair_use.request_hash(new.job_type, new.request_body)
+    if key is not None:
+        store.lock_owner(conn, owner)
+        earlier = fair_use.replayed_job(conn, owner, key, fingerprint)
+        if earlier is not None:
+            return CreatedJob(earlier, replayed=True)
+    job_id = ids.uuid7()  # time-ordered: inserts stay at the primary key's right edge
+    outcome = store.create_job(conn, job_id, new.job_type, owner, new.job_input,
+                               fair_use.create_limits(policy, owner, new.client_address),
+                               inline=inline)
+    refused = fair_use.refusal(outcome, owner, policy, lambda: _soonest_end(conn, owner))
+    if refused is not None:
+        raise refused
+    if key is not None:
+        store.save_idempotency_key(conn, owner, key, fingerprint, job_id,
+                                   policy.idempotency_window_s)
+    job_metrics.created(new.job_type)
+    logs.event(log, "job.created", jobId=job_id, type=new.job_type, ownerKind=owner.kind,
+               inline=inline)
+    return CreatedJob(job_id, replayed=False,
+                      inline_dispatch_id=outcome.dispatch_id if inline else None)
+
+
+def _soonest_end(conn: Conn, owner: Owner) -> int | None:
+    """Seconds until the first of the owner's running jobs should finish (Retry-After)."""
+    now = datetime.now(UTC)
+    estimates = [_eta(conn, row, now)
+                 for row in store.list_owned_jobs(conn, owner, "running", 100)]
+    return min((eta for eta in estimates if eta is not None), default=None)
+
+
+def status_document(row: JobRow, eta_seconds: int | None, *,
+                    with_result: bool = True) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "jobId": str(row.id),
+        "type": row.type,
+        "status": row.status,
+        "progress": row.progress,
+        "currentStep": _current_step_label(row),
+        "estimatedTimeRemaining": eta_seconds,
+        "error": row.error if row.status == "failed" else None,
+        "errorCode": row.error_code if row.status == "failed" else None,
+        "createdAt": iso_utc(row.created_at),
+        "updatedAt": iso_utc(row.updated_at),
+    }
+    if with_result:
+        document["result"] = row.result if row.status == "succeeded" else None
+    return document
+
+
+def _current_step_label(row: JobRow) -> str | None:
+    if row.status == "queued":
+        return None  # even for a retried job that remembers where it stopped
+    if row.status == "running" and row.current_step is None:
+        # Claimed, its first step about to start (a retried or re-dispatched run keeps the
+        # step it resumes at): running always shows a step.
+        return PIPELINES[row.type].steps[0].label
+    return PIPELINES[row.type].label(row.current_step)
+
+
+def _eta(conn: Conn, row: JobRow, now: datetime) -> int | None:
+    if row.status not in ("queued", "running"):
+        return None
+    means = _step_means.get(row.type, lambda: store.recent_step_durations(conn, row.type))
+    return remaining_seconds(PIPELINES[row.type], row.status, row.current_step,
+                             row.step_started_at, now, means)
+
+
+# Part of a finished job's ETag, with its row version: the document's shape and the step
+# labels it shows (a deploy that changes them must not leave clients a stale 304).
+DOCUMENT_VERSION = "1." + hashlib.blake2b(json.dumps(
+    {job_type: [step.label for step in pipeline.steps] for job_type, pipeline
+     in sorted(PIPELINES.items())}).encode(), digest_size=4).hexdigest()
+
+
+@dataclass(frozen=True)
+class StatusAnswer:
+    document: dict[str, Any] | None  # None: the caller's copy is current (answer 304)
+    etag: str | None  # a finished job's version; None: derive the ETag from the document
+
+
+def job_status(conn: Conn, job_id: uuid.UUID, owner: Owner,
+               known_etags: Sequence[str] = (), any_etag: bool = False) -> StatusAnswer:
+    """The status document, unless the caller already has this finished job's version
+    (then not even its result is read)."""
+    row = store.get_owned_job(conn, job_id, owner, known_etags, any_etag, DOCUMENT_VERSION)
+    if row is None:
+        raise JobNotFound()
+    if row.finished_etag is not None and (any_etag or row.finished_etag in known_etags):
+        return StatusAnswer(None, row.finished_etag)
+    return StatusAnswer(status_document(row, _eta(conn, row, datetime.now(UTC))),
+                        row.finished_etag)
+
+
+def list_jobs(conn: Conn, owner: Owner, status: str | None, limit: int) -> list[dict[str, Any]]:
+    now = datetime.now(UTC)
+    return [status_document(row, _eta(conn, row, now), with_result=False)
+            for row in store.list_owned_jobs(conn, owner, status, limit)]
+
+
+def retry_job(conn: Conn, job_id: uuid.UUID, owner: Owner, policy: FairUse) -> None:
+    row = store.get_owned_job(conn, job_id, owner)
+    if row is not None:
+        store.lock_owner(conn, row.owner)
+    if not store.retry_failed_job(conn, job_id, owner):
+        _raise_missing_or(conn, job_id, owner, JobNotRetryable())
+        return
+    assert row is not None  # the guarded UPDATE found it visible
+    # Active again, it counts against its owner's limit like a new job (its owner's: a
+    # session's job retried with a JWT is still the session's). Over the limit, the raise
+    # rolls the retry back.
+    job_owner = row.owner
+    fair_use.check_active_jobs(conn, job_owner, policy, lambda: _soonest_end(conn, job_owner))
+    logs.event(log, "job.retried", jobId=job_id, type=row.type, ownerKind=owner.kind)
+
+
+def cancel_job(conn: Conn, job_id: uuid.UUID, owner: Owner) -> None:
+    queued = store.cancel_queued_job(conn, job_id, owner)
+    if queued is not None:
+        dispatch_id, cancelled = queued
+        job_metrics.job_finished(job_id, cancelled, "CANCELLED", ownerKind=owner.kind)
+    else:
+        running = store.request_running_job_cancel(conn, job_id, owner)
+        if running is None:
+            _raise_missing_or(conn, job_id, owner, JobNotCancellable())
+            return
+        dispatch_id = running
+        logs.event(log, "job.cancel_requested", jobId=job_id, ownerKind=owner.kind)
+    # queued: its dispatch becomes 'cancelled'; running: the worker is told to abort
+    store.cancel_dispatch(conn, dispatch_id)
+
+
+def _raise_missing_or(conn: Conn, job_id: uuid.UUID, owner: Owner,
+                      conflict: Exception) -> None:
+    if store.get_owned_job(conn, job_id, owner) is None:
+        raise JobNotFound()
+    raise conflict

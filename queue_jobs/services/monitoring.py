@@ -1,0 +1,114 @@
+"""What operators read: whether the schema is current, the job table's live counts for
+/metrics, and the ops dashboards (ops/dashboards/*.sql) run for the /ops page.
+
+The dashboards run in one read-only REPEATABLE READ transaction (one snapshot, so the
+tables agree with each other) with a statement timeout; each query has its own savepoint,
+so one that fails or times out is reported with an "error" and the others still answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from datetime import time as time_of_day
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+
+from queue_jobs.db import store
+from queue_jobs.db.connections import Conn
+from queue_jobs.db.migrate import latest_version
+from queue_jobs.observability.dashboards import Dashboard
+
+log = logging.getLogger(__name__)
+
+STATEMENT_TIMEOUT_MS = 5_000
+# Once the queries have taken this long, the rest are skipped: the answer stays well
+# inside gunicorn's 60 s timeout however many dashboards there are.
+BUDGET_S = 20.0
+MAX_ROWS = 500  # per dashboard: the page is for glancing, not exporting
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    current: int  # the highest applied migration (0: never migrated)
+    expected: int  # the highest migration this code ships
+
+    @property
+    def ready(self) -> bool:
+        return self.current == self.expected
+
+
+def schema_state(conn: Conn) -> SchemaState:
+    try:
+        applied = store.applied_migrations(conn)
+    except psycopg.errors.UndefinedTable:  # never migrated
+        applied = []
+    return SchemaState(max(applied, default=0), latest_version())
+
+
+def job_table_stats(conn: Conn) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Queued and running jobs by type and status, and last hour's step durations."""
+    return store.active_job_counts(conn), store.recent_step_stats(conn)
+
+
+def run_dashboards(conn: Conn,
+                   boards: tuple[Dashboard, ...]) -> list[dict[str, Any]]:
+    results = []
+    deadline = time.monotonic() + BUDGET_S
+    with conn.transaction():
+        store.begin_dashboard_snapshot(conn, STATEMENT_TIMEOUT_MS)
+        for board in boards:
+            result: dict[str, Any] = {
+                "name": board.name, "title": board.title, "chart": board.chart,
+                "series": list(board.series), "description": board.description,
+                "columns": [], "rows": []}
+            if time.monotonic() > deadline:
+                result["error"] = f"Skipped: the queries took over {BUDGET_S:g} s."
+            else:
+                result.update(_run_one(conn, board))
+            results.append(result)
+    return results
+
+
+def _run_one(conn: Conn, board: Dashboard) -> dict[str, Any]:
+    try:
+        with conn.transaction(), conn.cursor() as cur:  # a savepoint: a failure stays here
+            cur.execute(board.sql.encode())
+            columns = [column.name for column in cur.description or ()]
+            rows = cur.fetchmany(MAX_ROWS + 1)
+    except psycopg.Error as error:
+        if conn.broken:  # the database is gone: the whole answer is a 503
+            raise
+        log.warning("ops dashboard %s failed: %s", board.name, error)
+        message = (str(error).strip().splitlines() or ["The query failed."])[0]
+        return {"error": message, "errorCode": error.sqlstate}
+    shown = [[json_value(value) for value in row] for row in rows[:MAX_ROWS]]
+    return {"columns": columns, "rows": shown, "truncated": len(rows) > MAX_ROWS}
+
+
+def json_value(value: Any) -> Any:
+    """A database value as JSON: numbers stay numbers, times are ISO 8601, the rest text."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            return None
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, datetime | date | time_of_day):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, list | tuple):
+        return [json_value(item) for item in value]
+    if isinstance(value, dict):  # json and jsonb columns
+        return {str(key): json_value(item) for key, item in value.items()}
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)  # UUID, inet, ranges...

@@ -1,0 +1,45 @@
+"""The procrastinate App. `procrastinate --app=queue_jobs.app worker` finds it through
+queue_jobs.__getattr__ (the dotted path names an attribute of the package, so this module
+cannot itself be called `app`).
+
+The web side does not use it: it dispatches with procrastinate's SQL function inside its
+own statements (see sql/queries/jobs.sql).
+"""
+
+from __future__ import annotations
+
+import os
+
+from procrastinate import App, PsycopgConnector
+
+from queue_jobs.db import connections
+from queue_jobs.settings import QueueSettings
+
+settings = QueueSettings.from_env()
+
+
+def make_connector(conninfo: str) -> PsycopgConnector:
+    return PsycopgConnector(
+        conninfo=conninfo,
+        # keepalives: notice a dead server; connect_timeout: fail fast, let the supervisor retry
+        kwargs={"keepalives": 1, "keepalives_idle": 30, "connect_timeout": 5},
+        min_size=1, max_size=4,
+        # No test round trip before each of procrastinate's statements, no BEGIN and
+        # COMMIT around it (connections.async_pool): six round trips a job fewer (bench/results.md).
+        pool_factory=connections.async_pool,
+    )
+
+
+app = App(
+    connector=make_connector(os.environ.get("DATABASE_URL", "")),
+    import_paths=["queue_jobs.worker.tasks"],
+    worker_defaults={
+        "additional_context": {"settings": settings},
+        # On SIGTERM, running jobs get this long, then are handed to another worker.
+        "shutdown_graceful_timeout": float(os.environ.get("WORKER_SHUTDOWN_GRACE_S", "10")),
+        "update_heartbeat_interval": float(os.environ.get("WORKER_HEARTBEAT_S", "10")),
+        "stalled_worker_timeout": settings.stalled_after_s,
+        # Our jobs table keeps the history; finished dispatch rows only slow worker start.
+        "delete_jobs": "successful",
+    },
+)

@@ -1,0 +1,157 @@
+"""One run of a job on a worker: claim, run the pipeline in a thread, watch it, finish.
+
+The watchdog (an asyncio loop beside the pipeline thread) is what makes cancel and
+timeout prompt: it does not wait for a blocking LLM or HTTP call to return. It writes the
+final state itself, fenced by this run's dispatch id, and tells the pipeline thread to
+stop; whatever that thread tries to write afterwards is refused by the fence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from queue_jobs import models
+from queue_jobs.db import connections, store
+from queue_jobs.observability import logs
+from queue_jobs.pipeline.failures import Cancelled, JobFailure, TimedOut
+from queue_jobs.pipeline.registry import PIPELINES
+from queue_jobs.pipeline.runner import (
+    Pipeline,
+    RetryPolicy,
+    RunSuperseded,
+    StopSignal,
+    pending_steps,
+    run_pipeline,
+)
+from queue_jobs.runs.journal import ROW_POLL_INTERVAL_S, DbJournal, RunRecord, step_services
+from queue_jobs.runs.resources import WorkerRuntime
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# What a fresh job's claim shows as started.
+FIRST_STEPS = {job_type: pipeline.steps[0].key for job_type, pipeline in PIPELINES.items()}
+WATCH_INTERVAL_S = 0.25
+
+
+class JobRun:
+    def __init__(self, runtime: WorkerRuntime, job_id: uuid.UUID, dispatch_id: int) -> None:
+        self.runtime = runtime
+        self.job_id = job_id
+        self.dispatch_id = dispatch_id
+        self.stop = StopSignal()
+        self.record = RunRecord(runtime.pool, job_id, dispatch_id)
+        # Set once the claim is answered: the deadline and the row polls start from there
+        # (before, the row is still queued, and a wait for a thread or a connection is not
+        # the job's run time).
+        self.claimed = threading.Event()
+        self.claimed_at = 0.0  # time.monotonic(), as the event loop's clock
+
+    async def _blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.runtime.executor, fn, *args)
+
+    async def execute(self, is_shutdown: Callable[[], bool]) -> None:
+        # The whole run (claim, pipeline, outcome) is one call in an executor thread: one
+        # hand-over per job. The loop only watches it, for cancel, timeout and shutdown.
+        future: Future[None] = self.runtime.executor.submit(self._run)
+        future.add_done_callback(_retrieve_exception)
+        try:
+            await self._watch(future)
+        except asyncio.CancelledError:
+            # procrastinate aborts the task on a cancel request or on worker shutdown.
+            if is_shutdown():
+                self.stop.stop(RunSuperseded())
+                await self._blocking(self._requeue)
+            else:
+                await self._end_early(Cancelled())
+            raise
+
+    def _run(self) -> None:
+        if self.stop.is_set():  # cancelled or shutting down before the claim
+            return
+        try:
+            claimed = self._claim()
+        finally:
+            self.claimed_at = time.monotonic()
+            self.claimed.set()
+        if claimed is None:
+            log.info("job %s: dispatch %s no longer current, skipping", self.job_id,
+                     self.dispatch_id)
+            return
+        pipeline = PIPELINES[claimed.type]
+        settings = self.runtime.settings
+        policy = RetryPolicy(settings.step_retries, settings.retry_backoff_s)
+        services = step_services(self.runtime, self.job_id, self.dispatch_id, self.stop)
+        journal = DbJournal(self.runtime, self.job_id, self.dispatch_id, claimed.attempt)
+        self.record.finish(lambda: run_pipeline(
+            pipeline, str(self.job_id), claimed.input, claimed.step_outputs, services,
+            journal, self.stop, policy,
+            first_step_shown=_claim_shows_first_step(pipeline, claimed)))
+
+    async def _watch(self, future: Future[None]) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = next_row_poll = None
+        wrapped = asyncio.wrap_future(future)
+        wrapped.add_done_callback(_retrieve_exception)  # the outcome is read from `future`
+        while True:
+            done, _ = await asyncio.wait({wrapped}, timeout=WATCH_INTERVAL_S)
+            if done:
+                future.result()  # the run recorded its outcome; this raises what it could not
+                return
+            if not self.claimed.is_set():
+                continue  # a cancel or a shutdown still reaches us (as CancelledError)
+            now = loop.time()
+            if deadline is None or next_row_poll is None:
+                deadline = self.claimed_at + self.runtime.settings.job_timeout_s
+                next_row_poll = self.claimed_at + ROW_POLL_INTERVAL_S
+            if now >= deadline:
+                await self._end_early(TimedOut())
+                return
+            if now >= next_row_poll:
+                next_row_poll = now + ROW_POLL_INTERVAL_S
+                verdict = await self._blocking(self.record.row_verdict)
+                if isinstance(verdict, JobFailure):
+                    await self._end_early(verdict)
+                    return
+                if verdict is not None:
+                    self.stop.stop(verdict)
+                    return
+
+    async def _end_early(self, failure: JobFailure) -> None:
+        self.stop.stop(failure)
+        await self._blocking(self.record.fail, failure)
+
+    # --- blocking helpers, run in the executor -------------------------------------------
+
+    def _claim(self) -> models.ClaimedJob | None:
+        with connections.autocommit(self.runtime.pool) as conn:
+            claimed = store.claim_job(conn, self.job_id, self.dispatch_id, FIRST_STEPS)
+        if claimed is not None:
+            logs.event(log, "job.started", jobId=self.job_id, type=claimed.type,
+                       attempt=claimed.attempt, dispatchId=self.dispatch_id,
+                       resumesAfter=sorted(claimed.step_outputs))
+        return claimed
+
+    def _requeue(self) -> None:
+        with connections.autocommit(self.runtime.pool) as conn:
+            store.redispatch_job(conn, self.job_id, self.dispatch_id, lost=False)
+
+
+def _claim_shows_first_step(pipeline: Pipeline, claimed: models.ClaimedJob) -> bool:
+    """The claim started the step its row shows: is it the first one still to run?"""
+    pending = pending_steps(pipeline, claimed.step_outputs)
+    return bool(pending) and claimed.current_step == pipeline.steps[pending[0]].key
+
+
+def _retrieve_exception(future: Future[Any] | asyncio.Future[Any]) -> None:
+    # An abandoned run's outcome is of no interest; retrieving it keeps logs quiet.
+    if not future.cancelled():
+        future.exception()

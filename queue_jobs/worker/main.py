@@ -1,0 +1,321 @@
+"""The worker process: `python -m queue_jobs.worker [--concurrency N] [--queue Q ...]`.
+
+The same procrastinate worker as `procrastinate --app=queue_jobs.app worker` (the App and
+its worker_defaults of queue_jobs.worker.app, a graceful stop on SIGTERM/SIGINT), built
+here with procrastinate's public Worker class so that this process knows its own worker
+id, and with signal handlers of its own so that it can tell a requested stop (exit 0) from
+one procrastinate made by itself after a failure (exit 1, for the supervisor). With
+WORKER_METRICS_PORT set (and not 0) it also answers HTTP on
+WORKER_METRICS_HOST (127.0.0.1):WORKER_METRICS_PORT, from a daemon thread:
+
+- GET /healthz: 200 {"status": "ok", "workerId", "heartbeatAgeS"} while this worker is
+  registered in procrastinate_workers and its row's last_heartbeat is younger than
+  WORKER_STALLED_AFTER_S; 200 {"status": "unknown", "reason"} while the database cannot
+  be reached (restarting would not help); else 503 {"status": "unhealthy", "reason"}.
+  The row is read from PostgreSQL on a short-lived connection of its own (never
+  procrastinate's async pool), so a hung event loop, which stops beating, is reported
+  dead although this thread still answers. For a liveness probe (Kubernetes httpGet,
+  Docker HEALTHCHECK curl -f, ops/systemd/jobs-worker-check@.timer).
+- GET /metrics: Prometheus text of this process's default registry: the job, step and LLM
+  counters of queue_jobs.observability.job_metrics, the heartbeat age and worker id of
+  queue_jobs.worker.health (read at scrape time), process_* of prometheus_client.
+"""
+
+from __future__ import annotations
+
+import os
+
+# prometheus_client chooses where samples live when it is first imported. The web side's
+# gunicorn runs it in multiprocess mode (PROMETHEUS_MULTIPROC_DIR, which a shared
+# environment file may carry to this process too); a worker must keep its own in-process
+# registry, or its samples would go to files that no scrape of this port reads. Hence this
+# comes before every other import.
+os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+import psycopg
+from procrastinate.app import WorkerOptions
+from procrastinate.worker import Worker
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from queue_jobs.db import store
+from queue_jobs.observability import logs
+from queue_jobs.worker.app import app, settings
+from queue_jobs.worker.health import WorkerState, WorkerStateCollector
+
+logger = logging.getLogger("queue_jobs.worker")
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+DEFAULT_CONCURRENCY = 4
+DEFAULT_METRICS_HOST = "127.0.0.1"
+# A probe must answer within a supervisor's timeout even when PostgreSQL does not.
+PROBE_CONNECT_TIMEOUT_S = 3  # libpq's minimum is 2
+PROBE_STATEMENT_TIMEOUT_MS = 2000
+
+# --- command line -------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None = None,
+               env: dict[str, str] | None = None) -> argparse.Namespace:
+    env = dict(os.environ if env is None else env)
+    parser = argparse.ArgumentParser(
+        prog="python -m queue_jobs.worker",
+        description="Run a procrastinate worker of the job service, with /healthz and "
+                    "/metrics on WORKER_METRICS_PORT.")
+    parser.add_argument(
+        "--concurrency", type=_positive_int,
+        default=env.get("WORKER_CONCURRENCY") or str(DEFAULT_CONCURRENCY),
+        help="jobs run at once (default: WORKER_CONCURRENCY or %(default)s)")
+    parser.add_argument(
+        "--queue", dest="queues", action="append", metavar="QUEUE",
+        help="a queue to take jobs from; repeat for several (default: all queues)")
+    parser.add_argument(
+        "--metrics-host", default=env.get("WORKER_METRICS_HOST") or DEFAULT_METRICS_HOST,
+        help="address of /healthz and /metrics (default: WORKER_METRICS_HOST or "
+             "%(default)s)")
+    parser.add_argument(
+        "--metrics-port", type=_port, default=env.get("WORKER_METRICS_PORT") or "0",
+        help="port of /healthz and /metrics; 0 serves nothing (default: "
+             "WORKER_METRICS_PORT or 0)")
+    # String defaults (the environment's) go through `type` too: a bad value is a usage
+    # error naming the option, not a traceback.
+    return parser.parse_args(argv)
+
+
+def _positive_int(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"not a positive integer: {text!r}")
+    return int(text)
+
+
+def _port(text: str) -> int:
+    if not text.strip().isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"not a port: {text!r}")
+    return int(text)
+
+
+# --- the health check ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Health:
+    ok: bool  # 200, else 503: a supervisor may restart the worker
+    worker_id: int | None
+    heartbeat_age_s: float | None
+    reason: str | None = None
+    unknown: bool = False  # ok, but only because the heartbeat cannot be read now
+
+    def document(self, stalled_after_s: float) -> dict[str, Any]:
+        document: dict[str, Any] = {
+            "status": "unknown" if self.unknown else "ok" if self.ok else "unhealthy",
+            "workerId": self.worker_id,
+            "heartbeatAgeS": (None if self.heartbeat_age_s is None
+                              else round(self.heartbeat_age_s, 3)),
+            "stalledAfterS": stalled_after_s,
+        }
+        if self.reason:
+            document["reason"] = self.reason
+        return document
+
+
+class HeartbeatProbe:
+    """Is this process's worker registered and beating? Reads its procrastinate_workers
+    row on a connection of its own (any thread; not the event loop's pool), so the answer
+    is the database's: the same heartbeat the reaper and other workers judge it by."""
+
+    def __init__(self, conninfo: str, stalled_after_s: float) -> None:
+        self.conninfo = conninfo
+        self.stalled_after_s = stalled_after_s
+        self.worker: Worker | None = None  # set by run_worker once created
+
+    def check(self) -> Health:
+        worker = self.worker
+        worker_id = worker.worker_id if worker is not None else None
+        if worker is None or worker_id is None:
+            # Worker.run sets run_task right after registering; worker_id goes back to None
+            # once it has unregistered on its way out.
+            started = worker is not None and worker.run_task is not None
+            return Health(False, None, None,
+                          "worker unregistered: stopping or stopped" if started
+                          else "worker not registered yet: starting")
+        try:
+            age = self._heartbeat_age(worker_id)
+        except psycopg.Error as error:
+            # Liveness, not readiness: restarting a worker does not bring the database
+            # back (and procrastinate exits by itself after a long outage). Once the
+            # database answers, a worker that hung meanwhile shows a stale heartbeat.
+            detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            return Health(True, worker_id, None,
+                          f"database unreachable: {type(error).__name__}: {detail}",
+                          unknown=True)
+        if age is None:
+            return Health(False, worker_id, None,
+                          f"worker {worker_id} is gone from procrastinate_workers (pruned "
+                          "as stalled by another worker)")
+        if age >= self.stalled_after_s:
+            return Health(False, worker_id, age,
+                          f"heartbeat {age:.1f} s old, stalled after "
+                          f"{self.stalled_after_s:g} s: the worker's event loop is not "
+                          "beating")
+        return Health(True, worker_id, age)
+
+    def state(self) -> WorkerState:
+        health = self.check()
+        return WorkerState(worker_id=health.worker_id, heartbeat_age_s=health.heartbeat_age_s)
+
+    def _heartbeat_age(self, worker_id: int) -> float | None:
+        with psycopg.connect(self.conninfo, connect_timeout=PROBE_CONNECT_TIMEOUT_S,
+                             application_name="jobs-worker-healthz") as conn:
+            conn.execute(f"SET statement_timeout = {PROBE_STATEMENT_TIMEOUT_MS}")
+            return store.worker_heartbeat_age(conn, worker_id)
+
+
+# --- HTTP ---------------------------------------------------------------------------------
+
+StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+
+
+def make_wsgi_app(probe: HeartbeatProbe) -> Callable[[dict[str, Any], StartResponse],
+                                                     Iterable[bytes]]:
+    def application(environ: dict[str, Any], start_response: StartResponse
+                    ) -> Iterable[bytes]:
+        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
+        if path not in ("/healthz", "/metrics"):
+            return _respond(start_response, method, "404 Not Found",
+                            _json({"error": "not found", "paths": ["/healthz", "/metrics"]}))
+        if method not in ("GET", "HEAD"):
+            return _respond(start_response, method, "405 Method Not Allowed",
+                            _json({"error": "method not allowed"}), [("Allow", "GET, HEAD")])
+        if path == "/healthz":
+            health = probe.check()
+            return _respond(start_response, method,
+                            "200 OK" if health.ok else "503 Service Unavailable",
+                            _json(health.document(probe.stalled_after_s)))
+        return _respond(start_response, method, "200 OK",
+                        (CONTENT_TYPE_LATEST, generate_latest(REGISTRY)))
+
+    return application
+
+
+def _json(document: dict[str, Any]) -> tuple[str, bytes]:
+    return "application/json", json.dumps(document).encode()
+
+
+def _respond(start_response: StartResponse, method: str, status: str,
+             content: tuple[str, bytes], extra: list[tuple[str, str]] | None = None
+             ) -> list[bytes]:
+    content_type, body = content
+    start_response(status, [("Content-Type", content_type),
+                            ("Content-Length", str(len(body))),
+                            ("Cache-Control", "no-store"), *(extra or [])])
+    return [] if method == "HEAD" else [body]
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    # A probe waiting on an unreachable database does not hold up the next scrape.
+    daemon_threads = True
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+class _Handler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # probes every few seconds
+        logger.debug("%s %s", self.address_string(), format % args)
+
+
+def start_http_server(host: str, port: int, probe: HeartbeatProbe) -> WSGIServer:
+    """Bind now (a taken port fails the start), serve from a daemon thread."""
+    REGISTRY.register(WorkerStateCollector(probe.state))
+    server = make_server(host, port, make_wsgi_app(probe),
+                         server_class=_Server6 if ":" in host else _Server,
+                         handler_class=_Handler)
+    threading.Thread(target=server.serve_forever, name="worker-http", daemon=True).start()
+    return server
+
+
+# --- the worker ---------------------------------------------------------------------------
+
+
+async def run_worker(probe: HeartbeatProbe, options: WorkerOptions) -> bool:
+    """App.run_worker_async (and the CLI's open_async around it), keeping the Worker.
+    True if a signal stopped it, False if it stopped by itself (a side task failed)."""
+    async with app.open_async():
+        app.perform_import_paths()
+        # Our own handlers, not procrastinate's, to tell a requested stop from a failure;
+        # like procrastinate's, the first signal stops gracefully and a second one kills.
+        final: WorkerOptions = {**app.worker_defaults, **options,
+                                "install_signal_handlers": False}
+        worker = Worker(app=app, **final)
+        probe.worker = worker
+        loop = asyncio.get_running_loop()
+        signalled: list[int] = []
+
+        def stop(signum: int) -> None:
+            logger.info("%s: stopping; running jobs get WORKER_SHUTDOWN_GRACE_S, then are "
+                        "handed to another worker (a second signal kills)",
+                        signal.Signals(signum).name)
+            signalled.append(signum)
+            for each in STOP_SIGNALS:
+                loop.remove_signal_handler(each)
+            worker.stop()
+
+        for each in STOP_SIGNALS:
+            loop.add_signal_handler(each, stop, each)
+        await worker.run()
+        return bool(signalled)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logs.configure()  # JSON lines (LOG_FORMAT=text: plain), procrastinate's included
+    args = parse_args(argv)
+    probe = HeartbeatProbe(settings.database_url, settings.stalled_after_s)
+    server = None
+    if args.metrics_port:
+        try:
+            server = start_http_server(args.metrics_host, args.metrics_port, probe)
+        except OSError as error:
+            logger.error("cannot serve /healthz on %s:%s: %s", args.metrics_host,
+                         args.metrics_port, error)
+            return 1
+        shown = f"[{args.metrics_host}]" if ":" in args.metrics_host else args.metrics_host
+        logger.info("worker health on http://%s:%s/healthz, metrics on /metrics", shown,
+                    args.metrics_port)
+    logger.info("launching a worker on %s, concurrency %s",
+                ", ".join(args.queues) if args.queues else "all queues", args.concurrency)
+    options: WorkerOptions = {"concurrency": args.concurrency}
+    if args.queues:
+        options["queues"] = args.queues
+    try:
+        stopped_by_signal = asyncio.run(run_worker(probe, options))
+    except KeyboardInterrupt:  # before our handlers are in place
+        return 130
+    except Exception:
+        logger.exception("the worker stopped on an error")
+        return 1
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+    if not stopped_by_signal:  # e.g. its LISTEN connection failed: let the supervisor act
+        logger.error("the worker stopped by itself (see the error above)")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""procrastinate tasks. Thin: they hand over to the execution layer and the reaper."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+
+from procrastinate import JobContext
+from procrastinate.job_context import AbortReason
+
+from queue_jobs.db.store import QUEUE, RUN_TASK
+from queue_jobs.runs.resources import runtime_for
+from queue_jobs.settings import QueueSettings
+from queue_jobs.worker import housekeeping, reaper
+from queue_jobs.worker.app import app
+from queue_jobs.worker.job_run import JobRun
+
+REAPER_EVERY_S = int(os.environ.get("REAPER_INTERVAL_S", "10"))
+
+
+def _settings(context: JobContext) -> QueueSettings:
+    settings = context.additional_context.get("settings")
+    return settings if isinstance(settings, QueueSettings) else QueueSettings.from_env()
+
+
+@app.task(name=RUN_TASK, queue=QUEUE, pass_context=True)
+async def run_job(context: JobContext, job_id: str) -> None:
+    assert context.job.id is not None
+    run = JobRun(runtime_for(_settings(context)), uuid.UUID(job_id), context.job.id)
+    await run.execute(is_shutdown=lambda: context.abort_reason() == AbortReason.SHUTDOWN)
+
+
+@app.periodic(cron=f"* * * * * */{REAPER_EVERY_S}", periodic_id="reaper")
+@app.task(name="reap_lost_jobs", queue="maintenance", queueing_lock="reap_lost_jobs",
+          pass_context=True)
+async def reap_lost_jobs(context: JobContext, timestamp: int) -> None:
+    runtime = runtime_for(_settings(context))
+    settings = runtime.settings
+    await asyncio.get_running_loop().run_in_executor(
+        runtime.executor, lambda: reaper.reap(
+            runtime.pool, stalled_after_s=settings.stalled_after_s,
+            max_lost_runs=settings.max_lost_runs, job_timeout_s=settings.job_timeout_s))
+
+
+@app.periodic(cron="23 * * * *", periodic_id="housekeeping")
+@app.task(name="sweep_expired_rows", queue="maintenance", queueing_lock="sweep_expired_rows",
+          pass_context=True)
+async def sweep_expired_rows(context: JobContext, timestamp: int) -> None:
+    runtime = runtime_for(_settings(context))
+    await asyncio.get_running_loop().run_in_executor(
+        runtime.executor, housekeeping.sweep, runtime.pool, runtime.settings.retention_days)
