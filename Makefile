@@ -1,15 +1,18 @@
-# The commands of contract §1. Everything installs from this repository's own files.
+# The project's commands. Everything installs from this repository's own files: the
+# package and its extras from pyproject.toml (runtime pins in requirements.txt), the
+# system tools from Debian with `make deps`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test web worker migrate bench bench-tools lint install clean browser
+.PHONY: run test web worker migrate bench deps lint install clean
 
-$(STAMP): requirements.txt
+# The package, editable, with the test, dev and bench extras.
+$(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -19,45 +22,43 @@ run: $(STAMP)
 	$(BIN)/python ops/run_dev.py
 
 ## make test: lint, types, architecture contracts, then the whole suite (hermetic)
-test: $(STAMP) lint browser bench-tools
+test: $(STAMP) deps lint
 	$(BIN)/python -m pytest
 
-## make browser: Debian's Chromium for the Playwright tests (browser downloads are not
-## possible here, so Playwright drives the system binary, CHROMIUM=/usr/bin/chromium)
-CHROMIUM ?= /usr/bin/chromium
-browser:
-	@test -x $(CHROMIUM) || { \
-	  echo "installing Chromium with apt-get (needs root)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+## make deps: the system tools the tests and the benchmarks drive, from Debian (needs
+## root): Chromium for the browser tests (Playwright drives the system binary; browser
+## downloads are not possible here), wrk and hey for load. Tests that need one of them
+## fail with a message naming this target.
+DEBIAN_TOOLS := chromium wrk hey
+deps:
+	@missing=""; for tool in $(DEBIAN_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing with apt-get (needs root)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-## production pieces, one by one, against DATABASE_URL
+## production pieces, one by one, against DATABASE_URL (the package's console scripts)
 web: $(STAMP)
-	$(BIN)/gunicorn -c ops/gunicorn.conf.py wsgi:app
+	$(BIN)/jobs-web
 
 ## make worker: WORKER_CONCURRENCY jobs at once (4); /healthz and /metrics on
 ## WORKER_METRICS_PORT when set
 worker: $(STAMP)
-	$(BIN)/python -m queue_jobs.worker
+	$(BIN)/jobs-worker
 
 migrate: $(STAMP)
-	$(BIN)/python -m queue_jobs.db.migrate
+	$(BIN)/jobs-migrate
 
 ## make bench: the service against its references (bench/run.py, under 10 minutes);
 ## writes bench/results.md and bench/results.json
-bench: $(STAMP) bench-tools
-	$(BIN)/python bench/run.py
-
-## make bench-tools: Debian's load generators wrk and hey, with apt-get if missing (pgbench
-## comes with the embedded PostgreSQL's wheel)
-bench-tools:
-	@command -v wrk >/dev/null && command -v hey >/dev/null || { \
-	  echo "installing wrk and hey with apt-get (needs root)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk hey; }
+bench: $(STAMP) deps
+	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

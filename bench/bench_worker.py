@@ -3,7 +3,7 @@ the benchmarks: what remains is the service's own cost per job (claim, a start a
 checkpoint per step, the final write). BENCH_STEP_SECONDS > 0 makes each step wait that
 long instead (a job that is "running", as while an LLM answers).
 
-    python bench/bench_worker.py --concurrency 4
+    python -m bench.bench_worker --concurrency 4
 """
 
 from __future__ import annotations
@@ -11,10 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from queue_jobs.pipeline.registry import PIPELINES
 from queue_jobs.pipeline.runner import Pipeline, Step, StepInput

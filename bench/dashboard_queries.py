@@ -1,7 +1,7 @@
 """Times every ops/dashboards/*.sql on a seeded job table (1,000,000 jobs by default) and
 names the plan node that keeps each cheap. Writes bench/dashboard_queries.md and .json.
 
-    .venv/bin/python bench/dashboard_queries.py [--jobs N] [--rounds R]
+    .venv/bin/python -m bench.dashboard_queries [--jobs N] [--rounds R]
 
 Uses DATABASE_URL's server if set (in a scratch database it creates and drops), else an
 embedded PostgreSQL in a temporary directory. The seed spreads the jobs evenly over 30 days
@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +24,6 @@ import psycopg
 from psycopg import sql
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT_DIR))
 
 from queue_jobs.db.embedded import start_embedded, uri_for  # noqa: E402
 from queue_jobs.db.migrate import apply_migrations  # noqa: E402
@@ -174,7 +172,7 @@ def write(out: Path, jobs: int, results: list[dict[str, Any]]) -> None:
                                                    indent=2) + "\n")
     lines = [f"# Dashboard queries on {jobs:,} jobs", "",
              f"Seeded evenly over {DAYS} days; median of warm runs. "
-             "Written by `bench/dashboard_queries.py`.", "",
+             "Written by `python -m bench.dashboard_queries`.", "",
              "| query | median ms | max ms | rows | what it reads |", "|---|---|---|---|---|"]
     lines += [f"| {r['name']} | {r['median_ms']} | {r['max_ms']} | {r['rows']} | "
               f"{'<br>'.join(r['scans'])} |" for r in results]

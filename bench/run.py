@@ -6,7 +6,7 @@ median reported. Writes bench/results.md (figure, ours, reference, ratio, target
 and bench/results.json. `--smoke` runs each benchmark for about a second (make test does,
 so they cannot rot); its figures mean nothing.
 
-The services run as in production: our gunicorn with ops/gunicorn.conf.py (2 processes x
+The services run as in production: our gunicorn with webapp/gunicorn_conf.py (2 processes x
 8 threads), the references under the same settings, workers as subprocesses, one embedded
 PostgreSQL for all of them. Fair-use limits are lifted for the load (one client address
 and thousands of jobs a second would be refused otherwise); see the README.
@@ -31,8 +31,6 @@ import psycopg
 import requests
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import tools
 from bench.reference_queue import QUEUE as REFERENCE_QUEUE
@@ -153,8 +151,8 @@ class Bench:
 
     @contextmanager
     def services(self, processes: int) -> Iterator[None]:
-        """Ours and the references, under ops/gunicorn.conf.py with `processes` workers."""
-        gunicorn = [str(tools.BIN / "gunicorn"), "-c", "ops/gunicorn.conf.py"]
+        """Ours and the references, under webapp/gunicorn_conf.py with `processes` workers."""
+        gunicorn = [str(tools.BIN / "gunicorn"), "-c", "python:webapp.gunicorn_conf"]
         env = {**self.env, "WEB_CONCURRENCY": str(processes)}
         with ExitStack() as stack:
             ours = stack.enter_context(tools.process(
@@ -171,7 +169,7 @@ class Bench:
     def our_worker(self, concurrency: int = WORKER_CONCURRENCY,
                    step_seconds: float = 0) -> Iterator[int]:
         env = {**self.env, "BENCH_STEP_SECONDS": str(step_seconds)}
-        with tools.process([PYTHON, str(BENCH_DIR / "bench_worker.py"), "--concurrency",
+        with tools.process([PYTHON, "-m", "bench.bench_worker", "--concurrency",
                             str(concurrency), "--queue", store.QUEUE], env,
                            log=self.log("worker")) as child:
             yield child.pid
@@ -259,8 +257,7 @@ class Bench:
                 job_id = _insert_polled_job(db)
                 env = {**self.env, "DATABASE_URL": conninfo, "PORT": str(port),
                        "WEB_CONCURRENCY": "1"}
-                with tools.process([str(tools.BIN / "gunicorn"), "-c", "ops/gunicorn.conf.py",
-                                    "wsgi:app"], env, ready_url=f"{url}/readyz",
+                with tools.process([str(tools.BIN / "jobs-web")], env, ready_url=f"{url}/readyz",
                                    log=self.log(name)):
                     yield SizedTable(url, db, str(job_id))
         finally:
@@ -474,7 +471,7 @@ class Bench:
         # Request rates and latencies per gunicorn process: with two, the kernel's accept
         # races split wrk's 16 keep-alive connections unevenly, differently each run (the
         # ratios came out bimodal, 0.4 or 0.8). The fixed-rate latency and the workers'
-        # figures run with ops/gunicorn.conf.py's default of two.
+        # figures run with webapp/gunicorn_conf.py's default of two.
         groups: list[tuple[int, dict[str, Callable[[], None]]]] = [
             (1, {"create": self.create_throughput, "poll": self.poll_throughput,
                  "size": self.table_size}),
@@ -551,7 +548,7 @@ def main() -> int:
     args = parser.parse_args()
     missing = tools.missing_tools()
     if missing:
-        print(f"missing {', '.join(missing)}: run `make bench-tools`", file=sys.stderr)
+        print(f"missing {', '.join(missing)}: run `make deps`", file=sys.stderr)
         return 2
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="jobs-bench-") as workdir:

@@ -23,7 +23,7 @@ import requests
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-TOOLS = ("wrk", "hey")  # Debian's (make bench-tools)
+TOOLS = ("wrk", "hey")  # Debian's (make deps)
 
 
 def missing_tools() -> list[str]:

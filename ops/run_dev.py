@@ -1,7 +1,9 @@
 """`make run`: embedded PostgreSQL (unless DATABASE_URL), migrations, API and one worker.
 
-The worker (python -m queue_jobs.worker) answers /healthz and /metrics on
-WORKER_METRICS_PORT: PORT + 100 unless set (0: none). Ctrl-C stops everything it started.
+The API is `jobs-web` on PORT, the worker `jobs-worker`: the installed console scripts,
+as in production. The worker answers /healthz and /metrics on WORKER_METRICS_PORT if set
+(0: none), else on a free port chosen at start and printed: never a port derived from
+PORT, which two instances side by side would both take. Ctrl-C stops everything it started.
 """
 
 from __future__ import annotations
@@ -17,12 +19,11 @@ from pathlib import Path
 
 import requests
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT_DIR))
+from queue_jobs.db.embedded import start_embedded, uri_for
+from queue_jobs.db.migrate import apply_migrations
+from queue_jobs.settings import QueueSettings
 
-from queue_jobs.db.embedded import start_embedded, uri_for  # noqa: E402
-from queue_jobs.db.migrate import apply_migrations  # noqa: E402
-from queue_jobs.settings import QueueSettings  # noqa: E402
+PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 BIN = Path(sys.executable).parent
 
@@ -39,7 +40,7 @@ def main() -> int:
     port = env.setdefault("PORT", "8000")
     # The ops page needs a token; a fresh one per start unless you set OPS_TOKEN.
     ops_token = env.setdefault("OPS_TOKEN", secrets.token_urlsafe(18))
-    worker_port = int(env.setdefault("WORKER_METRICS_PORT", str(int(port) + 100)) or 0)
+    worker_port = int(env.setdefault("WORKER_METRICS_PORT", str(_free_port())) or 0)
     for number, name in ((int(port), "PORT"), (worker_port, "WORKER_METRICS_PORT")):
         if number and _port_in_use(number):
             print(f"port {number} is already in use: stop what runs there or set {name}",
@@ -59,10 +60,8 @@ def main() -> int:
     else:
         print(f"LLM provider: openai, model {settings.openai_model}", flush=True)
     children = [
-        subprocess.Popen([str(BIN / "gunicorn"), "-c", "ops/gunicorn.conf.py", "wsgi:app"],
-                         cwd=PROJECT_DIR, env=env),
-        subprocess.Popen([sys.executable, "-m", "queue_jobs.worker"], cwd=PROJECT_DIR,
-                         env=env),
+        subprocess.Popen([str(BIN / "jobs-web")], cwd=PROJECT_DIR, env=env),
+        subprocess.Popen([str(BIN / "jobs-worker")], cwd=PROJECT_DIR, env=env),
     ]
     url = f"http://127.0.0.1:{port}"
     ready = [f"{url}/readyz"]
@@ -91,6 +90,12 @@ def main() -> int:
         _stop(children)
         if server is not None:
             server.cleanup()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def _port_in_use(port: int) -> bool:

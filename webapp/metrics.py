@@ -1,6 +1,6 @@
 """GET /metrics: Prometheus text. HTTP latency and the job counters of
 queue_jobs.observability.job_metrics are measured in every gunicorn process (multiprocess mode when
-PROMETHEUS_MULTIPROC_DIR is set, as ops/gunicorn.conf.py does); active jobs, queue depth
+PROMETHEUS_MULTIPROC_DIR is set, as webapp/gunicorn_conf.py does); active jobs, queue depth
 and recent step durations are read from PostgreSQL at scrape time. Workers serve their own
 counters on WORKER_METRICS_PORT.
 """

@@ -20,8 +20,6 @@ from pathlib import Path
 from typing import Any
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
-if str(PROJECT_DIR) not in sys.path:
-    sys.path.insert(0, str(PROJECT_DIR))
 
 from queue_jobs.observability.dashboards import Dashboard, dashboards  # noqa: E402
 

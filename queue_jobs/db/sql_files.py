@@ -6,12 +6,26 @@ the next such line is the statement (comments included, PostgreSQL ignores them)
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+
+def shipped_dir(in_checkout: str, package: str) -> Path:
+    """A folder of SQL files: at the top of a checkout (`sql/`, `ops/dashboards/`), or, in
+    an installed package, the copy pyproject.toml ships under `package`."""
+    checkout = Path(__file__).resolve().parents[2] / in_checkout
+    if checkout.is_dir():
+        return checkout
+    spec = importlib.util.find_spec(package)  # a namespace package: a folder of data
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"neither {checkout} nor the package {package} exists")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+SQL_DIR = shipped_dir("sql", "queue_jobs.sql")
 _NAME_LINE = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 _MIGRATION_FILE = re.compile(r"^(\d{4})_(\w+)\.sql$")
 

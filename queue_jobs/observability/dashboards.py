@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-DASHBOARD_DIR = Path(__file__).resolve().parents[2] / "ops" / "dashboards"
+from queue_jobs.db.sql_files import shipped_dir
+
+DASHBOARD_DIR = shipped_dir("ops/dashboards", "queue_jobs.observability.dashboard_sql")
 CHART_KINDS = ("table", "time-series", "bars")
 _HEADER = re.compile(r"^-- (title|chart): (.+)$")
 

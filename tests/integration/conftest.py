@@ -27,7 +27,7 @@ from tests.integration.support import ApiClient, ThreadWorker, free_port
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 TEST_JWT_SECRET = "test-secret-key-that-is-long-enough-for-hs256"
-# Playwright drives Debian's Chromium (`make browser`): browser downloads are not possible.
+# Playwright drives Debian's Chromium (`make deps`): browser downloads are not possible.
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = PROJECT_DIR / "var" / "artifacts"  # screenshots the browser tests keep
 
@@ -133,7 +133,7 @@ def worker(settings: QueueSettings) -> Iterator[ThreadWorker]:
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `make browser` (make test does it)")
+        pytest.fail(f"{CHROMIUM} is missing: run `make deps` (make test does it)")
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
                                               args=["--no-sandbox"])
@@ -143,7 +143,7 @@ def browser() -> Iterator[Browser]:
 
 def start_gunicorn(db_url: str, *, processes: int, output: IO[bytes] | int = subprocess.DEVNULL,
                    **env: str) -> tuple[subprocess.Popen[bytes], str]:
-    """The app under ops/gunicorn.conf.py as shipped (it chooses its own metrics directory),
+    """The app under webapp/gunicorn_conf.py as shipped (it chooses its own metrics directory),
     as a subprocess on a free port: the process and its base URL."""
     port = free_port()
     environment = {key: value for key, value in os.environ.items()
@@ -152,6 +152,6 @@ def start_gunicorn(db_url: str, *, processes: int, output: IO[bytes] | int = sub
                         "WEB_CONCURRENCY": str(processes), "JWT_SECRET_KEY": TEST_JWT_SECRET,
                         "LLM_PROVIDER": "offline", **env})
     gunicorn = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "-c", "ops/gunicorn.conf.py",
+        [str(Path(sys.executable).parent / "gunicorn"), "-c", "python:webapp.gunicorn_conf",
          "wsgi:app"], cwd=PROJECT_DIR, env=environment, stdout=output, stderr=output)
     return gunicorn, f"http://127.0.0.1:{port}"

@@ -16,7 +16,7 @@ FIGURES = 12  # bench/run.py's figures, the reported ones included
 
 def test_every_benchmark_runs_and_is_reported(tmp_path: Path) -> None:
     out = tmp_path / "results"
-    done = subprocess.run([sys.executable, "bench/run.py", "--smoke", "--out", str(out)],
+    done = subprocess.run([sys.executable, "-m", "bench.run", "--smoke", "--out", str(out)],
                           cwd=PROJECT_DIR, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = json.loads(out.with_suffix(".json").read_text())

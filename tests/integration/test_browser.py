@@ -1,7 +1,7 @@
 """The demo page in a real browser: Playwright driving Debian's Chromium (headless) against
 the live app on a real HTTP server, a real worker, the fake LLM and the local site.
 
-`make test` installs Chromium first (`make browser`); browser downloads are not possible
+`make test` installs Chromium first (`make deps`); browser downloads are not possible
 here, so Playwright is pointed at the system binary (CHROMIUM, default /usr/bin/chromium).
 The finished page's screenshot is kept as a test artefact in var/artifacts/.
 """

@@ -59,7 +59,7 @@ def test_metrics_count_jobs_and_time_requests_by_route(api: ApiClient,
 
 
 def test_gunicorn_processes_are_summed(db_url: str) -> None:
-    """Under ops/gunicorn.conf.py as it is (it chooses the multiprocess directory itself)."""
+    """Under webapp/gunicorn_conf.py as it is (it chooses the multiprocess directory itself)."""
     gunicorn, base = start_gunicorn(db_url, processes=2, ACCESS_LOG="0")
     served = 0
 

@@ -4,16 +4,19 @@ setting the code reads."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import re
 import shlex
 import subprocess
+import tomllib
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[2]
 OPS = PROJECT / "ops"
 SYSTEMD = OPS / "systemd"
-WORKER = ["-m", "queue_jobs.worker"]
+WORKER = ["jobs-worker"]
+SCRIPTS = tomllib.loads((PROJECT / "pyproject.toml").read_text())["project"]["scripts"]
 
 
 def procfile() -> dict[str, list[str]]:
@@ -40,13 +43,18 @@ def makefile_recipe(target: str) -> list[str]:
 
 
 def assert_runnable(command: list[str]) -> None:
-    """Every module it names imports, and every project file it names exists."""
+    """Every console script it names is the package's and its function imports, every
+    module it names imports, and every project file it names exists."""
     for index, word in enumerate(command):
+        script = word.rsplit("/", 1)[-1]
+        if script.startswith("jobs-"):
+            module, _, function = SCRIPTS[script].partition(":")
+            assert callable(getattr(importlib.import_module(module), function)), script
         if word == "-m" or word.startswith("--app="):
             module = command[index + 1] if word == "-m" else word.removeprefix("--app=")
             module = module.rsplit(".", 1)[0] if module.endswith(".app") else module
             assert importlib.util.find_spec(module) is not None, module
-        if word == "-c":
+        if word == "-c" and not command[index + 1].startswith("python:"):
             assert (PROJECT / command[index + 1]).is_file(), command[index + 1]
         if re.fullmatch(r"\w+:app", word):
             assert (PROJECT / f"{word.split(':')[0]}.py").is_file(), word
@@ -54,16 +62,19 @@ def assert_runnable(command: list[str]) -> None:
 
 def test_procfile_runs_the_migrations_the_api_and_a_worker() -> None:
     processes = procfile()
-    assert set(processes) == {"release", "web", "worker"}
-    assert processes["web"][:3] == ["gunicorn", "-c", "ops/gunicorn.conf.py"]
-    assert processes["worker"][:3] == ["python", *WORKER]
+    # No one-shot `release` process: under honcho or foreman its exit stops the others.
+    assert set(processes) == {"web", "worker"}
+    assert processes["web"] == ["jobs-migrate", "&&", "exec", "jobs-web"]
+    assert processes["worker"] == WORKER
     for command in processes.values():
         assert_runnable(command)
 
 
 def test_makefile_and_make_run_start_the_same_worker() -> None:
-    assert makefile_recipe("worker")[:3] == ["$(BIN)/python", *WORKER]
-    assert '"-m", "queue_jobs.worker"' in (OPS / "run_dev.py").read_text()
+    assert makefile_recipe("worker") == ["$(BIN)/jobs-worker"]
+    assert makefile_recipe("web") == ["$(BIN)/jobs-web"]
+    run_dev = (OPS / "run_dev.py").read_text()
+    assert 'BIN / "jobs-worker"' in run_dev and 'BIN / "jobs-web"' in run_dev
 
 
 def test_systemd_units_run_the_same_entry_points_and_restart() -> None:
@@ -78,9 +89,9 @@ def test_systemd_units_run_the_same_entry_points_and_restart() -> None:
         assert "EnvironmentFile=/etc/jobs/env" in text
         if name != "jobs-migrate":  # long-running: must come back after any exit
             assert "Restart=always" in text
-    assert units["jobs-worker@"][1:3] == procfile()["worker"][1:3]
+    assert units["jobs-worker@"][0].endswith("/" + procfile()["worker"][0])
     # The instance name is the port of /healthz and /metrics.
-    assert units["jobs-worker@"][3:] == ["--metrics-port", "%i"]
+    assert units["jobs-worker@"][1:] == ["--metrics-port", "%i"]
 
 
 def test_the_worker_accepts_the_command_lines_of_the_deploy_files() -> None:
@@ -88,7 +99,7 @@ def test_the_worker_accepts_the_command_lines_of_the_deploy_files() -> None:
 
     # jobs-worker@9101: systemd puts the instance name in place of %i. The option wins
     # over a WORKER_METRICS_PORT of the environment file.
-    instance = [word.replace("%i", "9101") for word in exec_starts()["jobs-worker@"][3:]]
+    instance = [word.replace("%i", "9101") for word in exec_starts()["jobs-worker@"][1:]]
     unit = parse_args(instance, env={"WORKER_METRICS_PORT": "1", "WORKER_CONCURRENCY": "7"})
     assert (unit.metrics_port, unit.concurrency, unit.queues) == (9101, 7, None)
     plain = parse_args([], env={})

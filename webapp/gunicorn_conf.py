@@ -1,4 +1,4 @@
-"""gunicorn settings for `gunicorn -c ops/gunicorn.conf.py wsgi:app`.
+"""gunicorn settings of `jobs-web` (the same as `gunicorn -c python:webapp.gunicorn_conf wsgi:app`).
 
 gthread: status polls are short and I/O bound; threads let one process answer many at once.
 A deprecated synchronous call (a minute or more) holds one thread, never the process: at
@@ -37,6 +37,10 @@ timeout = 60
 graceful_timeout = 20
 keepalive = 5
 preload_app = False
+# gunicorn's control socket (gunicornc) defaults to one path per user, shared by every
+# instance on the host: off unless GUNICORN_CONTROL_SOCKET names this instance's own path.
+control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "")
+control_socket_disable = not control_socket
 # The app writes one JSON line per request itself (webapp.around_request; ACCESS_LOG=0 turns
 # it off), so gunicorn's access log stays off, and its own lines are JSON too.
 accesslog = None
@@ -45,7 +49,7 @@ accesslog = None
 class _WithoutAccessLog(Logger):
     """gunicorn's logger, minus the access log: with logconfig_dict set, gunicorn would
     gather each request's access-log fields and hand them to a logger that writes nothing
-    (a few per cent of a status poll, bench/run.py)."""
+    (measurable on every status poll)."""
 
     def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
         return None
