@@ -1,5 +1,5 @@
 """R-insert and R-read: the smallest Flask + psycopg-pool service, run under the same
-gunicorn settings as ours (`gunicorn -c python:webapp.gunicorn_conf bench.reference_app:app`).
+gunicorn settings as ours (`gunicorn -c webapp/gunicorn_conf.py bench.reference_app:app`).
 
 POST /items     inserts one row, answers 201 {"id": n}        (what creating a job must beat)
 GET /items/<n>  reads one row by primary key, answers its JSON (what a status poll must beat)

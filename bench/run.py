@@ -152,7 +152,7 @@ class Bench:
     @contextmanager
     def services(self, processes: int) -> Iterator[None]:
         """Ours and the references, under webapp/gunicorn_conf.py with `processes` workers."""
-        gunicorn = [str(tools.BIN / "gunicorn"), "-c", "python:webapp.gunicorn_conf"]
+        gunicorn = [str(tools.BIN / "gunicorn"), "-c", "webapp/gunicorn_conf.py"]
         env = {**self.env, "WEB_CONCURRENCY": str(processes)}
         with ExitStack() as stack:
             ours = stack.enter_context(tools.process(

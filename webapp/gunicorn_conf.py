@@ -1,4 +1,4 @@
-"""gunicorn settings of `jobs-web` (the same as `gunicorn -c python:webapp.gunicorn_conf wsgi:app`).
+"""gunicorn settings of `jobs-web` (`gunicorn -c webapp/gunicorn_conf.py wsgi:app`).
 
 gthread: status polls are short and I/O bound; threads let one process answer many at once.
 A deprecated synchronous call (a minute or more) holds one thread, never the process: at

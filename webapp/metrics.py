@@ -77,7 +77,8 @@ def _registry() -> CollectorRegistry:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    return Response(generate_latest(_registry()), mimetype=CONTENT_TYPE_LATEST)
+    # content_type, not mimetype: Flask would add a second "; charset=utf-8".
+    return Response(generate_latest(_registry()), content_type=CONTENT_TYPE_LATEST)
 
 
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:

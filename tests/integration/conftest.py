@@ -152,6 +152,6 @@ def start_gunicorn(db_url: str, *, processes: int, output: IO[bytes] | int = sub
                         "WEB_CONCURRENCY": str(processes), "JWT_SECRET_KEY": TEST_JWT_SECRET,
                         "LLM_PROVIDER": "offline", **env})
     gunicorn = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "-c", "python:webapp.gunicorn_conf",
+        [str(Path(sys.executable).parent / "gunicorn"), "-c", "webapp/gunicorn_conf.py",
          "wsgi:app"], cwd=PROJECT_DIR, env=environment, stdout=output, stderr=output)
     return gunicorn, f"http://127.0.0.1:{port}"

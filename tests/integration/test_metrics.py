@@ -41,6 +41,7 @@ def test_metrics_count_jobs_and_time_requests_by_route(api: ApiClient,
     assert api.http.open("/healthz", method="BREW-7f3a").status_code == 405
     response = api.http.get("/metrics")
     assert response.status_code == 200 and response.mimetype == "text/plain"
+    assert response.headers["Content-Type"].count("charset") == 1
     text = response.get_data(as_text=True)
     assert sample(text, "jobs_created_total", type="website-analysis") == before + 1
     assert sample(text, "jobs_active", type="website-analysis", status="queued") == 1
