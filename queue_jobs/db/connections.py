@@ -1,7 +1,7 @@
 """The service's connection pools (a web process's, a worker's, and procrastinate's in a
 worker: `async_pool`), one way.
 
-Two costs per checkout are avoided, both found by the benchmarks (bench/results.md):
+Two costs per checkout are avoided:
 
 - Testing a connection before lending it is one round trip. A connection lent within the
   last IDLE_CHECK_S is tested only if its socket has something to read while idle (a
