@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from queue_jobs.pipeline import later
 from queue_jobs.pipeline.failures import JobFailure
 from queue_jobs.pipeline.llm import usage
 from queue_jobs.pipeline.llm.base import GeneratedImage, LLMProvider
@@ -112,12 +111,12 @@ class Journal(Protocol):
 
     def start_step(self, step: str, progress: int) -> None: ...
 
-    def checkpoint(self, steps: list[FinishedStep], progress: int,
-                   next_step: str | None) -> None:
-        """Keeps the steps' outputs and, in the same write, starts `next_step`."""
+    def checkpoint(self, step: FinishedStep, progress: int, next_step: str) -> None:
+        """Keeps the step's output and, in the same write, starts `next_step`."""
 
-    def succeed(self, steps: list[FinishedStep], result: dict[str, Any]) -> None:
-        """The run's last write: keeps the last steps' outputs and the job's result."""
+    def succeed(self, step: FinishedStep | None, result: dict[str, Any]) -> None:
+        """The run's last write: keeps the last step's output (None: a resumed run had
+        none left to run) and the job's result."""
 
     def step_failed(self, step: str, duration_ms: int, usage: list[dict[str, Any]],
                     outcome: str) -> None:
@@ -132,65 +131,6 @@ class RetryPolicy:
     max_backoff_s: float = 30.0
 
 
-# Steps quicker than this (together) that made no LLM call are written with the next
-# step's checkpoint rather than alone: running them again after a crash costs less than
-# the write. LLM steps are written one by one, as they finish.
-CARRY_MS = 200
-
-
-class _Carried:
-    """Finished steps not written yet. Should the step after them run longer than CARRY_MS,
-    a timer writes them (starting that step in the same write), so the status document
-    never shows a finished step for long."""
-
-    def __init__(self, journal: Journal, carry_ms: int) -> None:
-        self._journal = journal
-        self._carry_ms = carry_ms
-        self._steps: list[FinishedStep] = []
-        self._lock = threading.Lock()
-        self._timer: later.Handle | None = None
-
-    def add(self, step: FinishedStep) -> bool:
-        """True while the carried steps may wait for the next one: together quick, and
-        none paid for LLM calls (lost in a crash, they would be paid for again)."""
-        self._stop_timer()  # it would write `step` as still running
-        with self._lock:
-            self._steps.append(step)
-            return (sum(s.duration_ms for s in self._steps) < self._carry_ms
-                    and not any(s.usage for s in self._steps))
-
-    def next_started(self, step: str, progress: int) -> None:
-        self._stop_timer()  # the one armed for the step before, if it has not fired
-        if self._steps:
-            self._timer = later.call_later(self._carry_ms / 1000,
-                                           lambda: self._write_late(step, progress))
-
-    def take(self) -> list[FinishedStep]:
-        """The steps still unwritten; a late write under way is waited for first, so
-        writes reach the row in order."""
-        self._stop_timer()
-        with self._lock:
-            steps, self._steps = self._steps, []
-        return steps
-
-    def _stop_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()  # waits for a late write under way
-            self._timer = None
-
-    def _write_late(self, step: str, progress: int) -> None:
-        with self._lock:
-            steps, self._steps = self._steps, []
-        if not steps:
-            return
-        try:
-            self._journal.checkpoint(steps, progress, step)
-        except Exception:  # superseded (the journal recorded them), or the database away
-            # (perhaps written, perhaps not: never written twice, at worst run again)
-            log.warning("late checkpoint of %s failed", [s.key for s in steps],
-                        exc_info=True)
-
-
 def pending_steps(pipeline: Pipeline, checkpoints: dict[str, Any]) -> list[int]:
     """Indexes of the steps still to run (a resumed run skips the checkpointed ones)."""
     return [index for index, step in enumerate(pipeline.steps) if step.key not in checkpoints]
@@ -198,21 +138,18 @@ def pending_steps(pipeline: Pipeline, checkpoints: dict[str, Any]) -> list[int]:
 
 def run_pipeline(pipeline: Pipeline, job_id: str, job_input: dict[str, Any],
                  checkpoints: dict[str, Any], services: StepServices, journal: Journal,
-                 stop: StopSignal, policy: RetryPolicy, *, first_step_shown: bool = False,
-                 carry_ms: int = CARRY_MS) -> dict[str, Any]:
+                 stop: StopSignal, policy: RetryPolicy, *,
+                 first_step_shown: bool = False) -> dict[str, Any]:
     """first_step_shown: the job row already shows the first pending step as started (the
     worker's claim does that), so no write is needed to start it."""
     outputs = dict(checkpoints)
     pending = pending_steps(pipeline, checkpoints)
-    carried = _Carried(journal, carry_ms)
+    last: FinishedStep | None = None  # written with the result, in the run's last write
     for position, index in enumerate(pending):
         step = pipeline.steps[index]
-        if stop.is_set():  # stopped between steps: the quick ones carried were interrupted
-            _settle_carried(journal, carried.take(), True, 0, step.key)
-            stop.check()
+        stop.check()
         if position == 0 and not first_step_shown:
             journal.start_step(step.key, pipeline.progress_before(index))
-        carried.next_started(step.key, pipeline.progress_before(index))
         started = time.monotonic()
         step_input = StepInput(job_id, job_input, dict(outputs), services)
         meter = usage.Meter()
@@ -224,49 +161,41 @@ def run_pipeline(pipeline: Pipeline, job_id: str, job_input: dict[str, Any],
             # Stopped from outside (cancel, timeout, shutdown) or no longer this run's
             # job: the step did not fail, it was interrupted.
             interrupted = stop.is_set() or isinstance(exc, RunSuperseded)
-            _settle_carried(journal, carried.take(), interrupted,
-                            pipeline.progress_before(index), step.key)
             journal.step_failed(step.key, _ms_since(started), meter.rows(),
                                 "interrupted" if interrupted else "failed")
             raise
         outputs[step.key] = output
-        following = pending[position + 1] if position + 1 < len(pending) else None
-        quick = carried.add(FinishedStep(step.key, output, _ms_since(started), meter.rows()))
-        if following is None:
-            break  # the last steps are written with the result
-        if quick:
-            continue
-        unwritten = carried.take()  # empty if a late write took them all
-        next_key = pipeline.steps[following].key
-        if unwritten:
-            journal.checkpoint(unwritten, pipeline.progress_before(index + 1), next_key)
-        else:
-            journal.start_step(next_key, pipeline.progress_before(index + 1))
-    last_steps = carried.take()
+        finished = FinishedStep(step.key, output, _ms_since(started), meter.rows())
+        if position + 1 == len(pending):
+            last = finished
+            break
+        # Kept as soon as it finishes, however quick, in the write that shows the next step
+        # as started: a crash loses at most the step under way (the last step is kept with
+        # the result).
+        journal.checkpoint(finished, pipeline.progress_before(index + 1),
+                           pipeline.steps[pending[position + 1]].key)
     try:
         stop.check()
         result = pipeline.build_result(StepInput(job_id, job_input, outputs, services))
     except BaseException as exc:
-        _settle_carried(journal, last_steps, stop.is_set() or isinstance(exc, RunSuperseded),
-                        pipeline.progress_before(len(pipeline.steps)), pipeline.steps[-1].key)
+        if last is not None:
+            _settle_last(journal, last, stop.is_set() or isinstance(exc, RunSuperseded),
+                         pipeline.progress_before(len(pipeline.steps)))
         raise
-    journal.succeed(last_steps, result)
+    journal.succeed(last, result)
     return result
 
 
-def _settle_carried(journal: Journal, steps: list[FinishedStep], interrupted: bool,
-                    progress: int, failing: str) -> None:
-    """Steps finished before the one that raised: kept if the run goes on failing (a retry
-    resumes after them, and the job names `failing` as the step that failed), else
-    recorded as interrupted with the calls they made."""
-    if not steps:
-        return
-    if not interrupted:
-        with contextlib.suppress(RunSuperseded):  # refused: the journal recorded them
-            journal.checkpoint(steps, progress, failing)
-        return
-    for step in steps:
+def _settle_last(journal: Journal, step: FinishedStep, interrupted: bool,
+                 progress: int) -> None:
+    """The last step, when no result follows it: kept if the run goes on failing (a retry
+    resumes after it, and the job goes on naming it as the step that failed), else
+    recorded as interrupted with the calls it made."""
+    if interrupted:
         journal.step_failed(step.key, step.duration_ms, step.usage, "interrupted")
+        return
+    with contextlib.suppress(RunSuperseded):  # refused: the journal recorded it
+        journal.checkpoint(step, progress, step.key)
 
 
 def _ms_since(started: float) -> int:

@@ -48,30 +48,29 @@ class DbJournal:
             if not store.start_step(conn, self.job_id, self.dispatch_id, step, progress):
                 raise RunSuperseded()
 
-    def checkpoint(self, steps: list[FinishedStep], progress: int,
-                   next_step: str | None) -> None:
+    def checkpoint(self, step: FinishedStep, progress: int, next_step: str) -> None:
         with connections.autocommit(self.runtime.pool) as conn:
             job_type = store.checkpoint_steps(conn, self.job_id, self.dispatch_id,
-                                              _step_rows(steps), progress, self.attempt,
+                                              _step_rows(step), progress, self.attempt,
                                               next_step)
-        self._saved(steps, job_type)
+        self._saved(step, job_type)
 
-    def succeed(self, steps: list[FinishedStep], result: dict[str, Any]) -> None:
+    def succeed(self, step: FinishedStep | None, result: dict[str, Any]) -> None:
         with connections.autocommit(self.runtime.pool) as conn:
             finished = store.succeed_job(conn, self.job_id, self.dispatch_id, result,
-                                         _step_rows(steps), self.attempt)
-        self._saved(steps, finished.type if finished else None)
+                                         _step_rows(step), self.attempt)
+        self._saved(step, finished.type if finished else None)
         assert finished is not None  # _saved raised otherwise
         job_metrics.job_finished(self.job_id, finished, "succeeded")
 
-    def _saved(self, steps: list[FinishedStep], job_type: str | None) -> None:
-        """After a write of finished steps: job_type None means the run lost the job."""
+    def _saved(self, step: FinishedStep | None, job_type: str | None) -> None:
+        """After a write of a finished step: job_type None means the run lost the job."""
         if job_type is None:
-            # The run lost the job before it could keep the outputs; their calls were made.
-            for step in steps:
+            # The run lost the job before it could keep the output; the calls were made.
+            if step is not None:
                 self.step_failed(step.key, step.duration_ms, step.usage, "interrupted")
             raise RunSuperseded()
-        for step in steps:
+        if step is not None:
             job_metrics.step_finished(self.job_id, job_type, step.key, "succeeded",
                                       step.duration_ms, step.usage)
 
@@ -89,9 +88,12 @@ class DbJournal:
             job_metrics.step_finished(self.job_id, job_type, step, outcome, duration_ms, usage)
 
 
-def _step_rows(steps: list[FinishedStep]) -> list[dict[str, Any]]:
-    return [{"step": s.key, "output": s.output, "duration_ms": s.duration_ms, "usage": s.usage}
-            for s in steps]
+def _step_rows(step: FinishedStep | None) -> list[dict[str, Any]]:
+    """The store writes a list of steps; a run has at most one to write at a time."""
+    if step is None:
+        return []
+    return [{"step": step.key, "output": step.output, "duration_ms": step.duration_ms,
+             "usage": step.usage}]
 
 
 def step_services(runtime: RunResources, job_id: uuid.UUID, dispatch_id: int,

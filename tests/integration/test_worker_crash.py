@@ -18,7 +18,7 @@ import pytest
 
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.website import FakeWebsite
-from tests.integration.support import ApiClient, new_session, wait_until
+from tests.integration.support import ApiClient, new_session
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -64,9 +64,8 @@ def _kill_mid_job(api: ApiClient, cli_workers: CliWorkers, fake_llm: FakeOpenAI,
     victim = cli_workers.start()
     job_id = api.create_analysis(website.url("/"), session)
     fake_llm.wait_for_calls("chat:audiences", 1, timeout=20)
-    # Shown once the quick step before it is written (within the runner's CARRY_MS).
-    wait_until(lambda: api.status(job_id, session)["currentStep"] == "Generating audiences...",
-               timeout=5, message="the audiences step to show")
+    # Shown before its call is made: the step before it was written as it finished.
+    assert api.status(job_id, session)["currentStep"] == "Generating audiences..."
     victim.send_signal(signal.SIGKILL)
     victim.wait(10)
     fake_llm.set_delay("chat:audiences", 0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -36,16 +35,13 @@ class RecordingJournal:
     def start_step(self, step: str, progress: int) -> None:
         self.events.append(("start", step, progress))
 
-    def checkpoint(self, steps: list[FinishedStep], progress: int,
-                   next_step: str | None) -> None:
-        for step in steps:
-            self.events.append(("checkpoint", step.key, progress))
-            self.usage.append(("succeeded", step.key, step.usage))
-        if next_step is not None:
-            self.events.append(("start", next_step, progress))
+    def checkpoint(self, step: FinishedStep, progress: int, next_step: str) -> None:
+        self.events.append(("checkpoint", step.key, progress))
+        self.usage.append(("succeeded", step.key, step.usage))
+        self.events.append(("start", next_step, progress))  # in the same write
 
-    def succeed(self, steps: list[FinishedStep], result: dict[str, Any]) -> None:
-        for step in steps:  # kept with the result, in one write
+    def succeed(self, step: FinishedStep | None, result: dict[str, Any]) -> None:
+        if step is not None:  # kept with the result, in one write
             self.events.append(("last", step.key, 100))
             self.usage.append(("succeeded", step.key, step.usage))
         self.events.append(("result", "", 100))
@@ -79,48 +75,44 @@ def test_runner_resumes_after_the_last_checkpoint() -> None:
     calls: list[str] = []
     journal = RecordingJournal()
     result = run_pipeline(_pipeline(calls, {}), "job", {}, {"a": {"from": "a"}}, _services(),
-                          journal, StopSignal(), RetryPolicy(retries=0), carry_ms=0)
+                          journal, StopSignal(), RetryPolicy(retries=0))
     assert calls == ["b", "c"]
     assert result["outputs"]["b"]["saw"] == ["a"]
     assert journal.events == [("start", "b", 33), ("checkpoint", "b", 66),
                               ("start", "c", 66), ("last", "c", 100), ("result", "", 100)]
 
 
-def test_quick_steps_are_written_together_with_the_next_one() -> None:
+def test_every_step_is_kept_as_it_finishes_however_quick() -> None:
     journal = RecordingJournal()
     run_pipeline(_pipeline([], {}), "job", {}, {}, _services(), journal, StopSignal(),
                  RetryPolicy(retries=0), first_step_shown=True)
-    # the claim showed "a"; a and b took no time: one write with c's and the result
-    assert journal.events == [("last", "a", 100), ("last", "b", 100), ("last", "c", 100),
-                              ("result", "", 100)]
+    # the claim showed "a"; each checkpoint starts the next step, the last one comes with
+    # the result
+    assert journal.events == [("checkpoint", "a", 33), ("start", "b", 33),
+                              ("checkpoint", "b", 66), ("start", "c", 66),
+                              ("last", "c", 100), ("result", "", 100)]
 
 
-def test_a_slow_step_after_quick_ones_gets_them_written_while_it_runs() -> None:
+def test_a_step_is_kept_before_the_next_one_runs() -> None:
     seen: list[list[tuple[str, str, int]]] = []
     journal = RecordingJournal()
 
-    def slow(step_input: StepInput) -> dict[str, Any]:
-        deadline = time.monotonic() + 5
-        while ("start", "b", 49) not in journal.events and time.monotonic() < deadline:
-            time.sleep(0.005)  # the timer writes "a" and starts "b" while this runs
+    def watch(step_input: StepInput) -> dict[str, Any]:
         seen.append(list(journal.events))
         return {}
 
-    def quick(step_input: StepInput) -> dict[str, Any]:
-        time.sleep(0.015)  # past half the carry time: an earlier step's timer must not fire
-        return {}
-
-    pipeline = Pipeline("test", (Step("a", "a", quick, weight=1),
-                                 Step("q", "q", quick, weight=1),
-                                 Step("b", "b", slow, weight=2)),
+    pipeline = Pipeline("test", (Step("a", "a", watch, weight=1),
+                                 Step("b", "b", watch, weight=2)),
                         build_result=lambda step_input: {})
     run_pipeline(pipeline, "job", {}, {}, _services(), journal, StopSignal(),
-                 RetryPolicy(retries=0), first_step_shown=True, carry_ms=40)
-    assert seen == [[("checkpoint", "a", 49), ("checkpoint", "q", 49), ("start", "b", 49)]]
+                 RetryPolicy(retries=0))
+    # while "b" runs, "a" is written and "b" shown as started
+    assert seen == [[("start", "a", 0)],
+                    [("start", "a", 0), ("checkpoint", "a", 33), ("start", "b", 33)]]
     assert journal.events[-2:] == [("last", "b", 100), ("result", "", 100)]
 
 
-def test_when_the_result_cannot_be_built_the_last_steps_are_kept() -> None:
+def test_when_the_result_cannot_be_built_the_last_step_is_kept() -> None:
     journal = RecordingJournal()
 
     def no_result(step_input: StepInput) -> dict[str, Any]:
@@ -130,19 +122,21 @@ def test_when_the_result_cannot_be_built_the_last_steps_are_kept() -> None:
     with pytest.raises(FetchFailed):
         run_pipeline(pipeline, "job", {}, {}, _services(), journal, StopSignal(),
                      RetryPolicy(retries=0), first_step_shown=True)
-    # kept (a retry resumes after them), the job showing the last step as the failing one
-    assert journal.events == [("checkpoint", "a", 99), ("checkpoint", "b", 99),
+    # kept (a retry resumes after it), the job showing the last step as the failing one
+    assert journal.events == [("checkpoint", "a", 33), ("start", "b", 33),
+                              ("checkpoint", "b", 66), ("start", "c", 66),
                               ("checkpoint", "c", 99), ("start", "c", 99)]
 
 
-def test_quick_steps_before_a_failing_one_are_kept() -> None:
+def test_steps_before_a_failing_one_are_kept() -> None:
     journal = RecordingJournal()
     with pytest.raises(FetchFailed):
         run_pipeline(_pipeline([], {"c": [FetchFailed()]}), "job", {}, {}, _services(),
                      journal, StopSignal(), RetryPolicy(retries=0), first_step_shown=True)
-    # written with "c" shown as started: the job names the step that failed
-    assert journal.events == [("checkpoint", "a", 66), ("checkpoint", "b", 66),
-                              ("start", "c", 66), ("failed", "c", -1)]
+    # b written with "c" shown as started: the job names the step that failed
+    assert journal.events == [("checkpoint", "a", 33), ("start", "b", 33),
+                              ("checkpoint", "b", 66), ("start", "c", 66),
+                              ("failed", "c", -1)]
 
 
 def test_transient_failures_are_retried_permanent_ones_are_not() -> None:
