@@ -61,8 +61,8 @@ if os.environ.get("LOG_FORMAT", "json") == "json":
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": "queue_jobs.observability.logs.JsonFormatter"}},
-        # queued: a request thread never waits for another's write (see its module)
-        "handlers": {"stderr": {"class": "queue_jobs.observability.log_handler.QueuedStreamHandler",
+        # queued: a request thread never waits for the stream (see logs.QueuedHandler)
+        "handlers": {"stderr": {"()": "queue_jobs.observability.logs.QueuedHandler",
                                 "formatter": "json", "stream": "ext://sys.stderr"}},
         "root": {"level": "INFO", "handlers": ["stderr"]},
         "loggers": {"gunicorn.error": {"level": "INFO", "handlers": [], "propagate": True}},

@@ -5,20 +5,27 @@ Events carry their fields as `extra` (`log.info("job.finished", extra=fields(...
 formatter writes every extra field, plus `requestId` when the line is written while a web
 request is handled (webapp sets it), so a request's job events join its request line.
 Never put a session id, a token, a password or an API key in a field: owner kinds only.
+
+Lines reach stderr through logging's QueueHandler and QueueListener (QueuedHandler): the
+thread that logs formats its line, so the formatter reads that thread's context (the request
+id), and queues it; a listener thread of the process writes it. A request thread thus never
+waits for the stream, which another thread's write, a full pipe or a slow journal may hold.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
+import queue
 import uuid
+import weakref
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any
-
-from queue_jobs.observability.log_handler import QueuedStreamHandler
+from logging.handlers import QueueHandler, QueueListener
+from typing import Any, TextIO
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 
@@ -70,8 +77,8 @@ def _jsonable(value: object) -> object:
     return repr(value)
 
 
-# One encoder for every line (json.dumps with options builds a new one per call, a tenth
-# of the formatting); encode() keeps no state between calls, so threads can share it.
+# One encoder for every line (json.dumps with options builds a new one per call);
+# encode() keeps no state between calls, so threads can share it.
 _ENCODER = json.JSONEncoder(default=_jsonable, ensure_ascii=False)
 
 
@@ -81,16 +88,18 @@ def configure(level: int = logging.INFO, *, replace_handlers: bool = True) -> No
     root = logging.getLogger()
     if root.handlers and not replace_handlers:
         return
-    handler = QueuedStreamHandler()
+    handler = QueuedHandler()
     if os.environ.get("LOG_FORMAT", "json") == "text":
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     else:
         handler.setFormatter(JsonFormatter())
-    root.handlers[:] = [handler]
+    replaced, root.handlers[:] = root.handlers[:], [handler]
+    for old in replaced:  # its listener thread writes what it holds, then ends
+        old.close()
     root.setLevel(level)
     # procrastinate's worker writes two lines per job (started, ended) that our own
     # job.started / job.finished events already say, with more: its warnings and errors
-    # stay. (Measured: logging was an eighth of a worker's time per job.)
+    # stay.
     procrastinate_level = os.environ.get("PROCRASTINATE_LOG_LEVEL", "WARNING").upper()
     if not isinstance(logging.getLevelName(procrastinate_level), int):
         raise ValueError(f"PROCRASTINATE_LOG_LEVEL: no level {procrastinate_level!r}")
@@ -101,9 +110,80 @@ def event(logger: logging.Logger, name: str, **fields: Any) -> None:
     """One event line: `name` is the message (job.created, step.finished, request, ...).
 
     As logger.info(name, extra=...), without its search of the stack for the caller's
-    file and line, which no line of ours shows: a worker writes several events a job and a
-    web process one a request, and that search was a fifth of each line's cost
-    (bench/results.md)."""
+    file and line, which no line of ours shows (a worker writes several events a job, a
+    web process one a request)."""
     if logger.isEnabledFor(logging.INFO):
         logger.handle(logger.makeRecord(logger.name, logging.INFO, "(event)", 0, name, (),
                                         None, extra={"event": name, **fields}))
+
+
+class QueuedHandler(QueueHandler):
+    """Queues each line, formatted by this handler's formatter in the thread that logs it,
+    for a listener thread that writes it to `stream` (stderr by default). For dictConfig:
+    `{"()": "queue_jobs.observability.logs.QueuedHandler", "stream": ..., "formatter": ...}`
+    ("()", not "class": from Python 3.12, dictConfig wires a QueueHandler named by "class"
+    its own way).
+
+    close() writes every line queued before it, then ends the listener: logging.shutdown
+    calls it at exit (after the other atexit functions, which may log), a reconfiguration
+    on the handler it replaces. A forked child (gunicorn's workers) has no listener, as
+    threads do not survive fork: it starts its own, on a new queue, since the lines the
+    parent had queued are the parent's to write.
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__(queue.SimpleQueue())
+        # Formats nothing itself: a queued record's message is its whole line.
+        self.writer = logging.StreamHandler(stream)
+        self._listener: QueueListener | None = self._listen()
+        _follow_forks(self)
+
+    def close(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.stop()
+        super().close()
+
+    def _listen(self) -> QueueListener:
+        listener = _Listener(self.queue, self.writer)
+        listener.start()
+        return listener
+
+    def _restart_in_child(self) -> None:
+        if self._listener is not None:  # a closed handler stays closed
+            self.queue = queue.SimpleQueue()
+            self._listener = self._listen()
+
+
+class _Listener(QueueListener):
+    def handle(self, record: logging.LogRecord) -> None:
+        # A write that fails is reported by the writer's handleError; should the report
+        # fail too (stderr closed), the thread must go on: if it ended, every later line
+        # would stay queued for good.
+        with contextlib.suppress(Exception):
+            super().handle(record)
+
+
+def _follow_forks(handler: QueuedHandler) -> None:
+    """A fork waits until the listener is between writes: a child forked mid-write would
+    inherit the stream's buffer locked (it would hang at its first line) or holding a line
+    the parent writes too. The child then starts its own listener. (Weakly: the hooks
+    cannot be unregistered, and must not keep a dropped handler alive.)"""
+    ref = weakref.ref(handler)
+
+    def before() -> None:
+        if (alive := ref()) is not None:
+            alive.writer.acquire()
+
+    def after_in_parent() -> None:
+        if (alive := ref()) is not None:
+            alive.writer.release()
+
+    def after_in_child() -> None:
+        # logging's own hook, registered when it was imported and so run before this
+        # one, has already renewed every handler's lock in the child, the writer's too.
+        if (alive := ref()) is not None:
+            alive._restart_in_child()
+
+    os.register_at_fork(before=before, after_in_parent=after_in_parent,
+                        after_in_child=after_in_child)
