@@ -18,6 +18,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
+from queue_jobs.env_reader import SettingsError
 from queue_jobs.observability.log_handler import QueuedStreamHandler
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
@@ -93,7 +94,7 @@ def configure(level: int = logging.INFO, *, replace_handlers: bool = True) -> No
     # stay. (Measured: logging was an eighth of a worker's time per job.)
     procrastinate_level = os.environ.get("PROCRASTINATE_LOG_LEVEL", "WARNING").upper()
     if not isinstance(logging.getLevelName(procrastinate_level), int):
-        raise ValueError(f"PROCRASTINATE_LOG_LEVEL: no level {procrastinate_level!r}")
+        raise SettingsError(f"PROCRASTINATE_LOG_LEVEL: no level {procrastinate_level!r}")
     logging.getLogger("procrastinate.worker").setLevel(procrastinate_level)
 
 
