@@ -21,7 +21,9 @@ import requests
 
 from queue_jobs.db.embedded import start_embedded, uri_for
 from queue_jobs.db.migrate import apply_migrations
+from queue_jobs.env_reader import exit_on_bad_settings
 from queue_jobs.settings import QueueSettings
+from webapp.config import WebConfig
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -37,11 +39,17 @@ def main() -> int:
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     env = dict(os.environ)
-    port = env.setdefault("PORT", "8000")
+    env.setdefault("PORT", "8000")
     # The ops page needs a token; a fresh one per start unless you set OPS_TOKEN.
     ops_token = env.setdefault("OPS_TOKEN", secrets.token_urlsafe(18))
-    worker_port = int(env.setdefault("WORKER_METRICS_PORT", str(_free_port())) or 0)
-    for number, name in ((int(port), "PORT"), (worker_port, "WORKER_METRICS_PORT")):
+    env.setdefault("WORKER_METRICS_PORT", str(_free_port()))
+    # Both sides' settings as the children will read them: a bad value stops here, before
+    # PostgreSQL is started.
+    with exit_on_bad_settings("make run"):
+        settings = QueueSettings.from_env(env)
+        port = WebConfig.from_env(environ=env).port
+    worker_port = settings.metrics_port
+    for number, name in ((port, "PORT"), (worker_port, "WORKER_METRICS_PORT")):
         if number and _port_in_use(number):
             print(f"port {number} is already in use: stop what runs there or set {name}",
                   flush=True)
@@ -53,7 +61,6 @@ def main() -> int:
         env["DATABASE_URL"] = uri_for(server)
     applied = apply_migrations(env["DATABASE_URL"])
     print(f"schema current ({len(applied)} migration(s) applied now)", flush=True)
-    settings = QueueSettings.from_env(env)
     if settings.llm_provider == "offline":
         print("LLM provider: offline (no OPENAI_API_KEY): results are derived from the page "
               "itself, images drawn locally", flush=True)
@@ -67,7 +74,7 @@ def main() -> int:
     ready = [f"{url}/readyz"]
     worker_url = None
     if worker_port:
-        host = env.get("WORKER_METRICS_HOST") or "127.0.0.1"
+        host = settings.metrics_host
         host = "127.0.0.1" if host == "0.0.0.0" else f"[{host}]" if ":" in host else host
         worker_url = f"http://{host}:{worker_port}"
         ready.append(f"{worker_url}/healthz")

@@ -1,13 +1,15 @@
-"""Every environment read of the web side, in one frozen object."""
+"""Every environment read of the web side, in one frozen object (gunicorn's settings too:
+webapp.gunicorn_conf reads them here)."""
 
 from __future__ import annotations
 
-import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from queue_jobs.env_reader import EnvReader, SettingsError
 from queue_jobs.services.accounts import AuthThrottle
 from queue_jobs.services.fair_use import FairUse
 
@@ -16,8 +18,8 @@ DEV_SECRET_FILE = PROJECT_DIR / "var" / "jwt-secret"
 MIB = 1024 * 1024
 
 
-class ConfigError(RuntimeError):
-    pass
+class ConfigError(SettingsError):
+    """A web setting that is well formed but cannot be started with."""
 
 
 def _dev_jwt_secret() -> str:
@@ -56,49 +58,66 @@ class WebConfig:
     ops_token: str | None
     # One JSON log line per request (ACCESS_LOG=0 turns it off).
     request_log: bool
+    # gunicorn's (webapp.gunicorn_conf): where it listens, its processes and threads per
+    # process, its control socket ("": none), and whether its own lines are JSON.
+    host: str
+    port: int
+    web_concurrency: int
+    web_threads: int
+    control_socket: str
+    log_format: str
 
     @classmethod
-    def from_env(cls, overrides: dict[str, Any] | None = None) -> WebConfig:
-        env = os.environ
-        app_env = env.get("APP_ENV", "development")
-        secret = env.get("JWT_SECRET_KEY") or ""
-        if not secret and not (overrides or {}).get("jwt_secret_key"):
-            if app_env == "production":
-                raise ConfigError("JWT_SECRET_KEY is required when APP_ENV=production")
-            secret = _dev_jwt_secret()
+    def from_env(cls, overrides: dict[str, Any] | None = None, *,
+                 environ: Mapping[str, str] | None = None) -> WebConfig:
+        """From `environ` (None: os.environ), then `overrides` (create_app's test_config);
+        SettingsError names every bad variable."""
+        env = EnvReader(environ)
+        app_env = env.str("APP_ENV", "development")
+        secret = env.str("JWT_SECRET_KEY", "")
         default_origins = "" if app_env == "production" else "*"
+        web_threads = env.int("WEB_THREADS", 8)
         config = cls(
-            database_url=env.get("DATABASE_URL", ""),
+            database_url=env.str("DATABASE_URL", ""),
             app_env=app_env,
             jwt_secret_key=secret,
             cors_origins=tuple(o.strip() for o in
-                               env.get("CORS_ORIGINS", default_origins).split(",") if o.strip()),
+                               env.str("CORS_ORIGINS", default_origins).split(",") if o.strip()),
             max_body_bytes=MIB,
-            pool_min_size=int(env.get("DB_POOL_MIN_SIZE", "1")),
-            pool_max_size=int(env.get("DB_POOL_MAX_SIZE", "8")),
-            db_wait_s=float(env.get("DB_WAIT_S", "2.5")),
-            access_token_ttl_s=int(env.get("JWT_ACCESS_TTL_S", "900")),
-            refresh_token_ttl_s=int(env.get("JWT_REFRESH_TTL_S", str(30 * 24 * 3600))),
+            pool_min_size=env.int("DB_POOL_MIN_SIZE", 1),
+            pool_max_size=env.int("DB_POOL_MAX_SIZE", 8),
+            db_wait_s=env.seconds("DB_WAIT_S", 2.5),
+            access_token_ttl_s=env.int("JWT_ACCESS_TTL_S", 900),
+            refresh_token_ttl_s=env.int("JWT_REFRESH_TTL_S", 30 * 24 * 3600),
             fair_use=FairUse(
-                max_active_per_session=int(env.get("MAX_ACTIVE_JOBS_PER_SESSION", "5")),
-                max_active_per_user=int(env.get("MAX_ACTIVE_JOBS_PER_USER", "20")),
-                creates_per_address_per_minute=int(env.get("JOB_CREATE_RATE_PER_ADDRESS",
-                                                           "60")),
-                idempotency_window_s=int(env.get("IDEMPOTENCY_WINDOW_S", str(24 * 3600))),
+                max_active_per_session=env.int("MAX_ACTIVE_JOBS_PER_SESSION", 5),
+                max_active_per_user=env.int("MAX_ACTIVE_JOBS_PER_USER", 20),
+                creates_per_address_per_minute=env.int("JOB_CREATE_RATE_PER_ADDRESS", 60),
+                idempotency_window_s=env.int("IDEMPOTENCY_WINDOW_S", 24 * 3600),
             ),
             auth_throttle=AuthThrottle(
-                failures_per_email_and_address=int(
-                    env.get("LOGIN_FAILURES_PER_EMAIL_AND_ADDRESS", "5")),
-                failures_per_address=int(env.get("LOGIN_FAILURES_PER_ADDRESS", "20")),
-                failures_per_email=int(env.get("LOGIN_FAILURES_PER_EMAIL", "100")),
-                window_s=int(env.get("LOGIN_FAILURE_WINDOW_S", "900")),
-                registrations_per_address=int(env.get("REGISTRATIONS_PER_ADDRESS_PER_HOUR",
-                                                      "20")),
+                failures_per_email_and_address=env.int("LOGIN_FAILURES_PER_EMAIL_AND_ADDRESS",
+                                                        5),
+                failures_per_address=env.int("LOGIN_FAILURES_PER_ADDRESS", 20),
+                failures_per_email=env.int("LOGIN_FAILURES_PER_EMAIL", 100),
+                window_s=env.int("LOGIN_FAILURE_WINDOW_S", 900),
+                registrations_per_address=env.int("REGISTRATIONS_PER_ADDRESS_PER_HOUR", 20),
             ),
-            trusted_proxies=int(env.get("TRUSTED_PROXIES", "0")),
-            legacy_calls_per_process=int(env.get(
-                "LEGACY_CALLS_PER_PROCESS", str(max(1, int(env.get("WEB_THREADS", "8")) - 2)))),
-            ops_token=env.get("OPS_TOKEN", "").strip() or None,
-            request_log=env.get("ACCESS_LOG", "1") != "0",
+            trusted_proxies=env.int("TRUSTED_PROXIES", 0),
+            legacy_calls_per_process=env.int("LEGACY_CALLS_PER_PROCESS",
+                                             max(1, web_threads - 2)),
+            ops_token=env.str("OPS_TOKEN", "").strip() or None,
+            request_log=env.str("ACCESS_LOG", "1") != "0",
+            host=env.str("HOST", "127.0.0.1"),
+            port=env.int("PORT", 8000),
+            web_concurrency=env.int("WEB_CONCURRENCY", 2),
+            web_threads=web_threads,
+            control_socket=env.str("GUNICORN_CONTROL_SOCKET", ""),
+            log_format=env.str("LOG_FORMAT", "json"),
         )
+        env.check()
+        if not secret and not (overrides or {}).get("jwt_secret_key"):
+            if app_env == "production":
+                raise ConfigError("JWT_SECRET_KEY is required when APP_ENV=production")
+            config = replace(config, jwt_secret_key=_dev_jwt_secret())
         return replace(config, **(overrides or {}))

@@ -17,9 +17,14 @@ from gunicorn.glogging import Logger
 from gunicorn.workers.base import Worker
 
 # /metrics sums every worker process's samples from files in this directory. Set here, in
-# the master, before anything imports prometheus_client (it picks its storage at import
+# the master, before anything (the webapp package below) imports prometheus_client (it picks its storage at import
 # time); a fresh one per start, so no stale samples of an earlier run are counted.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="jobs-metrics-"))
+
+from queue_jobs.env_reader import exit_on_bad_settings  # noqa: E402
+from queue_jobs.settings import QueueSettings  # noqa: E402
+from webapp.config import WebConfig  # noqa: E402
+
 
 
 def child_exit(server: Arbiter, worker: Worker) -> None:
@@ -29,17 +34,26 @@ def child_exit(server: Arbiter, worker: Worker) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
-bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# Read here, in the master, before any worker starts: a bad value (the app's as well as
+# gunicorn's own) stops jobs-web at once with one line naming it, rather than each worker
+# failing to boot with a traceback. The app's processes read the queue side's settings too
+# (the deprecated synchronous endpoints run pipelines). Not named `config`: gunicorn takes
+# every name of this module that is one of its settings.
+with exit_on_bad_settings("jobs-web"):
+    web_config = WebConfig.from_env()
+    QueueSettings.from_env()
+
+bind = f"{web_config.host}:{web_config.port}"
+workers = web_config.web_concurrency
 worker_class = "gthread"
-threads = int(os.environ.get("WEB_THREADS", "8"))
+threads = web_config.web_threads
 timeout = 60
 graceful_timeout = 20
 keepalive = 5
 preload_app = False
 # gunicorn's control socket (gunicornc) defaults to one path per user, shared by every
 # instance on the host: off unless GUNICORN_CONTROL_SOCKET names this instance's own path.
-control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "")
+control_socket = web_config.control_socket
 control_socket_disable = not control_socket
 # The app writes one JSON line per request itself (webapp.around_request; ACCESS_LOG=0 turns
 # it off), so gunicorn's access log stays off, and its own lines are JSON too.
@@ -56,7 +70,7 @@ class _WithoutAccessLog(Logger):
 
 
 logger_class = _WithoutAccessLog
-if os.environ.get("LOG_FORMAT", "json") == "json":
+if web_config.log_format == "json":
     logconfig_dict = {
         "version": 1,
         "disable_existing_loggers": False,

@@ -27,6 +27,8 @@ from datetime import UTC, datetime
 from logging.handlers import QueueHandler, QueueListener
 from typing import Any, TextIO
 
+from queue_jobs.env_reader import SettingsError
+
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 # Attributes every LogRecord has; anything else on a record came in through `extra`.
@@ -102,7 +104,7 @@ def configure(level: int = logging.INFO, *, replace_handlers: bool = True) -> No
     # stay.
     procrastinate_level = os.environ.get("PROCRASTINATE_LOG_LEVEL", "WARNING").upper()
     if not isinstance(logging.getLevelName(procrastinate_level), int):
-        raise ValueError(f"PROCRASTINATE_LOG_LEVEL: no level {procrastinate_level!r}")
+        raise SettingsError(f"PROCRASTINATE_LOG_LEVEL: no level {procrastinate_level!r}")
     logging.getLogger("procrastinate.worker").setLevel(procrastinate_level)
 
 

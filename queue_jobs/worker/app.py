@@ -8,14 +8,17 @@ own statements (see sql/queries/jobs.sql).
 
 from __future__ import annotations
 
-import os
-
 from procrastinate import App, PsycopgConnector
 
 from queue_jobs.db import connections
+from queue_jobs.env_reader import exit_on_bad_settings
 from queue_jobs.settings import QueueSettings
 
-settings = QueueSettings.from_env()
+# The worker process's settings, read once. Every way of starting a worker imports this
+# module first (jobs-worker, `python -m queue_jobs.worker`, procrastinate's CLI), so a bad
+# value ends it here with one line naming the variable, before any connection is tried.
+with exit_on_bad_settings("jobs-worker"):
+    settings = QueueSettings.from_env()
 
 
 def make_connector(conninfo: str) -> PsycopgConnector:
@@ -31,13 +34,13 @@ def make_connector(conninfo: str) -> PsycopgConnector:
 
 
 app = App(
-    connector=make_connector(os.environ.get("DATABASE_URL", "")),
+    connector=make_connector(settings.database_url),
     import_paths=["queue_jobs.worker.tasks"],
     worker_defaults={
         "additional_context": {"settings": settings},
         # On SIGTERM, running jobs get this long, then are handed to another worker.
-        "shutdown_graceful_timeout": float(os.environ.get("WORKER_SHUTDOWN_GRACE_S", "10")),
-        "update_heartbeat_interval": float(os.environ.get("WORKER_HEARTBEAT_S", "10")),
+        "shutdown_graceful_timeout": settings.shutdown_grace_s,
+        "update_heartbeat_interval": settings.heartbeat_s,
         "stalled_worker_timeout": settings.stalled_after_s,
         # Our jobs table keeps the history; finished dispatch rows only slow worker start.
         "delete_jobs": "successful",

@@ -40,7 +40,7 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from socketserver import ThreadingMixIn
 from typing import Any
@@ -52,15 +52,15 @@ from procrastinate.worker import Worker
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from queue_jobs.db import store
+from queue_jobs.env_reader import exit_on_bad_settings
 from queue_jobs.observability import logs
+from queue_jobs.settings import DEFAULT_CONCURRENCY, DEFAULT_METRICS_HOST, QueueSettings
 from queue_jobs.worker.app import app, settings
 from queue_jobs.worker.health import WorkerState, WorkerStateCollector
 
 logger = logging.getLogger("queue_jobs.worker")
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-DEFAULT_CONCURRENCY = 4
-DEFAULT_METRICS_HOST = "127.0.0.1"
 # A probe must answer within a supervisor's timeout even when PostgreSQL does not.
 PROBE_CONNECT_TIMEOUT_S = 3  # libpq's minimum is 2
 PROBE_STATEMENT_TIMEOUT_MS = 2000
@@ -69,29 +69,30 @@ PROBE_STATEMENT_TIMEOUT_MS = 2000
 
 
 def parse_args(argv: Sequence[str] | None = None,
-               env: dict[str, str] | None = None) -> argparse.Namespace:
-    env = dict(os.environ if env is None else env)
+               env: Mapping[str, str] | None = None) -> argparse.Namespace:
+    """The options, whose defaults are the settings' (this process's, or those read from
+    `env` when given)."""
+    defaults = settings if env is None else QueueSettings.from_env(env)
     parser = argparse.ArgumentParser(
         prog="python -m queue_jobs.worker",
         description="Run a procrastinate worker of the job service, with /healthz and "
                     "/metrics on WORKER_METRICS_PORT.")
     parser.add_argument(
-        "--concurrency", type=_positive_int,
-        default=env.get("WORKER_CONCURRENCY") or str(DEFAULT_CONCURRENCY),
-        help="jobs run at once (default: WORKER_CONCURRENCY or %(default)s)")
+        "--concurrency", type=_positive_int, default=defaults.concurrency,
+        help=f"jobs run at once (default: WORKER_CONCURRENCY or {DEFAULT_CONCURRENCY})")
     parser.add_argument(
         "--queue", dest="queues", action="append", metavar="QUEUE",
         help="a queue to take jobs from; repeat for several (default: all queues)")
     parser.add_argument(
-        "--metrics-host", default=env.get("WORKER_METRICS_HOST") or DEFAULT_METRICS_HOST,
+        "--metrics-host", default=defaults.metrics_host,
         help="address of /healthz and /metrics (default: WORKER_METRICS_HOST or "
-             "%(default)s)")
+             f"{DEFAULT_METRICS_HOST})")
     parser.add_argument(
-        "--metrics-port", type=_port, default=env.get("WORKER_METRICS_PORT") or "0",
+        "--metrics-port", type=_port, default=defaults.metrics_port,
         help="port of /healthz and /metrics; 0 serves nothing (default: "
              "WORKER_METRICS_PORT or 0)")
-    # String defaults (the environment's) go through `type` too: a bad value is a usage
-    # error naming the option, not a traceback.
+    # The environment's values were checked when the settings were read (the same rules as
+    # these options'); `type` checks only what the command line says.
     return parser.parse_args(argv)
 
 
@@ -281,7 +282,8 @@ async def run_worker(probe: HeartbeatProbe, options: WorkerOptions) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logs.configure()  # JSON lines (LOG_FORMAT=text: plain), procrastinate's included
+    with exit_on_bad_settings("jobs-worker"):  # PROCRASTINATE_LOG_LEVEL
+        logs.configure()  # JSON lines (LOG_FORMAT=text: plain), procrastinate's included
     args = parse_args(argv)
     probe = HeartbeatProbe(settings.database_url, settings.stalled_after_s)
     server = None

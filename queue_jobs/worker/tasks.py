@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 
 from procrastinate import JobContext
@@ -13,15 +12,13 @@ from queue_jobs.db.store import QUEUE, RUN_TASK
 from queue_jobs.runs.resources import runtime_for
 from queue_jobs.settings import QueueSettings
 from queue_jobs.worker import housekeeping, reaper
-from queue_jobs.worker.app import app
+from queue_jobs.worker.app import app, settings
 from queue_jobs.worker.job_run import JobRun
-
-REAPER_EVERY_S = int(os.environ.get("REAPER_INTERVAL_S", "10"))
 
 
 def _settings(context: JobContext) -> QueueSettings:
-    settings = context.additional_context.get("settings")
-    return settings if isinstance(settings, QueueSettings) else QueueSettings.from_env()
+    given = context.additional_context.get("settings")
+    return given if isinstance(given, QueueSettings) else settings
 
 
 @app.task(name=RUN_TASK, queue=QUEUE, pass_context=True)
@@ -31,7 +28,7 @@ async def run_job(context: JobContext, job_id: str) -> None:
     await run.execute(is_shutdown=lambda: context.abort_reason() == AbortReason.SHUTDOWN)
 
 
-@app.periodic(cron=f"* * * * * */{REAPER_EVERY_S}", periodic_id="reaper")
+@app.periodic(cron=f"* * * * * */{settings.reaper_interval_s}", periodic_id="reaper")
 @app.task(name="reap_lost_jobs", queue="maintenance", queueing_lock="reap_lost_jobs",
           pass_context=True)
 async def reap_lost_jobs(context: JobContext, timestamp: int) -> None:

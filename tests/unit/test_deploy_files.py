@@ -137,19 +137,27 @@ def test_the_liveness_check_restarts_the_worker_of_its_port(tmp_path: Path) -> N
     assert "OnUnitActiveSec=" in (SYSTEMD / "jobs-worker-check@.timer").read_text()
 
 
+# A name in quotes read from os.environ or from a mapping or EnvReader called `env`: a
+# lookup (env["X"], .get, .setdefault, .pop) or a typed read (env.int("X", 5), .str,
+# .seconds).
 ENV_READ = re.compile(
-    r"""(?:\bos\.environ|\benv)(?:\.get|\.setdefault|\.pop)?\s*[(\[]\s*["']([A-Z][A-Z0-9_]*)["']""")
+    r"""(?:\bos\.environ|\benv)(?:\.\w+)?\s*[(\[]\s*["']([A-Z][A-Z0-9_]*)["']""")
 
 
 def settings_read_from_the_environment() -> set[str]:
     sources = [*(PROJECT / "queue_jobs").rglob("*.py"), *(PROJECT / "webapp").rglob("*.py"),
                *OPS.glob("*.py"), PROJECT / "wsgi.py"]
+    for source in sources:  # ENV_READ knows a reader by its name
+        for name in re.findall(r"(\w+)\s*=\s*EnvReader\(", source.read_text()):
+            assert name == "env", f"{source.name}: call the EnvReader `env`, not {name!r}"
     return {name for source in sources for name in ENV_READ.findall(source.read_text())}
 
 
 def test_env_example_lists_every_setting_with_placeholders_only() -> None:
     read = settings_read_from_the_environment()
     assert {"DATABASE_URL", "JWT_SECRET_KEY", "WORKER_METRICS_PORT", "PORT"} <= read
+    # Read only through EnvReader's typed reads (an int, seconds): the pattern sees those.
+    assert {"WORKER_CONCURRENCY", "DB_WAIT_S", "WORKER_HEARTBEAT_S"} <= read
     text = (OPS / "env.example").read_text()
     listed = set(re.findall(r"^#?([A-Z][A-Z0-9_]*)=", text, re.MULTILINE))
     assert read - listed == set(), "settings missing from ops/env.example"
