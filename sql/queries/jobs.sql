@@ -5,10 +5,11 @@
 -- has written the final state, so a cancelled job never saves or succeeds.
 -- Dispatch goes through jobs_dispatch_run (procrastinate_defer_jobs_v1) inside the same
 -- statement (jobs_create's insert, a retry's update), so the job row and its
--- procrastinate job commit (and NOTIFY) together.
+-- procrastinate job commit (and NOTIFY) together. The stored functions called here are in
+-- sql/functions.
 
 -- name: create_job
--- A new job or a refusal, in one statement (sql/migrations/0011: jobs_create).
+-- A new job or a refusal, in one statement (sql/functions/jobs_create.sql).
 SELECT refused, retry_after_s, dispatch_id
   FROM jobs_create(%(id)s, %(type)s, %(owner_user_id)s, %(owner_session_id)s, %(input)s,
                    %(owner_lock)s, %(max_active)s, %(address_key)s, %(address_limit)s,
