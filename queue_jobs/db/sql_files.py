@@ -1,7 +1,9 @@
-"""Loads the project's SQL files: numbered migrations and named queries.
+"""Loads the project's SQL files: numbered migrations, stored functions and named queries.
 
 A queries file holds blocks that start with `-- name: <identifier>`; the block's text up to
-the next such line is the statement (comments included, PostgreSQL ignores them).
+the next such line is the statement (comments included, PostgreSQL ignores them). A
+functions file `<name>.sql` holds one `CREATE OR REPLACE FUNCTION <name>(...)`: that
+function's current definition (sql/functions/README.md).
 """
 
 from __future__ import annotations
@@ -28,11 +30,19 @@ def shipped_dir(in_checkout: str, package: str) -> Path:
 SQL_DIR = shipped_dir("sql", "queue_jobs.sql")
 _NAME_LINE = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 _MIGRATION_FILE = re.compile(r"^(\d{4})_(\w+)\.sql$")
+_CREATE_FUNCTION = re.compile(r"\bCREATE\s+(OR\s+REPLACE\s+)?FUNCTION\s+(\w+)\s*\(",
+                              re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class Migration:
     version: int
+    name: str
+    sql: str
+
+
+@dataclass(frozen=True)
+class StoredFunction:
     name: str
     sql: str
 
@@ -63,4 +73,20 @@ def migrations() -> tuple[Migration, ...]:
     versions = [m.version for m in found]
     if versions != list(range(1, len(found) + 1)):
         raise ValueError(f"migrations must be numbered 1..n without gaps, found {versions}")
+    return tuple(found)
+
+
+@cache
+def functions() -> tuple[StoredFunction, ...]:
+    """sql/functions/*.sql in name order, each checked to create the function it is named
+    after, with CREATE OR REPLACE (it is applied again at every migrate)."""
+    found = []
+    for path in sorted((SQL_DIR / "functions").glob("*.sql")):
+        text = path.read_text()
+        creates = [(bool(or_replace), name.lower())
+                   for or_replace, name in _CREATE_FUNCTION.findall(text)]
+        if creates != [(True, path.stem)]:
+            raise ValueError(f"functions file {path.name} must hold one statement "
+                             f"CREATE OR REPLACE FUNCTION {path.stem}(...)")
+        found.append(StoredFunction(path.stem, text))
     return tuple(found)

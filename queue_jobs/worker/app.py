@@ -3,7 +3,7 @@ queue_jobs.__getattr__ (the dotted path names an attribute of the package, so th
 cannot itself be called `app`).
 
 The web side does not use it: it dispatches with procrastinate's SQL function inside its
-own statements (see sql/queries/jobs.sql).
+own statements (see sql/functions/jobs_dispatch_run.sql).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ SELECT id, email, name, password_hash FROM users WHERE email = %(email)s;
 UPDATE users SET password_hash = %(password_hash)s, updated_at = now() WHERE id = %(id)s;
 
 -- name: hit_rate_limit
--- One more hit in the key's window, unless it is full (sql/migrations/0011).
+-- One more hit in the key's window, unless it is full (sql/functions/rate_limit_hit.sql).
 SELECT hits, window_started_at, retry_after_s
   FROM rate_limit_hit(%(key)s, %(window_s)s, %(allowed)s);
 

@@ -1,7 +1,7 @@
 -- Fair use at job creation: active-job limits and Idempotency-Key.
 
 -- name: lock_key
--- Until the transaction ends (sql/migrations/0011: who locks what, and why).
+-- Until the transaction ends (sql/functions/lock_key.sql: who locks what, and why).
 SELECT lock_key(%(key)s);
 
 -- name: count_active_jobs

@@ -5,10 +5,11 @@
 -- has written the final state, so a cancelled job never saves or succeeds.
 -- Dispatch goes through jobs_dispatch_run (procrastinate_defer_jobs_v1) inside the same
 -- statement (jobs_create's insert, a retry's update), so the job row and its
--- procrastinate job commit (and NOTIFY) together.
+-- procrastinate job commit (and NOTIFY) together. The stored functions called here are in
+-- sql/functions; the statements on procrastinate's tables in sql/queries/procrastinate.sql.
 
 -- name: create_job
--- A new job or a refusal, in one statement (sql/migrations/0011: jobs_create).
+-- A new job or a refusal, in one statement (sql/functions/jobs_create.sql).
 SELECT refused, retry_after_s, dispatch_id
   FROM jobs_create(%(id)s, %(type)s, %(owner_user_id)s, %(owner_session_id)s, %(input)s,
                    %(owner_lock)s, %(max_active)s, %(address_key)s, %(address_limit)s,
@@ -83,10 +84,6 @@ UPDATE jobs
    AND (owner_user_id = %(user_id)s
         OR (owner_user_id IS NULL AND owner_session_id = %(session_id)s))
 RETURNING dispatch_id;
-
--- name: cancel_dispatch
--- abort=true: a todo procrastinate job becomes cancelled, a doing one gets abort_requested.
-SELECT procrastinate_cancel_job_v1(%(dispatch_id)s, true, false);
 
 -- name: claim_job
 -- The worker takes its job: only the current dispatch may, and only if still active. The
@@ -226,23 +223,4 @@ DELETE FROM jobs
      SELECT id FROM jobs
       WHERE status IN ('succeeded', 'failed')
         AND finished_at < now() - make_interval(days => %(retention_days)s)
-      LIMIT %(batch)s));
-
--- name: delete_finished_dispatches
--- procrastinate's own rows of dispatches that ended (failed, cancelled, aborted; the
--- successful ones it deletes itself) with no event in the last %(keep_hours)s hours. Our
--- jobs table keeps the history; these only slow worker start-up (procrastinate #1454).
--- Their events go with them (ON DELETE CASCADE). The row a periodic task's last defer
--- points at is left for procrastinate to replace. The status is checked again on delete:
--- a row retried in procrastinate's own tools meanwhile stays.
-DELETE FROM procrastinate_jobs
- WHERE status IN ('succeeded', 'failed', 'cancelled', 'aborted')
-   AND id = ANY (ARRAY(
-     SELECT pj.id FROM procrastinate_jobs pj
-      WHERE pj.status IN ('succeeded', 'failed', 'cancelled', 'aborted')
-        AND NOT EXISTS (SELECT 1 FROM procrastinate_events e
-                         WHERE e.job_id = pj.id
-                           AND e.at > now() - make_interval(hours => %(keep_hours)s))
-        AND NOT EXISTS (SELECT 1 FROM procrastinate_periodic_defers d
-                         WHERE d.job_id = pj.id)
       LIMIT %(batch)s));

@@ -1,9 +1,11 @@
 """Migrations on a real PostgreSQL: a fresh database, applied twice, /readyz before and
-after, and the per-test template (what every other test runs on) equals their sum."""
+after, and the per-test template (what every other test runs on) equals their sum; the
+stored functions of ours are those of sql/functions, which migrate applies again."""
 
 from __future__ import annotations
 
 import contextlib
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +18,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from queue_jobs.db.migrate import apply_migrations, latest_version
+from queue_jobs.db.sql_files import functions, migrations
 from tests.integration.conftest import TEST_JWT_SECRET, ServerParams
 from tests.integration.support import ApiClient
 
@@ -64,6 +67,28 @@ _FINGERPRINT_QUERIES = {
                               WHERE c.oid = t.typrelid AND c.relkind <> 'c')
         ORDER BY 1""",
 }
+
+
+# Our stored functions (not procrastinate's), each with its whole definition as PostgreSQL
+# prints it back: arguments, result, language, volatility and body. In name order as
+# Python sorts them (proname is of type name, collation "C").
+_OUR_FUNCTIONS = """
+    SELECT p.proname, pg_get_functiondef(p.oid)
+    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+    WHERE n.nspname = 'public' AND p.proname NOT LIKE 'procrastinate%'
+    ORDER BY 1, pg_get_function_identity_arguments(p.oid)"""
+# The last migration that defines a function of ours; the later ones leave that to
+# sql/functions (README there).
+_LAST_MIGRATION_WITH_FUNCTIONS = 13
+# A body of lock_key other than its file's.
+_ANOTHER_LOCK_KEY = """
+    CREATE OR REPLACE FUNCTION lock_key(key text) RETURNS void LANGUAGE sql
+    AS $$ SELECT pg_advisory_xact_lock(hashtextextended(key, 1)) $$"""
+
+
+def our_functions(conninfo: str) -> list[tuple[str, str]]:
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        return [(name, definition) for name, definition in conn.execute(_OUR_FUNCTIONS)]
 
 
 def schema_fingerprint(conninfo: str) -> dict[str, list[tuple[Any, ...]]]:
@@ -214,3 +239,71 @@ def test_images_made_before_accounts_stay_visible_and_old_writers_keep_working(
         assert stranger.status_code == 404
     finally:
         api.close()
+
+
+def test_the_functions_files_are_the_functions_a_migrated_database_has(
+        empty_db_url: str, pg_server: ServerParams) -> None:
+    """One file per function of ours, sql/functions/<name>.sql, and one function per file:
+    no function a migration made is left without a file, no overload of an older signature
+    is left behind. On the sum of the migrations alone (no functions step), each file
+    changes its own function only and nothing but functions, and all of them give what
+    migrate gives."""
+    apply_migrations(empty_db_url)
+    migrated = our_functions(empty_db_url)
+    assert [name for name, _ in migrated] == [function.name for function in functions()]
+
+    with scratch_database(pg_server) as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            for migration in migrations():
+                with conn.transaction():
+                    conn.execute(migration.sql.encode())
+        before_files = schema_fingerprint(url)
+        for function in functions():
+            before = set(our_functions(url))
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(function.sql.encode())
+            changed = {name for name, _ in before ^ set(our_functions(url))}
+            assert changed <= {function.name}, function.name
+        assert our_functions(url) == migrated
+        after_files = schema_fingerprint(url)
+    assert {kind: rows for kind, rows in after_files.items() if kind != "functions"} == {
+        kind: rows for kind, rows in before_files.items() if kind != "functions"}
+
+
+def test_migrations_leave_the_definitions_of_our_functions_to_their_files() -> None:
+    """A later migration may DROP a function of ours (before its file creates it with a new
+    signature), not define one: its file would undo that at the same migrate."""
+    defines = re.compile(r"\bCREATE\s+(?:OR\s+REPLACE\s+)?FUNCTION\s+(\w+)", re.IGNORECASE)
+    for migration in migrations():
+        if migration.version > _LAST_MIGRATION_WITH_FUNCTIONS:
+            ours = [name for name in defines.findall(migration.sql)
+                    if not name.lower().startswith("procrastinate")]
+            assert ours == [], f"{migration.version:04d}_{migration.name}: {ours}"
+
+
+def test_migrate_puts_back_the_body_a_function_has_in_its_file(empty_db_url: str) -> None:
+    apply_migrations(empty_db_url)
+    expected = our_functions(empty_db_url)
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        conn.execute(_ANOTHER_LOCK_KEY)
+    assert our_functions(empty_db_url) != expected
+
+    assert apply_migrations(empty_db_url) == []
+
+    assert our_functions(empty_db_url) == expected
+
+
+def test_an_older_release_leaves_the_functions_of_a_newer_schema_alone(
+        empty_db_url: str) -> None:
+    """A web host of the previous release migrates as it starts (ops/Procfile), maybe after
+    the new release did: it must not put its older bodies back."""
+    apply_migrations(empty_db_url)
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, 'newer')",
+                     (latest_version() + 1,))
+        conn.execute(_ANOTHER_LOCK_KEY)
+    newer = our_functions(empty_db_url)
+
+    assert apply_migrations(empty_db_url) == []
+
+    assert our_functions(empty_db_url) == newer

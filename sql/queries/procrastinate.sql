@@ -1,0 +1,68 @@
+-- Every statement of ours on procrastinate's tables (procrastinate_jobs, _workers,
+-- _events, _periodic_defers) or calling its SQL functions, in one file: with the files
+-- below, what a procrastinate upgrade (README: upgrading procrastinate) must review.
+--   sql/migrations/0001_procrastinate_3_10_0.sql: its schema, vendored (its later
+--     migrations are copied as new numbered files).
+--   sql/functions/jobs_dispatch_run.sql: the one stored function of ours that calls
+--     procrastinate's (procrastinate_defer_jobs_v1, with its type
+--     procrastinate_job_to_defer_v1). It reaches procrastinate for jobs_create
+--     (sql/functions/jobs_create.sql) and the queries retry_failed_job and redispatch_job
+--     (sql/queries/jobs.sql), which call it and nothing of procrastinate's themselves.
+--     Migration 0003 holds its first version, history only.
+--   ops/dashboards/live_workers.sql: the ops page's workers (procrastinate_workers,
+--     procrastinate_jobs); a dashboard is a file of its own, not a named query.
+-- procrastinate's Python API is used in queue_jobs/worker/ (app.py, tasks.py) only.
+
+-- name: cancel_dispatch
+-- Cancelling a job (web side).
+-- abort=true: a todo procrastinate job becomes cancelled, a doing one gets abort_requested.
+SELECT procrastinate_cancel_job_v1(%(dispatch_id)s, true, false);
+
+-- name: lost_runs
+-- The reaper (its other queries: sql/queries/reaper.sql). Running or queued jobs whose
+-- procrastinate job is gone or finished without us (crash after procrastinate gave up),
+-- or is 'doing' on a worker whose heartbeat stopped.
+SELECT j.id, j.dispatch_id, pj.status::text AS dispatch_status,
+       j.cancel_requested_at IS NOT NULL AS cancel_requested, j.lost_runs
+  FROM jobs j
+  LEFT JOIN procrastinate_jobs pj ON pj.id = j.dispatch_id
+  LEFT JOIN procrastinate_workers w ON w.id = pj.worker_id
+ WHERE j.status IN ('queued', 'running')
+   AND coalesce(j.dispatch_id, 0) >= 0  -- in-request runs (negative ids): dead_inline_runs
+   AND (pj.id IS NULL
+        OR (pj.status NOT IN ('todo', 'doing') AND j.updated_at < now() - interval '5 seconds')
+        OR (pj.status = 'doing'
+            AND (w.id IS NULL
+                 OR w.last_heartbeat < now() - make_interval(secs => %(stalled_after_s)s))))
+ LIMIT 100;
+
+-- name: finish_lost_dispatch
+-- Release the procrastinate row of a dead run (it keeps its lock otherwise).
+UPDATE procrastinate_jobs SET status = 'failed', abort_requested = false
+ WHERE id = %(dispatch_id)s AND status IN ('todo', 'doing');
+
+-- name: worker_heartbeat_age
+-- A worker's /healthz: how old its heartbeat is, by the database's clock (no skew).
+SELECT extract(epoch FROM now() - last_heartbeat)::float8 AS age_s
+  FROM procrastinate_workers
+ WHERE id = %(worker_id)s;
+
+-- name: delete_finished_dispatches
+-- Housekeeping (the hourly sweep): procrastinate's own rows of dispatches that ended
+-- (failed, cancelled, aborted; the successful ones it deletes itself) with no event in the
+-- last %(keep_hours)s hours. Our jobs table keeps the history; these only slow worker
+-- start-up (procrastinate #1454).
+-- Their events go with them (ON DELETE CASCADE). The row a periodic task's last defer
+-- points at is left for procrastinate to replace. The status is checked again on delete:
+-- a row retried in procrastinate's own tools meanwhile stays.
+DELETE FROM procrastinate_jobs
+ WHERE status IN ('succeeded', 'failed', 'cancelled', 'aborted')
+   AND id = ANY (ARRAY(
+     SELECT pj.id FROM procrastinate_jobs pj
+      WHERE pj.status IN ('succeeded', 'failed', 'cancelled', 'aborted')
+        AND NOT EXISTS (SELECT 1 FROM procrastinate_events e
+                         WHERE e.job_id = pj.id
+                           AND e.at > now() - make_interval(hours => %(keep_hours)s))
+        AND NOT EXISTS (SELECT 1 FROM procrastinate_periodic_defers d
+                         WHERE d.job_id = pj.id)
+      LIMIT %(batch)s));
