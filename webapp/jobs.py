@@ -93,8 +93,8 @@ def cancel_job(job_id: str) -> Response:
     return jsonify({"cancelled": True})
 
 
-@bp.get("")
-@bp.get("/")
+# One rule for /api/v1/jobs/ and /api/v1/jobs (no redirect): one operation to document.
+@bp.get("/", strict_slashes=False)
 def list_jobs() -> Response:
     owner = current_owner()
     query = load(JobListQuery(), request.args.to_dict())

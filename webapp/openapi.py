@@ -497,12 +497,11 @@ OPERATIONS: tuple[Operation, ...] = (
         JWT_OR_SESSION, {200: Reply("Cancelled, or being stopped.", JobCancelled)},
         errors(401, 503, not_found=("JOB_NOT_FOUND",), conflict=("JOB_NOT_CANCELLABLE",)),
         description="A queued job fails with CANCELLED at once; a running one within 5 s."),
-    *(Operation(
-        "get", path, operation_id, "List your jobs", "jobs", JWT_OR_SESSION,
+    Operation(
+        "get", "/api/v1/jobs/", "listJobs", "List your jobs", "jobs", JWT_OR_SESSION,
         {200: Reply("Status documents without result, newest first.", JobList)},
-        errors(400, 401, 503), query=JobListQuery)
-      for path, operation_id in (("/api/v1/jobs/", "listJobs"),
-                                 ("/api/v1/jobs", "listJobsNoSlash"))),
+        errors(400, 401, 503), query=JobListQuery,
+        description="Also answered at /api/v1/jobs, without the slash."),
     Operation(
         "post", "/api/v1/auth/register", "register", "Create an account", "auth",
         SESSION_OPTIONAL, {201: Reply("Signed in.", SignedIn)},
