@@ -1,9 +1,11 @@
 """The OpenAPI 3.1 document of every endpoint, served at GET /api/v1/openapi.json.
 
-Request bodies and query strings are the marshmallow schemas the views load with
-(webapp/schemas.py), so the document cannot drift from validation. Response bodies are
-described by the schemas below; they only document (the views build their JSON by hand),
-and tests/integration/test_openapi.py checks the live answers against them with schemathesis.
+It describes operations only; every body is a schema that does the work elsewhere:
+requests and query strings are the marshmallow schemas the views load with
+(webapp/schemas.py), the bodies the views build are the marshmallow schemas they dump
+through (webapp/responses.py), and the results the pipelines build are their JSON Schemas
+(queue_jobs.services.catalog.RESULT_SCHEMAS). tests/integration/test_openapi.py checks the
+live answers against the document with schemathesis.
 
 Every endpoint is one entry of OPERATIONS; the same test fails when a URL rule of the app
 has no entry. Documenting a new endpoint is one `Operation(...)`: path, method, summary,
@@ -23,316 +25,18 @@ from typing import Any
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Response
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields
 
-from queue_jobs.services.catalog import (
-    FAILURE_CODES,
-    JOB_TYPES,
-    STEP_LABELS,
-    sync_failures_by_status,
-)
+from queue_jobs.services.catalog import RESULT_SCHEMAS, sync_failures_by_status
+from webapp import responses as bodies
 from webapp import schemas
-from webapp.schemas import (
-    JOB_STATUSES,
-    ContentGenerationRequest,
-    JobListQuery,
-    LoginRequest,
-    RegisterRequest,
-    WebsiteAnalysisRequest,
-)
+from webapp.responses import component
 
 bp = Blueprint("openapi", __name__)
 
 OPENAPI_PATH = "/api/v1/openapi.json"
 JSON = "application/json"
 SchemaRef = type[Schema] | Mapping[str, Any]  # a marshmallow schema or a raw JSON schema
-
-# ---------------------------------------------------------------------------------------
-# Response bodies. marshmallow's default `unknown = RAISE` makes apispec write
-# `additionalProperties: false`: a field the views add without documenting it fails the test.
-# ---------------------------------------------------------------------------------------
-
-IMAGE_URL = r"^/api/v1/images/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-
-
-def _text(**kwargs: Any) -> fields.String:
-    return fields.String(required=True, **kwargs)
-
-
-def _words() -> fields.List:
-    return fields.List(fields.String(), required=True)
-
-
-def _timestamp() -> fields.DateTime:
-    # ISO 8601 in UTC with a Z (contract §5), not an offset.
-    return fields.DateTime(required=True, metadata={"pattern": "Z$"})
-
-
-def _always(value: bool) -> fields.Boolean:
-    return fields.Boolean(required=True, metadata={"enum": [value]})
-
-
-def _count(**kwargs: Any) -> fields.Integer:
-    return fields.Integer(required=True, validate=validate.Range(min=0), **kwargs)
-
-
-class Error(Schema):
-    """The one error envelope (contract §4)."""
-
-    error = _text(metadata={"description": "A message for people."})
-    errorCode = _text(metadata={"pattern": "^[A-Z][A-Z0-9_]*$"})
-    field_errors = fields.Dict(
-        keys=fields.String(), data_key="fields",
-        metadata={"description": "400 only: each bad field with its messages (nested "
-                                 "fields as nested objects)."})
-    retryAfter = fields.Integer(validate=validate.Range(min=0),
-                                metadata={"description": "429 only: the Retry-After seconds."})
-    jobId = fields.UUID(metadata={"description": "Deprecated synchronous endpoints only: "
-                                                 "the job that failed."})
-
-
-class JobCreated(Schema):
-    jobId = fields.UUID(required=True)
-
-
-class JobCancelled(Schema):
-    cancelled = _always(True)
-
-
-class JobSummary(Schema):
-    """A status document without `result` (the job list)."""
-
-    jobId = fields.UUID(required=True)
-    type = _text(validate=validate.OneOf(JOB_TYPES))
-    status = _text(validate=validate.OneOf(JOB_STATUSES))
-    progress = fields.Integer(required=True, validate=validate.Range(0, 100),
-                              metadata={"description": "100 only when succeeded."})
-    currentStep = fields.String(
-        required=True, allow_none=True, validate=validate.OneOf(STEP_LABELS),
-        metadata={"description": "null while queued; the failing step's label when failed."})
-    estimatedTimeRemaining = fields.Integer(
-        required=True, allow_none=True, validate=validate.Range(min=0),
-        metadata={"description": "Seconds; null unless queued or running."})
-    error = fields.String(required=True, allow_none=True,
-                          metadata={"description": "null unless failed."})
-    errorCode = fields.String(required=True, allow_none=True,
-                              validate=validate.OneOf(FAILURE_CODES))
-    createdAt = _timestamp()
-    updatedAt = _timestamp()
-
-
-class JobStatus(JobSummary):
-    """The status document (contract §5); `result` is the body of §6 when succeeded (the
-    job of a deprecated per-step call: that call's body)."""
-
-    result = fields.Raw(required=True, allow_none=True, metadata={"anyOf": [
-        {"$ref": f"#/components/schemas/{name}"} for name in (
-            "WebsiteAnalysisResult", "ContentGenerationResult", "AudiencesResult",
-            "PitchesResult", "ImagesResult")] + [{"type": "null"}]})
-
-
-class JobList(Schema):
-    jobs = fields.List(fields.Nested(JobSummary), required=True,
-                       metadata={"description": "Newest first."})
-    count = _count()
-    limit = fields.Integer(required=True, validate=validate.Range(1, 100))
-
-
-class ResultMetadata(Schema):
-    provider = _text(metadata={"description": "`openai` or `offline`."})
-    model = _text()
-    durationMs = _count(metadata={"description": "Summed step time, across retries."})
-
-
-class BusinessAnalysis(Schema):
-    businessName = _text()
-    businessType = _text()
-    industry = _text()
-    description = _text()
-    targetAudience = _text()
-    brandVoice = _text()
-    keywords = _words()
-
-
-class ScenarioAudience(Schema):
-    name = _text()
-    description = _text()
-    painPoints = _words()
-
-
-class AnalysisScenario(Schema):
-    id = fields.UUID(required=True)
-    audience = fields.Nested(ScenarioAudience, required=True)
-    pitch = _text()
-    imageUrl = _text(metadata={"pattern": IMAGE_URL})
-
-
-class CallToAction(Schema):
-    text = _text()
-    href = _text(metadata={"description": "Absolute URL, or empty for a bare button."})
-    type = _text(validate=validate.OneOf(["button", "link"]))
-
-
-class WebsiteAnalysisResult(Schema):
-    """The result of a website analysis (contract §6.1)."""
-
-    success = _always(True)
-    url = _text(metadata={"description": "The final URL, after redirects."})
-    organizationId = fields.UUID(required=True)
-    analysis = fields.Nested(BusinessAnalysis, required=True)
-    scenarios = fields.List(fields.Nested(AnalysisScenario), required=True,
-                            validate=validate.Length(2, 5))
-    ctas = fields.List(fields.Nested(CallToAction), required=True)
-    metadata = fields.Nested(ResultMetadata, required=True)
-
-
-class Seo(Schema):
-    metaTitle = _text()
-    metaDescription = _text()
-    keywords = _words()
-
-
-class Visual(Schema):
-    imageUrl = _text(metadata={"pattern": IMAGE_URL})
-    prompt = _text()
-    alt = _text()
-
-
-class GeneratedPost(Schema):
-    title = _text()
-    content = _text(metadata={"description": "Markdown."})
-    excerpt = _text()
-    tags = _words()
-    seo = fields.Nested(Seo, required=True)
-    visuals = fields.List(fields.Nested(Visual), required=True,
-                          metadata={"description": "Empty unless includeVisuals."})
-
-
-class SavedPost(Schema):
-    id = fields.UUID(required=True)
-    organizationId = fields.UUID(required=True)
-    title = _text()
-    status = _text(validate=validate.OneOf(["draft", "published"]))
-    createdAt = _timestamp()
-
-
-class ImageGeneration(Schema):
-    requested = fields.Boolean(required=True)
-    generated = _count()
-    failed = _count(metadata={"description": "Images the model refused for good."})
-
-
-class ContentGenerationResult(Schema):
-    """The result of a content generation (contract §6.2)."""
-
-    success = _always(True)
-    data = fields.Nested(GeneratedPost, required=True)
-    savedPost = fields.Nested(SavedPost, required=True, allow_none=True,
-                              metadata={"description": "null unless autoSave."})
-    metadata = fields.Nested(ResultMetadata, required=True)
-    imageGeneration = fields.Nested(ImageGeneration, required=True)
-
-
-class Post(SavedPost):
-    """A saved blog post."""
-
-    content = _text()
-    excerpt = _text()
-    tags = _words()
-    seo = fields.Nested(Seo, required=True)
-    visuals = fields.List(fields.Nested(Visual), required=True)
-    updatedAt = _timestamp()
-
-
-class User(Schema):
-    id = fields.UUID(required=True)
-    email = _text(metadata={"description": "Trimmed and lower-cased."})
-    name = fields.String(required=True, allow_none=True)
-
-
-class SignedIn(Schema):
-    accessToken = _text(metadata={"description": "JWT, 15 minutes."})
-    refreshToken = _text(metadata={"description": "JWT, 30 days; for /auth/refresh only."})
-    user = fields.Nested(User, required=True)
-
-
-class AccessToken(Schema):
-    accessToken = _text()
-
-
-class Organization(Schema):
-    id = fields.UUID(required=True)
-    name = _text()
-    websiteUrl = _text()
-    analysis = fields.Nested(BusinessAnalysis, required=True)
-    createdAt = _timestamp()
-
-
-class Me(Schema):
-    user = fields.Nested(User, required=True)
-    organizations = fields.List(fields.Nested(Organization), required=True,
-                                metadata={"description": "Newest first."})
-
-
-class AudiencesResult(Schema):
-    success = _always(True)
-    audiences = fields.List(fields.Nested(ScenarioAudience), required=True)
-
-
-class PitchedScenario(Schema):
-    id = _text()
-    audience = fields.Nested(ScenarioAudience, required=True)
-    pitch = _text()
-
-
-class PitchesResult(Schema):
-    success = _always(True)
-    scenarios = fields.List(fields.Nested(PitchedScenario), required=True)
-
-
-class ImagesResult(Schema):
-    success = _always(True)
-    scenarios = fields.List(fields.Nested(AnalysisScenario), required=True)
-
-
-class Healthy(Schema):
-    status = _text(validate=validate.OneOf(["ok"]))
-
-
-class Ready(Schema):
-    status = _text(validate=validate.OneOf(["ready"]))
-    schemaVersion = _count()
-
-
-class NotReady(Schema):
-    status = _text(validate=validate.OneOf(["schema-outdated"]))
-    error = _text()
-    errorCode = _text(validate=validate.OneOf(["SCHEMA_OUTDATED"]))
-    schemaVersion = _count()
-    expectedVersion = _count()
-
-
-_OPS_DASHBOARD = {
-    "type": "object", "additionalProperties": False,
-    "required": ["name", "title", "chart", "series", "description", "columns", "rows"],
-    "properties": {
-        "name": {"type": "string"}, "title": {"type": "string"},
-        "chart": {"enum": ["table", "time-series", "bars"]},
-        "series": {"type": "array", "items": {"type": "string"}},
-        "description": {"type": "string"},
-        "columns": {"type": "array", "items": {"type": "string"}},
-        "rows": {"type": "array", "items": {"type": "array"}},
-        "truncated": {"type": "boolean", "description": "More than 500 rows; 500 shown."},
-        "error": {"type": "string", "description": "Why this query gave no rows."},
-        "errorCode": {"type": ["string", "null"], "description": "Its SQLSTATE."},
-    },
-}
-OPS_DATA = {
-    "type": "object", "additionalProperties": False, "required": ["generatedAt", "dashboards"],
-    "properties": {"generatedAt": {"type": "string", "format": "date-time"},
-                   "dashboards": {"type": "array", "items": _OPS_DASHBOARD}},
-}
-
 
 # ---------------------------------------------------------------------------------------
 # Shared pieces: security, parameters, headers, error statuses.
@@ -462,14 +166,14 @@ class Operation:
     deprecated: bool = False  # adds the Deprecation header to every 2xx reply
 
 
-CREATED = Reply("Created (or replayed).", JobCreated, ("Idempotent-Replayed",))
+CREATED = Reply("Created (or replayed).", bodies.JobCreated, ("Idempotent-Replayed",))
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "post", "/api/v1/jobs/website-analysis", "createWebsiteAnalysis",
         "Start analysing a website", "jobs", JWT_OR_SESSION,
         {201: CREATED}, errors(400, 401, 413, 422, 429, 503),
-        body=WebsiteAnalysisRequest, headers=("IdempotencyKey",),
+        body=schemas.WebsiteAnalysisRequest, headers=("IdempotencyKey",),
         description="The job belongs to the user with a JWT, else to the session. Its "
                     "result (§6.1) names the organization it creates."),
     Operation(
@@ -477,59 +181,61 @@ OPERATIONS: tuple[Operation, ...] = (
         "Start writing a blog post", "jobs", JWT,
         {201: CREATED},
         errors(400, 401, 413, 422, 429, 503, not_found=("ORGANIZATION_NOT_FOUND",)),
-        body=ContentGenerationRequest, headers=("IdempotencyKey",),
+        body=schemas.ContentGenerationRequest, headers=("IdempotencyKey",),
         description="The organization must be visible to the user (a malformed id is 404 "
                     "too). Sending the x-session-id that analysed it claims it first."),
     Operation(
         "get", "/api/v1/jobs/{jobId}/status", "getJobStatus", "Poll a job", "jobs",
         JWT_OR_SESSION,
-        {200: Reply("The status document.", JobStatus, ("ETag", "Cache-Control")),
+        {200: Reply("The status document.", bodies.JobStatus, ("ETag", "Cache-Control")),
          304: Reply("Unchanged since the ETag sent in If-None-Match.", None, ("ETag",))},
         errors(401, 503, not_found=("JOB_NOT_FOUND",)), headers=("IfNoneMatch",)),
     Operation(
         "post", "/api/v1/jobs/{jobId}/retry", "retryJob", "Retry a failed job", "jobs",
-        JWT_OR_SESSION, {200: Reply("Queued again, resuming at the failed step.", JobCreated)},
+        JWT_OR_SESSION,
+        {200: Reply("Queued again, resuming at the failed step.", bodies.JobCreated)},
         errors(401, 429, 503, not_found=("JOB_NOT_FOUND",), conflict=("JOB_NOT_RETRYABLE",)),
         description="Only failed (including cancelled) jobs; the job is active again and "
                     "counts against the owner's limit."),
     Operation(
         "post", "/api/v1/jobs/{jobId}/cancel", "cancelJob", "Cancel a job", "jobs",
-        JWT_OR_SESSION, {200: Reply("Cancelled, or being stopped.", JobCancelled)},
+        JWT_OR_SESSION, {200: Reply("Cancelled, or being stopped.", bodies.JobCancelled)},
         errors(401, 503, not_found=("JOB_NOT_FOUND",), conflict=("JOB_NOT_CANCELLABLE",)),
         description="A queued job fails with CANCELLED at once; a running one within 5 s."),
     Operation(
         "get", "/api/v1/jobs/", "listJobs", "List your jobs", "jobs", JWT_OR_SESSION,
-        {200: Reply("Status documents without result, newest first.", JobList)},
-        errors(400, 401, 503), query=JobListQuery,
+        {200: Reply("Status documents without result, newest first.", bodies.JobList)},
+        errors(400, 401, 503), query=schemas.JobListQuery,
         description="Also answered at /api/v1/jobs, without the slash."),
     Operation(
         "post", "/api/v1/auth/register", "register", "Create an account", "auth",
-        SESSION_OPTIONAL, {201: Reply("Signed in.", SignedIn)},
+        SESSION_OPTIONAL, {201: Reply("Signed in.", bodies.SignedIn)},
         errors(400, 413, 429, 503, unauthorized=("SESSION_INVALID",), conflict=("EMAIL_TAKEN",)),
-        body=RegisterRequest,
+        body=schemas.RegisterRequest,
         description="Password 8 to 1024 characters. Sign-ups per client address are "
                     "limited (429)."),
     Operation(
         "post", "/api/v1/auth/login", "login", "Sign in", "auth", SESSION_OPTIONAL,
-        {200: Reply("Signed in.", SignedIn)},
+        {200: Reply("Signed in.", bodies.SignedIn)},
         errors(400, 413, 429, 503, unauthorized=("INVALID_CREDENTIALS", "SESSION_INVALID")),
-        body=LoginRequest,
+        body=schemas.LoginRequest,
         description="Repeated failures per email and client address answer 429, even with "
                     "the right password."),
     Operation(
         "post", "/api/v1/auth/refresh", "refresh", "A new access token", "auth", JWT,
-        {200: Reply("A fresh access token.", AccessToken)},
+        {200: Reply("A fresh access token.", bodies.AccessToken)},
         errors(503, unauthorized=("AUTH_REQUIRED", "TOKEN_INVALID", "TOKEN_EXPIRED")),
         description="Send the refresh token (not an access token) as the Bearer token."),
     Operation(
         "get", "/api/v1/auth/me", "me", "You and your organizations", "auth", JWT,
-        {200: Reply("The user and their organizations, newest first.", Me)},
+        {200: Reply("The user and their organizations, newest first.", bodies.Me)},
         errors(401, 503),
         description="With the x-session-id of an anonymous analysis, its organizations "
                     "become the user's first."),
     Operation(
         "get", "/api/v1/posts/{postId}", "getPost", "A saved blog post", "posts", JWT,
-        {200: Reply("The post.", Post)}, errors(401, 503, not_found=("POST_NOT_FOUND",))),
+        {200: Reply("The post.", component("Post"))},
+        errors(401, 503, not_found=("POST_NOT_FOUND",))),
     Operation(
         "get", "/api/v1/images/{imageId}", "getImage", "A generated image", "media",
         JWT_OR_SESSION,
@@ -545,32 +251,32 @@ OPERATIONS: tuple[Operation, ...] = (
         description=f"Deprecated: use {successor}. {LEGACY_NOTE}")
       for path, operation_id, summary, security, body, result, answer, successor, extra in (
           ("/api/analyze-website", "analyzeWebsite", "Analyse a website, synchronously",
-           OPTIONAL_IDENTITY, WebsiteAnalysisRequest, WebsiteAnalysisResult,
+           OPTIONAL_IDENTITY, schemas.WebsiteAnalysisRequest, component("WebsiteAnalysisResult"),
            "The website-analysis result (§6.1).", "POST /api/v1/jobs/website-analysis", {}),
           ("/api/generate-audiences", "generateAudiences", "Target audiences for an analysis",
-           OPTIONAL_IDENTITY, schemas.AudiencesRequest, AudiencesResult,
+           OPTIONAL_IDENTITY, schemas.AudiencesRequest, component("AudiencesResult"),
            "The audiences step's part of the result.", "POST /api/v1/jobs/website-analysis",
            {}),
           ("/api/generate-pitches", "generatePitches", "A sales pitch per audience",
-           OPTIONAL_IDENTITY, schemas.PitchesRequest, PitchesResult,
+           OPTIONAL_IDENTITY, schemas.PitchesRequest, component("PitchesResult"),
            "The scenarios, each with its pitch.", "POST /api/v1/jobs/website-analysis", {}),
           ("/api/generate-audience-images", "generateAudienceImages",
            "An image per scenario", OPTIONAL_IDENTITY, schemas.AudienceImagesRequest,
-           ImagesResult, "The scenarios given, each with its new image.",
+           component("ImagesResult"), "The scenarios given, each with its new image.",
            "POST /api/v1/jobs/website-analysis", {}),
           ("/api/v1/enhanced-blog-generation/generate", "enhancedBlogGeneration",
-           "Write a blog post, synchronously", JWT, ContentGenerationRequest,
-           ContentGenerationResult, "The content-generation result (§6.2).",
+           "Write a blog post, synchronously", JWT, schemas.ContentGenerationRequest,
+           component("ContentGenerationResult"), "The content-generation result (§6.2).",
            "POST /api/v1/jobs/content-generation",
            {404: ("ORGANIZATION_NOT_FOUND",)}),
       )),
     Operation(
         "get", "/healthz", "healthz", "Liveness", "health", PUBLIC,
-        {200: Reply("The process is up.", Healthy)}),
+        {200: Reply("The process is up.", bodies.Healthy)}),
     Operation(
         "get", "/readyz", "readyz", "Readiness", "health", PUBLIC,
-        {200: Reply("PostgreSQL reachable and the schema current.", Ready),
-         503: Reply("Not ready: schema outdated, or PostgreSQL unreachable.", NotReady)},
+        {200: Reply("PostgreSQL reachable and the schema current.", bodies.Ready),
+         503: Reply("Not ready: schema outdated, or PostgreSQL unreachable.", bodies.NotReady)},
         errors(503)),
     Operation(
         "get", "/", "demoPage", "The demo page", "meta", PUBLIC,
@@ -593,7 +299,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "get", "/ops/data", "opsData", "Every ops dashboard's rows", "ops", OPS_TOKEN,
         {200: Reply("Each ops/dashboards/*.sql run in one read-only snapshot; a query that "
-                    "fails is reported in its `error`, the others still answer.", OPS_DATA,
+                    "fails is reported in its `error`, the others still answer.", bodies.OpsData,
                     ("Cache-Control",))},
         errors(503, unauthorized=("OPS_TOKEN_INVALID",), not_found=("NOT_FOUND",)),
         description="404 unless the deployment sets OPS_TOKEN."),
@@ -613,9 +319,6 @@ TAGS = [
     {"name": "legacy", "description": "The deprecated synchronous endpoints, kept for "
                                       "migration (see the README's migration guide)."},
 ]
-RESPONSE_SCHEMAS = (Error, WebsiteAnalysisResult, ContentGenerationResult, AudiencesResult,
-                    PitchesResult, ImagesResult)
-
 # ---------------------------------------------------------------------------------------
 # Building the document from the table.
 # ---------------------------------------------------------------------------------------
@@ -727,6 +430,21 @@ def _operation(op: Operation) -> dict[str, Any]:
     return document
 
 
+_NAMES = {id(shape): name for name, shape in RESULT_SCHEMAS.items()}
+
+
+def _referring(schema: Any, top: bool = False) -> Any:
+    """A copy of a pipeline shape where each shape it holds that is a component of its
+    own (the very object, not a look-alike) is a $ref to it."""
+    if isinstance(schema, dict):
+        if not top and id(schema) in _NAMES:
+            return component(_NAMES[id(schema)])
+        return {key: _referring(value) for key, value in schema.items()}
+    if isinstance(schema, list):
+        return [_referring(item) for item in schema]
+    return schema
+
+
 def _new_spec() -> APISpec:
     plugin = MarshmallowPlugin()
     spec = APISpec(
@@ -742,8 +460,9 @@ def _new_spec() -> APISpec:
         spec.components.parameter(name, parameter["in"], parameter)
     for name, header in HEADERS.items():
         spec.components.header(name, header)
-    for schema in RESPONSE_SCHEMAS:
-        spec.components.schema(schema.__name__, schema=schema)
+    spec.components.schema("Error", schema=bodies.Error)
+    for name, shape in RESULT_SCHEMAS.items():
+        spec.components.schema(name, component=_referring(shape, top=True))
     return spec
 
 

@@ -10,10 +10,11 @@ from urllib.parse import urlsplit
 from flask import Request
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
 
+from queue_jobs.models import JobStatus
 from queue_jobs.services.errors import ValidationFailed
 
 MAX_URL_LENGTH = 2048
-JOB_STATUSES = ("queued", "running", "succeeded", "failed")
+JOB_STATUSES = tuple(status.value for status in JobStatus)
 
 
 def _http_url(value: str) -> None:
