@@ -100,5 +100,5 @@ def list_jobs() -> Response:
     owner = current_owner()
     query = load(JobListQuery(), request.args.to_dict())
     with connections.autocommit(db_pool()) as conn:  # reads only
-        documents = jobs.list_jobs(conn, owner, query["status"], query["limit"])
+        documents = jobs.list_jobs(conn, owner, query.get("status"), query["limit"])
     return dumped(JobList, {"jobs": documents, "count": len(documents), "limit": query["limit"]})

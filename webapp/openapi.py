@@ -25,7 +25,7 @@ from typing import Any
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Response
-from marshmallow import Schema, fields
+from marshmallow import Schema
 
 from queue_jobs.services.catalog import RESULT_SCHEMAS, sync_failures_by_status
 from webapp import responses as bodies
@@ -323,28 +323,6 @@ TAGS = [
 # Building the document from the table.
 # ---------------------------------------------------------------------------------------
 
-# http(s), then a host (what webapp.schemas._http_url asks of urlsplit), then anything; a
-# little stricter than urlsplit, which also forgives leading blanks and control characters.
-HTTP_URL = (r"^[Hh][Tt][Tt][Pp][Ss]?://([^/?#]*@)?([^/?#@:\[\]]+|\[[0-9A-Fa-f:.]+\])"
-            r"(:[^/?#]*)?([/?#][\s\S]*)?$")
-# What Python's str.strip() removes (str.isspace()), spelt out: the `\s` of a JSON Schema
-# pattern is ECMAScript's, which differs (it lacks U+001C-U+001F and U+0085, has U+FEFF).
-PYTHON_SPACE = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-# webapp.schemas checks these rules with plain functions, which apispec cannot read; the
-# same rules as patterns tell clients (and schemathesis) what is accepted.
-VALIDATOR_PATTERNS = {
-    schemas._not_blank: f"[^{PYTHON_SPACE}]",  # not blank: one character strip() keeps
-    schemas._http_url: HTTP_URL,
-}
-
-
-def _validator_pattern(self: Any, field: fields.Field, **_: Any) -> dict[str, Any]:
-    for rule, pattern in VALIDATOR_PATTERNS.items():
-        if any(validator is rule for validator in field.validators):
-            return {"pattern": pattern}
-    return {}
-
-
 def _ref(kind: str, name: str) -> dict[str, str]:
     return {"$ref": f"#/components/{kind}/{name}"}
 
@@ -453,7 +431,6 @@ def _new_spec() -> APISpec:
                              "PostgreSQL. Errors are always the `Error` envelope. Strings "
                              "must not contain NUL or unpaired surrogates (400)."},
         tags=TAGS)
-    plugin.converter.add_attribute_function(_validator_pattern)  # type: ignore[union-attr]
     for name, scheme in SECURITY_SCHEMES.items():
         spec.components.security_scheme(name, scheme)
     for name, parameter in PARAMETERS.items():
@@ -466,33 +443,11 @@ def _new_spec() -> APISpec:
     return spec
 
 
-def _query_without_null(document: dict[str, Any]) -> None:
-    """A query string cannot carry null: JobListQuery's `load_default=None` makes apispec
-    allow it, but leaving the parameter out is how a client says "any status"."""
-    for path in document["paths"].values():
-        for operation in path.values():
-            for parameter in operation.get("parameters", []):
-                if parameter.get("in") == "query":
-                    _drop_null(parameter["schema"])
-
-
-def _drop_null(schema: dict[str, Any]) -> None:
-    if "enum" in schema:
-        schema["enum"] = [value for value in schema["enum"] if value is not None]
-    if isinstance(schema.get("type"), list):
-        types = [kind for kind in schema["type"] if kind != "null"]
-        schema["type"] = types[0] if len(types) == 1 else types
-    if "default" in schema and schema["default"] is None:
-        del schema["default"]
-
-
 def build_document(operations: tuple[Operation, ...] = OPERATIONS) -> dict[str, Any]:
     spec = _new_spec()
     for op in operations:
         spec.path(path=op.path, operations={op.method: _operation(op)})
-    document = spec.to_dict()
-    _query_without_null(document)
-    return document
+    return spec.to_dict()
 
 
 @functools.cache
