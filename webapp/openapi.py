@@ -16,33 +16,26 @@ from __future__ import annotations
 
 import functools
 import json
-import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from http import HTTPStatus
 from typing import Any
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Response
-from marshmallow import Schema
 
 from queue_jobs.services.catalog import RESULT_SCHEMAS, sync_failures_by_status
+from webapp import apidoc, schemas
 from webapp import responses as bodies
-from webapp import schemas
+from webapp.apidoc import JSON, Operation, Reply, Security, errors
 from webapp.responses import component
 
 bp = Blueprint("openapi", __name__)
 
 OPENAPI_PATH = "/api/v1/openapi.json"
-JSON = "application/json"
-SchemaRef = type[Schema] | Mapping[str, Any]  # a marshmallow schema or a raw JSON schema
 
 # ---------------------------------------------------------------------------------------
-# Shared pieces: security, parameters, headers, error statuses.
+# Shared pieces: security, parameters, headers.
 # ---------------------------------------------------------------------------------------
 
-Security = tuple[dict[str, list[str]], ...]
 JWT_OR_SESSION: Security = ({"bearerAuth": []}, {"sessionId": []})
 JWT: Security = ({"bearerAuth": []},)
 # register/login: no identity needed; an x-session-id hands its organizations to the user.
@@ -102,69 +95,12 @@ HEADERS: dict[str, dict[str, Any]] = {
                                     "that owns its job and images."},
 }
 
-ERROR_DESCRIPTIONS = {
-    400: "Invalid JSON, fields, query or headers; `fields` names each bad one.",
-    401: "No usable identity: missing, bad or expired token, or malformed x-session-id.",
-    404: "Unknown, malformed or not visible (existence is never revealed).",
-    409: "The request conflicts with the current state.",
-    413: "The body is larger than 1 MiB.",
-    422: "Well-formed but not processable, e.g. an Idempotency-Key used with another "
-         "request.",
-    429: "Too many active jobs or requests; `Retry-After` says when to try again.",
-    503: "PostgreSQL is unreachable (answered within seconds, not a hang).",
-}
-ERROR_HEADERS = {429: ("Retry-After",), 503: ("Retry-After",)}
 # How a deprecated synchronous call answers its job's failure (webapp/legacy.py), with
 # the failed job's `jobId` in the envelope.
 LEGACY_FAILURES = sync_failures_by_status()
 LEGACY_NOTE = ("Runs the job's pipeline inside the request (a minute or more), on a job row "
                "the jobs API can see and cancel; a failure answers the job's errorCode and "
                "jobId.")
-IDENTITY_CODES = ("AUTH_REQUIRED", "SESSION_INVALID", "TOKEN_INVALID", "TOKEN_EXPIRED")
-COMMON_CODES: dict[int, tuple[str, ...]] = {
-    400: ("VALIDATION_ERROR",),
-    401: IDENTITY_CODES,
-    413: ("PAYLOAD_TOO_LARGE",),
-    422: ("IDEMPOTENCY_KEY_REUSED",),
-    429: ("RATE_LIMITED",),
-    503: ("QUEUE_UNAVAILABLE",),
-}
-
-
-def errors(*statuses: int, **specific: tuple[str, ...]) -> dict[int, tuple[str, ...]]:
-    """The error statuses of an operation with their errorCodes: common ones by number,
-    others by their HTTPStatus name: `errors(401, 503, not_found=("JOB_NOT_FOUND",))`."""
-    codes = {status: COMMON_CODES[status] for status in statuses}
-    codes.update({HTTPStatus[name.upper()].value: value for name, value in specific.items()})
-    return codes
-
-
-@dataclass(frozen=True)
-class Reply:
-    """A non-error response: its body schema (None: no body) and the headers it carries."""
-
-    description: str
-    schema: SchemaRef | None = None
-    headers: tuple[str, ...] = ()
-    media_type: str = JSON
-
-
-@dataclass(frozen=True)
-class Operation:
-    method: str
-    path: str  # OpenAPI style: /api/v1/jobs/{jobId}/status
-    operation_id: str
-    summary: str
-    tag: str
-    security: Security
-    replies: dict[int, Reply]
-    errors: dict[int, tuple[str, ...]] = field(default_factory=dict)
-    body: type[Schema] | None = None
-    query: type[Schema] | None = None
-    headers: tuple[str, ...] = ()  # request header parameters, names in PARAMETERS
-    description: str = ""
-    deprecated: bool = False  # adds the Deprecation header to every 2xx reply
-
 
 CREATED = Reply("Created (or replayed).", bodies.JobCreated, ("Idempotent-Replayed",))
 
@@ -319,108 +255,6 @@ TAGS = [
     {"name": "legacy", "description": "The deprecated synchronous endpoints, kept for "
                                       "migration (see the README's migration guide)."},
 ]
-# ---------------------------------------------------------------------------------------
-# Building the document from the table.
-# ---------------------------------------------------------------------------------------
-
-def _ref(kind: str, name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/{kind}/{name}"}
-
-
-def _error_schema(codes: tuple[str, ...]) -> dict[str, Any]:
-    # The envelope, narrowed to the errorCodes this operation answers with this status.
-    return {"allOf": [_ref("schemas", "Error"),
-                      {"properties": {"errorCode": {"enum": list(codes)}}}]}
-
-
-def _content(schema: SchemaRef | None, media_type: str) -> dict[str, Any] | None:
-    if schema is None:
-        return None
-    return {media_type: {"schema": schema}}
-
-
-def _response(description: str, schema: SchemaRef | None, headers: tuple[str, ...],
-              media_type: str = JSON) -> dict[str, Any]:
-    response: dict[str, Any] = {"description": description}
-    content = _content(schema, media_type)
-    if content is not None:
-        response["content"] = content
-    if headers:
-        response["headers"] = {name: name for name in headers}  # apispec makes the $refs
-    return response
-
-
-def _reply_headers(op: Operation, status: int, reply: Reply) -> tuple[str, ...]:
-    if op.deprecated and 200 <= status < 300:
-        return (*reply.headers, "Deprecation", "Link")
-    return reply.headers
-
-
-def _responses(op: Operation) -> dict[int, dict[str, Any]]:
-    responses = {status: _response(reply.description, reply.schema,
-                                   _reply_headers(op, status, reply), reply.media_type)
-                 for status, reply in op.replies.items()}
-    for status, codes in op.errors.items():
-        description = ERROR_DESCRIPTIONS.get(status, f"{HTTPStatus(status).phrase}.")
-        error = _response(description, _error_schema(codes),
-                          ERROR_HEADERS.get(status, ()))
-        if status in responses:  # a reply of its own and the envelope: either body
-            responses[status] = _merged(responses[status], error)
-        else:
-            responses[status] = error
-    return dict(sorted(responses.items()))
-
-
-def _merged(reply: dict[str, Any], error: dict[str, Any]) -> dict[str, Any]:
-    """One status that answers either a reply body or the error envelope (e.g. readyz 503):
-    either schema, and only the headers both always send are required."""
-    schemas_ = [reply["content"][JSON]["schema"], error["content"][JSON]["schema"]]
-    merged = {"description": reply["description"],
-              "content": {JSON: {"schema": {"anyOf": schemas_}}}}
-    shared = set(reply.get("headers", {})) & set(error.get("headers", {}))
-    if shared:
-        merged["headers"] = {name: name for name in sorted(shared)}
-    return merged
-
-
-def _parameters(op: Operation) -> list[str | dict[str, Any]]:
-    # Component ids as strings: apispec turns them into $refs.
-    parameters: list[str | dict[str, Any]] = [*re.findall(r"{(\w+)}", op.path), *op.headers]
-    if op.query is not None:
-        parameters.append({"in": "query", "schema": op.query})
-    return parameters
-
-
-def _operation(op: Operation) -> dict[str, Any]:
-    document: dict[str, Any] = {
-        "operationId": op.operation_id, "summary": op.summary, "tags": [op.tag],
-        "security": list(op.security), "responses": _responses(op),
-    }
-    if op.description:
-        document["description"] = op.description
-    parameters = _parameters(op)
-    if parameters:
-        document["parameters"] = parameters
-    if op.body is not None:
-        document["requestBody"] = {"required": True, "content": {JSON: {"schema": op.body}}}
-    if op.deprecated:
-        document["deprecated"] = True
-    return document
-
-
-_NAMES = {id(shape): name for name, shape in RESULT_SCHEMAS.items()}
-
-
-def _referring(schema: Any, top: bool = False) -> Any:
-    """A copy of a pipeline shape where each shape it holds that is a component of its
-    own (the very object, not a look-alike) is a $ref to it."""
-    if isinstance(schema, dict):
-        if not top and id(schema) in _NAMES:
-            return component(_NAMES[id(schema)])
-        return {key: _referring(value) for key, value in schema.items()}
-    if isinstance(schema, list):
-        return [_referring(item) for item in schema]
-    return schema
 
 
 def _new_spec() -> APISpec:
@@ -438,15 +272,14 @@ def _new_spec() -> APISpec:
     for name, header in HEADERS.items():
         spec.components.header(name, header)
     spec.components.schema("Error", schema=bodies.Error)
-    for name, shape in RESULT_SCHEMAS.items():
-        spec.components.schema(name, component=_referring(shape, top=True))
+    apidoc.add_shapes(spec, RESULT_SCHEMAS)
     return spec
 
 
 def build_document(operations: tuple[Operation, ...] = OPERATIONS) -> dict[str, Any]:
     spec = _new_spec()
     for op in operations:
-        spec.path(path=op.path, operations={op.method: _operation(op)})
+        apidoc.add_operation(spec, op)
     return spec.to_dict()
 
 
