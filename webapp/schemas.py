@@ -109,14 +109,13 @@ class Topic(Schema):
     keywords = _word_list(20)
 
 
-class BusinessInfo(Schema):
-    businessName = _text(200)
-    businessType = _text(200)
-    industry = _text(200)
-    targetAudience = _text(1000)
-    brandVoice = _text(200)
-    description = _text(2000)
-    keywords = _word_list(20)
+# An analysis's text fields and their longest lengths: a content generation's businessInfo
+# may give any of them, a deprecated step's analysis gives them all.
+ANALYSIS_LENGTHS = {"businessName": 200, "businessType": 200, "industry": 200,
+                    "description": 2000, "targetAudience": 1000, "brandVoice": 200}
+BusinessInfo = Schema.from_dict(
+    {**{name: _text(length) for name, length in ANALYSIS_LENGTHS.items()},
+     "keywords": _word_list(20)}, name="BusinessInfo")
 
 
 class GenerationOptions(Schema):
@@ -136,14 +135,10 @@ class ContentGenerationRequest(Schema):
 
 # --- the deprecated synchronous endpoints' bodies (what the earlier steps produced) ----------
 
-class Analysis(Schema):
-    businessName = _text(200, required=True)
-    businessType = _text(200, required=True)
-    industry = _text(200, required=True)
-    description = _text(2000, required=True)
-    targetAudience = _text(1000, required=True)
-    brandVoice = _text(200, required=True)
-    keywords = fields.List(_text(100), required=True, validate=validate.Length(min=1, max=20))
+Analysis = Schema.from_dict(
+    {**{name: _text(length, required=True) for name, length in ANALYSIS_LENGTHS.items()},
+     "keywords": fields.List(_text(100), required=True, validate=validate.Length(min=1, max=20))},
+    name="Analysis")
 
 
 class Audience(Schema):
