@@ -5,8 +5,8 @@ prompts ask for; the job results (contract §6) are built from them. The API doc
 the results with these same schemas (named in queue_jobs.services.catalog), so every object
 is closed (`additionalProperties: false`, all properties required): OpenAI's strict
 structured outputs need that, and the document's tests then catch any undocumented field.
-Counts are left out here: a deprecated per-step call echoes the client's audiences, which
-may have more pain points than a model is asked for.
+The analysis, audience, SEO and post shapes carry no counts: a deprecated per-step call
+echoes the client's audiences, which may have more pain points than a model is asked for.
 """
 
 from __future__ import annotations
