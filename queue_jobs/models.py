@@ -19,6 +19,10 @@ def iso_utc(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+# What iso_utc writes, as a JSON Schema (for the API document).
+ISO_UTC: dict[str, Any] = {"type": "string", "format": "date-time", "pattern": "Z$"}
+
+
 class JobStatus(enum.StrEnum):
     """A job's status as the API and the jobs table spell it."""
 

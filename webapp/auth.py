@@ -7,7 +7,7 @@ the session's organizations to the user (the "analyze, then sign up" funnel).
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, request
 from flask_jwt_extended import create_access_token, create_refresh_token
 
 from queue_jobs.models import Owner, User
@@ -15,24 +15,21 @@ from queue_jobs.services import accounts, organizations
 from queue_jobs.services.errors import InvalidCredentials, TokenInvalid
 from webapp.context import client_address, db_pool, web_config
 from webapp.identity import current_owner, session_from_header, user_from_refresh_token
+from webapp.responses import AccessToken, Me, SignedIn, dumped
 from webapp.schemas import LoginRequest, RegisterRequest, load_json_body
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
 
 
-def _user_document(user: User) -> dict[str, str | None]:
-    return {"id": str(user.id), "email": user.email, "name": user.name}
-
-
-def _signed_in(user: User) -> Response:
+def _signed_in(user: User, status: int = 200) -> Response:
     identity = str(user.id)
-    return jsonify({"accessToken": create_access_token(identity=identity),
-                    "refreshToken": create_refresh_token(identity=identity),
-                    "user": _user_document(user)})
+    return dumped(SignedIn, {"accessToken": create_access_token(identity=identity),
+                             "refreshToken": create_refresh_token(identity=identity),
+                             "user": user}, status)
 
 
 @bp.post("/register")
-def register() -> tuple[Response, int]:
+def register() -> Response:
     body = load_json_body(request, RegisterRequest())
     session_id = session_from_header()
     with db_pool().connection() as conn:
@@ -41,7 +38,7 @@ def register() -> tuple[Response, int]:
     with db_pool().connection() as conn:
         user = accounts.register(conn, body["email"], password_hash, body.get("name"))
         organizations.claim_session_organizations(conn, Owner(user.id, session_id))
-    return _signed_in(user), 201
+    return _signed_in(user, 201)
 
 
 @bp.post("/login")
@@ -67,7 +64,7 @@ def refresh() -> Response:
         user = accounts.user(conn, user_id)
     if user is None:
         raise TokenInvalid("The account no longer exists.")
-    return jsonify({"accessToken": create_access_token(identity=str(user.id))})
+    return dumped(AccessToken, {"accessToken": create_access_token(identity=str(user.id))})
 
 
 @bp.get("/me")
@@ -79,4 +76,4 @@ def me() -> Response:
         if user is None:
             raise TokenInvalid("The account no longer exists.")
         owned = organizations.user_organizations(conn, owner)
-    return jsonify({"user": _user_document(user), "organizations": owned})
+    return dumped(Me, {"user": user, "organizations": owned})

@@ -7,11 +7,12 @@ import logging
 from typing import Any
 
 import psycopg
-from flask import Flask, Response, g, has_request_context, jsonify
+from flask import Flask, Response, g, has_request_context
 from werkzeug.exceptions import HTTPException
 
 from queue_jobs.services.connections import DATABASE_UNAVAILABLE
 from queue_jobs.services.errors import DomainError, EmailTaken, QueueUnavailable
+from webapp.responses import Error, dumped
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,7 @@ def error_response(status: int, message: str, error_code: str,
                    headers: dict[str, str] | None = None, **extra: Any) -> Response:
     if has_request_context():
         g.error_code = error_code  # for the request's log line
-    response = jsonify({"error": message, "errorCode": error_code, **extra})
-    response.status_code = status
+    response = dumped(Error, {"error": message, "errorCode": error_code, **extra}, status)
     response.headers.update(headers or {})
     return response
 

@@ -6,12 +6,13 @@ import hashlib
 import json
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, request
 
 from queue_jobs.models import JobType, Owner
 from queue_jobs.services import connections, jobs, organizations
 from webapp.context import client_address, db_pool, web_config
 from webapp.identity import current_owner
+from webapp.responses import JobCancelled, JobCreated, JobList, dumped
 from webapp.schemas import (
     ContentGenerationRequest,
     JobListQuery,
@@ -25,7 +26,7 @@ bp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs")
 
 
 def _create(job_type: str, owner: Owner, job_input: dict[str, Any],
-            body: dict[str, Any]) -> tuple[Response, int]:
+            body: dict[str, Any]) -> Response:
     new = jobs.NewJob(job_type, owner, job_input, request_body=body,
                       client_address=client_address(), idempotency_key=idempotency_key(request))
     # Without an Idempotency-Key a create is one statement: no transaction round trips.
@@ -33,21 +34,21 @@ def _create(job_type: str, owner: Owner, job_input: dict[str, Any],
     keyed = new.idempotency_key is not None
     with pool.connection() if keyed else connections.autocommit(pool) as conn:
         created = jobs.create_job(conn, new, web_config().fair_use)
-    response = jsonify({"jobId": str(created.job_id)})
+    response = dumped(JobCreated, {"jobId": created.job_id}, 201)
     if created.replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    return response, 201
+    return response
 
 
 @bp.post("/website-analysis")
-def create_website_analysis() -> tuple[Response, int]:
+def create_website_analysis() -> Response:
     owner = current_owner()
     body = load_json_body(request, WebsiteAnalysisRequest())
     return _create(JobType.WEBSITE_ANALYSIS, owner, {"url": body["url"]}, body)
 
 
 @bp.post("/content-generation")
-def create_content_generation() -> tuple[Response, int]:
+def create_content_generation() -> Response:
     owner = current_owner(user_required=True)
     body = load_json_body(request, ContentGenerationRequest())
     job_input, request_body = organizations.content_generation_input(db_pool(), owner, body)
@@ -82,7 +83,7 @@ def retry_job(job_id: str) -> Response:
     parsed = jobs.parse_job_id(job_id)
     with db_pool().connection() as conn:
         jobs.retry_job(conn, parsed, owner, web_config().fair_use)
-    return jsonify({"jobId": str(parsed)})
+    return dumped(JobCreated, {"jobId": parsed})
 
 
 @bp.post("/<job_id>/cancel")
@@ -90,14 +91,14 @@ def cancel_job(job_id: str) -> Response:
     owner = current_owner()
     with db_pool().connection() as conn:
         jobs.cancel_job(conn, jobs.parse_job_id(job_id), owner)
-    return jsonify({"cancelled": True})
+    return dumped(JobCancelled, {"cancelled": True})
 
 
-@bp.get("")
-@bp.get("/")
+# One rule for /api/v1/jobs/ and /api/v1/jobs (no redirect): one operation to document.
+@bp.get("/", strict_slashes=False)
 def list_jobs() -> Response:
     owner = current_owner()
     query = load(JobListQuery(), request.args.to_dict())
     with connections.autocommit(db_pool()) as conn:  # reads only
-        documents = jobs.list_jobs(conn, owner, query["status"], query["limit"])
-    return jsonify({"jobs": documents, "count": len(documents), "limit": query["limit"]})
+        documents = jobs.list_jobs(conn, owner, query.get("status"), query["limit"])
+    return dumped(JobList, {"jobs": documents, "count": len(documents), "limit": query["limit"]})

@@ -1,9 +1,11 @@
 """The OpenAPI 3.1 document of every endpoint, served at GET /api/v1/openapi.json.
 
-Request bodies and query strings are the marshmallow schemas the views load with
-(webapp/schemas.py), so the document cannot drift from validation. Response bodies are
-described by the schemas below; they only document (the views build their JSON by hand),
-and tests/integration/test_openapi.py checks the live answers against them with schemathesis.
+It describes operations only; every body is a schema that does the work elsewhere:
+requests and query strings are the marshmallow schemas the views load with
+(webapp/schemas.py), the bodies the views build are the marshmallow schemas they dump
+through (webapp/responses.py), and the results the pipelines build are their JSON Schemas
+(queue_jobs.services.catalog.RESULT_SCHEMAS). tests/integration/test_openapi.py checks the
+live answers against the document with schemathesis.
 
 Every endpoint is one entry of OPERATIONS; the same test fails when a URL rule of the app
 has no entry. Documenting a new endpoint is one `Operation(...)`: path, method, summary,
@@ -14,331 +16,26 @@ from __future__ import annotations
 
 import functools
 import json
-import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from http import HTTPStatus
 from typing import Any
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Response
-from marshmallow import Schema, fields, validate
 
-from queue_jobs.services.catalog import (
-    FAILURE_CODES,
-    JOB_TYPES,
-    STEP_LABELS,
-    sync_failures_by_status,
-)
-from webapp import schemas
-from webapp.schemas import (
-    JOB_STATUSES,
-    ContentGenerationRequest,
-    JobListQuery,
-    LoginRequest,
-    RegisterRequest,
-    WebsiteAnalysisRequest,
-)
+from queue_jobs.services.catalog import RESULT_SCHEMAS, sync_failures_by_status
+from webapp import apidoc, schemas
+from webapp import responses as bodies
+from webapp.apidoc import JSON, Operation, Reply, Security, errors
+from webapp.responses import component
 
 bp = Blueprint("openapi", __name__)
 
 OPENAPI_PATH = "/api/v1/openapi.json"
-JSON = "application/json"
-SchemaRef = type[Schema] | Mapping[str, Any]  # a marshmallow schema or a raw JSON schema
 
 # ---------------------------------------------------------------------------------------
-# Response bodies. marshmallow's default `unknown = RAISE` makes apispec write
-# `additionalProperties: false`: a field the views add without documenting it fails the test.
+# Shared pieces: security, parameters, headers.
 # ---------------------------------------------------------------------------------------
 
-IMAGE_URL = r"^/api/v1/images/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-
-
-def _text(**kwargs: Any) -> fields.String:
-    return fields.String(required=True, **kwargs)
-
-
-def _words() -> fields.List:
-    return fields.List(fields.String(), required=True)
-
-
-def _timestamp() -> fields.DateTime:
-    # ISO 8601 in UTC with a Z (contract §5), not an offset.
-    return fields.DateTime(required=True, metadata={"pattern": "Z$"})
-
-
-def _always(value: bool) -> fields.Boolean:
-    return fields.Boolean(required=True, metadata={"enum": [value]})
-
-
-def _count(**kwargs: Any) -> fields.Integer:
-    return fields.Integer(required=True, validate=validate.Range(min=0), **kwargs)
-
-
-class Error(Schema):
-    """The one error envelope (contract §4)."""
-
-    error = _text(metadata={"description": "A message for people."})
-    errorCode = _text(metadata={"pattern": "^[A-Z][A-Z0-9_]*$"})
-    field_errors = fields.Dict(
-        keys=fields.String(), data_key="fields",
-        metadata={"description": "400 only: each bad field with its messages (nested "
-                                 "fields as nested objects)."})
-    retryAfter = fields.Integer(validate=validate.Range(min=0),
-                                metadata={"description": "429 only: the Retry-After seconds."})
-    jobId = fields.UUID(metadata={"description": "Deprecated synchronous endpoints only: "
-                                                 "the job that failed."})
-
-
-class JobCreated(Schema):
-    jobId = fields.UUID(required=True)
-
-
-class JobCancelled(Schema):
-    cancelled = _always(True)
-
-
-class JobSummary(Schema):
-    """A status document without `result` (the job list)."""
-
-    jobId = fields.UUID(required=True)
-    type = _text(validate=validate.OneOf(JOB_TYPES))
-    status = _text(validate=validate.OneOf(JOB_STATUSES))
-    progress = fields.Integer(required=True, validate=validate.Range(0, 100),
-                              metadata={"description": "100 only when succeeded."})
-    currentStep = fields.String(
-        required=True, allow_none=True, validate=validate.OneOf(STEP_LABELS),
-        metadata={"description": "null while queued; the failing step's label when failed."})
-    estimatedTimeRemaining = fields.Integer(
-        required=True, allow_none=True, validate=validate.Range(min=0),
-        metadata={"description": "Seconds; null unless queued or running."})
-    error = fields.String(required=True, allow_none=True,
-                          metadata={"description": "null unless failed."})
-    errorCode = fields.String(required=True, allow_none=True,
-                              validate=validate.OneOf(FAILURE_CODES))
-    createdAt = _timestamp()
-    updatedAt = _timestamp()
-
-
-class JobStatus(JobSummary):
-    """The status document (contract §5); `result` is the body of §6 when succeeded (the
-    job of a deprecated per-step call: that call's body)."""
-
-    result = fields.Raw(required=True, allow_none=True, metadata={"anyOf": [
-        {"$ref": f"#/components/schemas/{name}"} for name in (
-            "WebsiteAnalysisResult", "ContentGenerationResult", "AudiencesResult",
-            "PitchesResult", "ImagesResult")] + [{"type": "null"}]})
-
-
-class JobList(Schema):
-    jobs = fields.List(fields.Nested(JobSummary), required=True,
-                       metadata={"description": "Newest first."})
-    count = _count()
-    limit = fields.Integer(required=True, validate=validate.Range(1, 100))
-
-
-class ResultMetadata(Schema):
-    provider = _text(metadata={"description": "`openai` or `offline`."})
-    model = _text()
-    durationMs = _count(metadata={"description": "Summed step time, across retries."})
-
-
-class BusinessAnalysis(Schema):
-    businessName = _text()
-    businessType = _text()
-    industry = _text()
-    description = _text()
-    targetAudience = _text()
-    brandVoice = _text()
-    keywords = _words()
-
-
-class ScenarioAudience(Schema):
-    name = _text()
-    description = _text()
-    painPoints = _words()
-
-
-class AnalysisScenario(Schema):
-    id = fields.UUID(required=True)
-    audience = fields.Nested(ScenarioAudience, required=True)
-    pitch = _text()
-    imageUrl = _text(metadata={"pattern": IMAGE_URL})
-
-
-class CallToAction(Schema):
-    text = _text()
-    href = _text(metadata={"description": "Absolute URL, or empty for a bare button."})
-    type = _text(validate=validate.OneOf(["button", "link"]))
-
-
-class WebsiteAnalysisResult(Schema):
-    """The result of a website analysis (contract §6.1)."""
-
-    success = _always(True)
-    url = _text(metadata={"description": "The final URL, after redirects."})
-    organizationId = fields.UUID(required=True)
-    analysis = fields.Nested(BusinessAnalysis, required=True)
-    scenarios = fields.List(fields.Nested(AnalysisScenario), required=True,
-                            validate=validate.Length(2, 5))
-    ctas = fields.List(fields.Nested(CallToAction), required=True)
-    metadata = fields.Nested(ResultMetadata, required=True)
-
-
-class Seo(Schema):
-    metaTitle = _text()
-    metaDescription = _text()
-    keywords = _words()
-
-
-class Visual(Schema):
-    imageUrl = _text(metadata={"pattern": IMAGE_URL})
-    prompt = _text()
-    alt = _text()
-
-
-class GeneratedPost(Schema):
-    title = _text()
-    content = _text(metadata={"description": "Markdown."})
-    excerpt = _text()
-    tags = _words()
-    seo = fields.Nested(Seo, required=True)
-    visuals = fields.List(fields.Nested(Visual), required=True,
-                          metadata={"description": "Empty unless includeVisuals."})
-
-
-class SavedPost(Schema):
-    id = fields.UUID(required=True)
-    organizationId = fields.UUID(required=True)
-    title = _text()
-    status = _text(validate=validate.OneOf(["draft", "published"]))
-    createdAt = _timestamp()
-
-
-class ImageGeneration(Schema):
-    requested = fields.Boolean(required=True)
-    generated = _count()
-    failed = _count(metadata={"description": "Images the model refused for good."})
-
-
-class ContentGenerationResult(Schema):
-    """The result of a content generation (contract §6.2)."""
-
-    success = _always(True)
-    data = fields.Nested(GeneratedPost, required=True)
-    savedPost = fields.Nested(SavedPost, required=True, allow_none=True,
-                              metadata={"description": "null unless autoSave."})
-    metadata = fields.Nested(ResultMetadata, required=True)
-    imageGeneration = fields.Nested(ImageGeneration, required=True)
-
-
-class Post(SavedPost):
-    """A saved blog post."""
-
-    content = _text()
-    excerpt = _text()
-    tags = _words()
-    seo = fields.Nested(Seo, required=True)
-    visuals = fields.List(fields.Nested(Visual), required=True)
-    updatedAt = _timestamp()
-
-
-class User(Schema):
-    id = fields.UUID(required=True)
-    email = _text(metadata={"description": "Trimmed and lower-cased."})
-    name = fields.String(required=True, allow_none=True)
-
-
-class SignedIn(Schema):
-    accessToken = _text(metadata={"description": "JWT, 15 minutes."})
-    refreshToken = _text(metadata={"description": "JWT, 30 days; for /auth/refresh only."})
-    user = fields.Nested(User, required=True)
-
-
-class AccessToken(Schema):
-    accessToken = _text()
-
-
-class Organization(Schema):
-    id = fields.UUID(required=True)
-    name = _text()
-    websiteUrl = _text()
-    analysis = fields.Nested(BusinessAnalysis, required=True)
-    createdAt = _timestamp()
-
-
-class Me(Schema):
-    user = fields.Nested(User, required=True)
-    organizations = fields.List(fields.Nested(Organization), required=True,
-                                metadata={"description": "Newest first."})
-
-
-class AudiencesResult(Schema):
-    success = _always(True)
-    audiences = fields.List(fields.Nested(ScenarioAudience), required=True)
-
-
-class PitchedScenario(Schema):
-    id = _text()
-    audience = fields.Nested(ScenarioAudience, required=True)
-    pitch = _text()
-
-
-class PitchesResult(Schema):
-    success = _always(True)
-    scenarios = fields.List(fields.Nested(PitchedScenario), required=True)
-
-
-class ImagesResult(Schema):
-    success = _always(True)
-    scenarios = fields.List(fields.Nested(AnalysisScenario), required=True)
-
-
-class Healthy(Schema):
-    status = _text(validate=validate.OneOf(["ok"]))
-
-
-class Ready(Schema):
-    status = _text(validate=validate.OneOf(["ready"]))
-    schemaVersion = _count()
-
-
-class NotReady(Schema):
-    status = _text(validate=validate.OneOf(["schema-outdated"]))
-    error = _text()
-    errorCode = _text(validate=validate.OneOf(["SCHEMA_OUTDATED"]))
-    schemaVersion = _count()
-    expectedVersion = _count()
-
-
-_OPS_DASHBOARD = {
-    "type": "object", "additionalProperties": False,
-    "required": ["name", "title", "chart", "series", "description", "columns", "rows"],
-    "properties": {
-        "name": {"type": "string"}, "title": {"type": "string"},
-        "chart": {"enum": ["table", "time-series", "bars"]},
-        "series": {"type": "array", "items": {"type": "string"}},
-        "description": {"type": "string"},
-        "columns": {"type": "array", "items": {"type": "string"}},
-        "rows": {"type": "array", "items": {"type": "array"}},
-        "truncated": {"type": "boolean", "description": "More than 500 rows; 500 shown."},
-        "error": {"type": "string", "description": "Why this query gave no rows."},
-        "errorCode": {"type": ["string", "null"], "description": "Its SQLSTATE."},
-    },
-}
-OPS_DATA = {
-    "type": "object", "additionalProperties": False, "required": ["generatedAt", "dashboards"],
-    "properties": {"generatedAt": {"type": "string", "format": "date-time"},
-                   "dashboards": {"type": "array", "items": _OPS_DASHBOARD}},
-}
-
-
-# ---------------------------------------------------------------------------------------
-# Shared pieces: security, parameters, headers, error statuses.
-# ---------------------------------------------------------------------------------------
-
-Security = tuple[dict[str, list[str]], ...]
 JWT_OR_SESSION: Security = ({"bearerAuth": []}, {"sessionId": []})
 JWT: Security = ({"bearerAuth": []},)
 # register/login: no identity needed; an x-session-id hands its organizations to the user.
@@ -398,78 +95,21 @@ HEADERS: dict[str, dict[str, Any]] = {
                                     "that owns its job and images."},
 }
 
-ERROR_DESCRIPTIONS = {
-    400: "Invalid JSON, fields, query or headers; `fields` names each bad one.",
-    401: "No usable identity: missing, bad or expired token, or malformed x-session-id.",
-    404: "Unknown, malformed or not visible (existence is never revealed).",
-    409: "The request conflicts with the current state.",
-    413: "The body is larger than 1 MiB.",
-    422: "Well-formed but not processable, e.g. an Idempotency-Key used with another "
-         "request.",
-    429: "Too many active jobs or requests; `Retry-After` says when to try again.",
-    503: "PostgreSQL is unreachable (answered within seconds, not a hang).",
-}
-ERROR_HEADERS = {429: ("Retry-After",), 503: ("Retry-After",)}
 # How a deprecated synchronous call answers its job's failure (webapp/legacy.py), with
 # the failed job's `jobId` in the envelope.
 LEGACY_FAILURES = sync_failures_by_status()
 LEGACY_NOTE = ("Runs the job's pipeline inside the request (a minute or more), on a job row "
                "the jobs API can see and cancel; a failure answers the job's errorCode and "
                "jobId.")
-IDENTITY_CODES = ("AUTH_REQUIRED", "SESSION_INVALID", "TOKEN_INVALID", "TOKEN_EXPIRED")
-COMMON_CODES: dict[int, tuple[str, ...]] = {
-    400: ("VALIDATION_ERROR",),
-    401: IDENTITY_CODES,
-    413: ("PAYLOAD_TOO_LARGE",),
-    422: ("IDEMPOTENCY_KEY_REUSED",),
-    429: ("RATE_LIMITED",),
-    503: ("QUEUE_UNAVAILABLE",),
-}
 
-
-def errors(*statuses: int, **specific: tuple[str, ...]) -> dict[int, tuple[str, ...]]:
-    """The error statuses of an operation with their errorCodes: common ones by number,
-    others by their HTTPStatus name: `errors(401, 503, not_found=("JOB_NOT_FOUND",))`."""
-    codes = {status: COMMON_CODES[status] for status in statuses}
-    codes.update({HTTPStatus[name.upper()].value: value for name, value in specific.items()})
-    return codes
-
-
-@dataclass(frozen=True)
-class Reply:
-    """A non-error response: its body schema (None: no body) and the headers it carries."""
-
-    description: str
-    schema: SchemaRef | None = None
-    headers: tuple[str, ...] = ()
-    media_type: str = JSON
-
-
-@dataclass(frozen=True)
-class Operation:
-    method: str
-    path: str  # OpenAPI style: /api/v1/jobs/{jobId}/status
-    operation_id: str
-    summary: str
-    tag: str
-    security: Security
-    replies: dict[int, Reply]
-    errors: dict[int, tuple[str, ...]] = field(default_factory=dict)
-    body: type[Schema] | None = None
-    query: type[Schema] | None = None
-    headers: tuple[str, ...] = ()  # request header parameters, names in PARAMETERS
-    description: str = ""
-    deprecated: bool = False  # adds the Deprecation header to every 2xx reply
-
-
-CREATED = Reply("Created (or replayed).", JobCreated, ("Idempotent-Replayed",))
+CREATED = Reply("Created (or replayed).", bodies.JobCreated, ("Idempotent-Replayed",))
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "post", "/api/v1/jobs/website-analysis", "createWebsiteAnalysis",
         "Start analysing a website", "jobs", JWT_OR_SESSION,
         {201: CREATED}, errors(400, 401, 413, 422, 429, 503),
-        body=WebsiteAnalysisRequest, headers=("IdempotencyKey",),
+        body=schemas.WebsiteAnalysisRequest, headers=("IdempotencyKey",),
         description="The job belongs to the user with a JWT, else to the session. Its "
                     "result (§6.1) names the organization it creates."),
     Operation(
@@ -477,60 +117,61 @@ OPERATIONS: tuple[Operation, ...] = (
         "Start writing a blog post", "jobs", JWT,
         {201: CREATED},
         errors(400, 401, 413, 422, 429, 503, not_found=("ORGANIZATION_NOT_FOUND",)),
-        body=ContentGenerationRequest, headers=("IdempotencyKey",),
+        body=schemas.ContentGenerationRequest, headers=("IdempotencyKey",),
         description="The organization must be visible to the user (a malformed id is 404 "
                     "too). Sending the x-session-id that analysed it claims it first."),
     Operation(
         "get", "/api/v1/jobs/{jobId}/status", "getJobStatus", "Poll a job", "jobs",
         JWT_OR_SESSION,
-        {200: Reply("The status document.", JobStatus, ("ETag", "Cache-Control")),
+        {200: Reply("The status document.", bodies.JobStatus, ("ETag", "Cache-Control")),
          304: Reply("Unchanged since the ETag sent in If-None-Match.", None, ("ETag",))},
         errors(401, 503, not_found=("JOB_NOT_FOUND",)), headers=("IfNoneMatch",)),
     Operation(
         "post", "/api/v1/jobs/{jobId}/retry", "retryJob", "Retry a failed job", "jobs",
-        JWT_OR_SESSION, {200: Reply("Queued again, resuming at the failed step.", JobCreated)},
+        JWT_OR_SESSION,
+        {200: Reply("Queued again, resuming at the failed step.", bodies.JobCreated)},
         errors(401, 429, 503, not_found=("JOB_NOT_FOUND",), conflict=("JOB_NOT_RETRYABLE",)),
         description="Only failed (including cancelled) jobs; the job is active again and "
                     "counts against the owner's limit."),
     Operation(
         "post", "/api/v1/jobs/{jobId}/cancel", "cancelJob", "Cancel a job", "jobs",
-        JWT_OR_SESSION, {200: Reply("Cancelled, or being stopped.", JobCancelled)},
+        JWT_OR_SESSION, {200: Reply("Cancelled, or being stopped.", bodies.JobCancelled)},
         errors(401, 503, not_found=("JOB_NOT_FOUND",), conflict=("JOB_NOT_CANCELLABLE",)),
         description="A queued job fails with CANCELLED at once; a running one within 5 s."),
-    *(Operation(
-        "get", path, operation_id, "List your jobs", "jobs", JWT_OR_SESSION,
-        {200: Reply("Status documents without result, newest first.", JobList)},
-        errors(400, 401, 503), query=JobListQuery)
-      for path, operation_id in (("/api/v1/jobs/", "listJobs"),
-                                 ("/api/v1/jobs", "listJobsNoSlash"))),
+    Operation(
+        "get", "/api/v1/jobs/", "listJobs", "List your jobs", "jobs", JWT_OR_SESSION,
+        {200: Reply("Status documents without result, newest first.", bodies.JobList)},
+        errors(400, 401, 503), query=schemas.JobListQuery,
+        description="Also answered at /api/v1/jobs, without the slash."),
     Operation(
         "post", "/api/v1/auth/register", "register", "Create an account", "auth",
-        SESSION_OPTIONAL, {201: Reply("Signed in.", SignedIn)},
+        SESSION_OPTIONAL, {201: Reply("Signed in.", bodies.SignedIn)},
         errors(400, 413, 429, 503, unauthorized=("SESSION_INVALID",), conflict=("EMAIL_TAKEN",)),
-        body=RegisterRequest,
+        body=schemas.RegisterRequest,
         description="Password 8 to 1024 characters. Sign-ups per client address are "
                     "limited (429)."),
     Operation(
         "post", "/api/v1/auth/login", "login", "Sign in", "auth", SESSION_OPTIONAL,
-        {200: Reply("Signed in.", SignedIn)},
+        {200: Reply("Signed in.", bodies.SignedIn)},
         errors(400, 413, 429, 503, unauthorized=("INVALID_CREDENTIALS", "SESSION_INVALID")),
-        body=LoginRequest,
+        body=schemas.LoginRequest,
         description="Repeated failures per email and client address answer 429, even with "
                     "the right password."),
     Operation(
         "post", "/api/v1/auth/refresh", "refresh", "A new access token", "auth", JWT,
-        {200: Reply("A fresh access token.", AccessToken)},
+        {200: Reply("A fresh access token.", bodies.AccessToken)},
         errors(503, unauthorized=("AUTH_REQUIRED", "TOKEN_INVALID", "TOKEN_EXPIRED")),
         description="Send the refresh token (not an access token) as the Bearer token."),
     Operation(
         "get", "/api/v1/auth/me", "me", "You and your organizations", "auth", JWT,
-        {200: Reply("The user and their organizations, newest first.", Me)},
+        {200: Reply("The user and their organizations, newest first.", bodies.Me)},
         errors(401, 503),
         description="With the x-session-id of an anonymous analysis, its organizations "
                     "become the user's first."),
     Operation(
         "get", "/api/v1/posts/{postId}", "getPost", "A saved blog post", "posts", JWT,
-        {200: Reply("The post.", Post)}, errors(401, 503, not_found=("POST_NOT_FOUND",))),
+        {200: Reply("The post.", component("Post"))},
+        errors(401, 503, not_found=("POST_NOT_FOUND",))),
     Operation(
         "get", "/api/v1/images/{imageId}", "getImage", "A generated image", "media",
         JWT_OR_SESSION,
@@ -546,32 +187,32 @@ OPERATIONS: tuple[Operation, ...] = (
         description=f"Deprecated: use {successor}. {LEGACY_NOTE}")
       for path, operation_id, summary, security, body, result, answer, successor, extra in (
           ("/api/analyze-website", "analyzeWebsite", "Analyse a website, synchronously",
-           OPTIONAL_IDENTITY, WebsiteAnalysisRequest, WebsiteAnalysisResult,
+           OPTIONAL_IDENTITY, schemas.WebsiteAnalysisRequest, component("WebsiteAnalysisResult"),
            "The website-analysis result (§6.1).", "POST /api/v1/jobs/website-analysis", {}),
           ("/api/generate-audiences", "generateAudiences", "Target audiences for an analysis",
-           OPTIONAL_IDENTITY, schemas.AudiencesRequest, AudiencesResult,
+           OPTIONAL_IDENTITY, schemas.AudiencesRequest, component("AudiencesResult"),
            "The audiences step's part of the result.", "POST /api/v1/jobs/website-analysis",
            {}),
           ("/api/generate-pitches", "generatePitches", "A sales pitch per audience",
-           OPTIONAL_IDENTITY, schemas.PitchesRequest, PitchesResult,
+           OPTIONAL_IDENTITY, schemas.PitchesRequest, component("PitchesResult"),
            "The scenarios, each with its pitch.", "POST /api/v1/jobs/website-analysis", {}),
           ("/api/generate-audience-images", "generateAudienceImages",
            "An image per scenario", OPTIONAL_IDENTITY, schemas.AudienceImagesRequest,
-           ImagesResult, "The scenarios given, each with its new image.",
+           component("ImagesResult"), "The scenarios given, each with its new image.",
            "POST /api/v1/jobs/website-analysis", {}),
           ("/api/v1/enhanced-blog-generation/generate", "enhancedBlogGeneration",
-           "Write a blog post, synchronously", JWT, ContentGenerationRequest,
-           ContentGenerationResult, "The content-generation result (§6.2).",
+           "Write a blog post, synchronously", JWT, schemas.ContentGenerationRequest,
+           component("ContentGenerationResult"), "The content-generation result (§6.2).",
            "POST /api/v1/jobs/content-generation",
            {404: ("ORGANIZATION_NOT_FOUND",)}),
       )),
     Operation(
         "get", "/healthz", "healthz", "Liveness", "health", PUBLIC,
-        {200: Reply("The process is up.", Healthy)}),
+        {200: Reply("The process is up.", bodies.Healthy)}),
     Operation(
         "get", "/readyz", "readyz", "Readiness", "health", PUBLIC,
-        {200: Reply("PostgreSQL reachable and the schema current.", Ready),
-         503: Reply("Not ready: schema outdated, or PostgreSQL unreachable.", NotReady)},
+        {200: Reply("PostgreSQL reachable and the schema current.", bodies.Ready),
+         503: Reply("Not ready: schema outdated, or PostgreSQL unreachable.", bodies.NotReady)},
         errors(503)),
     Operation(
         "get", "/", "demoPage", "The demo page", "meta", PUBLIC,
@@ -594,7 +235,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "get", "/ops/data", "opsData", "Every ops dashboard's rows", "ops", OPS_TOKEN,
         {200: Reply("Each ops/dashboards/*.sql run in one read-only snapshot; a query that "
-                    "fails is reported in its `error`, the others still answer.", OPS_DATA,
+                    "fails is reported in its `error`, the others still answer.", bodies.OpsData,
                     ("Cache-Control",))},
         errors(503, unauthorized=("OPS_TOKEN_INVALID",), not_found=("NOT_FOUND",)),
         description="404 unless the deployment sets OPS_TOKEN."),
@@ -614,118 +255,6 @@ TAGS = [
     {"name": "legacy", "description": "The deprecated synchronous endpoints, kept for "
                                       "migration (see the README's migration guide)."},
 ]
-RESPONSE_SCHEMAS = (Error, WebsiteAnalysisResult, ContentGenerationResult, AudiencesResult,
-                    PitchesResult, ImagesResult)
-
-# ---------------------------------------------------------------------------------------
-# Building the document from the table.
-# ---------------------------------------------------------------------------------------
-
-# http(s), then a host (what webapp.schemas._http_url asks of urlsplit), then anything; a
-# little stricter than urlsplit, which also forgives leading blanks and control characters.
-HTTP_URL = (r"^[Hh][Tt][Tt][Pp][Ss]?://([^/?#]*@)?([^/?#@:\[\]]+|\[[0-9A-Fa-f:.]+\])"
-            r"(:[^/?#]*)?([/?#][\s\S]*)?$")
-# What Python's str.strip() removes (str.isspace()), spelt out: the `\s` of a JSON Schema
-# pattern is ECMAScript's, which differs (it lacks U+001C-U+001F and U+0085, has U+FEFF).
-PYTHON_SPACE = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-# webapp.schemas checks these rules with plain functions, which apispec cannot read; the
-# same rules as patterns tell clients (and schemathesis) what is accepted.
-VALIDATOR_PATTERNS = {
-    schemas._not_blank: f"[^{PYTHON_SPACE}]",  # not blank: one character strip() keeps
-    schemas._http_url: HTTP_URL,
-}
-
-
-def _validator_pattern(self: Any, field: fields.Field, **_: Any) -> dict[str, Any]:
-    for rule, pattern in VALIDATOR_PATTERNS.items():
-        if any(validator is rule for validator in field.validators):
-            return {"pattern": pattern}
-    return {}
-
-
-def _ref(kind: str, name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/{kind}/{name}"}
-
-
-def _error_schema(codes: tuple[str, ...]) -> dict[str, Any]:
-    # The envelope, narrowed to the errorCodes this operation answers with this status.
-    return {"allOf": [_ref("schemas", "Error"),
-                      {"properties": {"errorCode": {"enum": list(codes)}}}]}
-
-
-def _content(schema: SchemaRef | None, media_type: str) -> dict[str, Any] | None:
-    if schema is None:
-        return None
-    return {media_type: {"schema": schema}}
-
-
-def _response(description: str, schema: SchemaRef | None, headers: tuple[str, ...],
-              media_type: str = JSON) -> dict[str, Any]:
-    response: dict[str, Any] = {"description": description}
-    content = _content(schema, media_type)
-    if content is not None:
-        response["content"] = content
-    if headers:
-        response["headers"] = {name: name for name in headers}  # apispec makes the $refs
-    return response
-
-
-def _reply_headers(op: Operation, status: int, reply: Reply) -> tuple[str, ...]:
-    if op.deprecated and 200 <= status < 300:
-        return (*reply.headers, "Deprecation", "Link")
-    return reply.headers
-
-
-def _responses(op: Operation) -> dict[int, dict[str, Any]]:
-    responses = {status: _response(reply.description, reply.schema,
-                                   _reply_headers(op, status, reply), reply.media_type)
-                 for status, reply in op.replies.items()}
-    for status, codes in op.errors.items():
-        description = ERROR_DESCRIPTIONS.get(status, f"{HTTPStatus(status).phrase}.")
-        error = _response(description, _error_schema(codes),
-                          ERROR_HEADERS.get(status, ()))
-        if status in responses:  # a reply of its own and the envelope: either body
-            responses[status] = _merged(responses[status], error)
-        else:
-            responses[status] = error
-    return dict(sorted(responses.items()))
-
-
-def _merged(reply: dict[str, Any], error: dict[str, Any]) -> dict[str, Any]:
-    """One status that answers either a reply body or the error envelope (e.g. readyz 503):
-    either schema, and only the headers both always send are required."""
-    schemas_ = [reply["content"][JSON]["schema"], error["content"][JSON]["schema"]]
-    merged = {"description": reply["description"],
-              "content": {JSON: {"schema": {"anyOf": schemas_}}}}
-    shared = set(reply.get("headers", {})) & set(error.get("headers", {}))
-    if shared:
-        merged["headers"] = {name: name for name in sorted(shared)}
-    return merged
-
-
-def _parameters(op: Operation) -> list[str | dict[str, Any]]:
-    # Component ids as strings: apispec turns them into $refs.
-    parameters: list[str | dict[str, Any]] = [*re.findall(r"{(\w+)}", op.path), *op.headers]
-    if op.query is not None:
-        parameters.append({"in": "query", "schema": op.query})
-    return parameters
-
-
-def _operation(op: Operation) -> dict[str, Any]:
-    document: dict[str, Any] = {
-        "operationId": op.operation_id, "summary": op.summary, "tags": [op.tag],
-        "security": list(op.security), "responses": _responses(op),
-    }
-    if op.description:
-        document["description"] = op.description
-    parameters = _parameters(op)
-    if parameters:
-        document["parameters"] = parameters
-    if op.body is not None:
-        document["requestBody"] = {"required": True, "content": {JSON: {"schema": op.body}}}
-    if op.deprecated:
-        document["deprecated"] = True
-    return document
 
 
 def _new_spec() -> APISpec:
@@ -736,45 +265,22 @@ def _new_spec() -> APISpec:
                              "PostgreSQL. Errors are always the `Error` envelope. Strings "
                              "must not contain NUL or unpaired surrogates (400)."},
         tags=TAGS)
-    plugin.converter.add_attribute_function(_validator_pattern)  # type: ignore[union-attr]
     for name, scheme in SECURITY_SCHEMES.items():
         spec.components.security_scheme(name, scheme)
     for name, parameter in PARAMETERS.items():
         spec.components.parameter(name, parameter["in"], parameter)
     for name, header in HEADERS.items():
         spec.components.header(name, header)
-    for schema in RESPONSE_SCHEMAS:
-        spec.components.schema(schema.__name__, schema=schema)
+    spec.components.schema("Error", schema=bodies.Error)
+    apidoc.add_shapes(spec, RESULT_SCHEMAS)
     return spec
-
-
-def _query_without_null(document: dict[str, Any]) -> None:
-    """A query string cannot carry null: JobListQuery's `load_default=None` makes apispec
-    allow it, but leaving the parameter out is how a client says "any status"."""
-    for path in document["paths"].values():
-        for operation in path.values():
-            for parameter in operation.get("parameters", []):
-                if parameter.get("in") == "query":
-                    _drop_null(parameter["schema"])
-
-
-def _drop_null(schema: dict[str, Any]) -> None:
-    if "enum" in schema:
-        schema["enum"] = [value for value in schema["enum"] if value is not None]
-    if isinstance(schema.get("type"), list):
-        types = [kind for kind in schema["type"] if kind != "null"]
-        schema["type"] = types[0] if len(types) == 1 else types
-    if "default" in schema and schema["default"] is None:
-        del schema["default"]
 
 
 def build_document(operations: tuple[Operation, ...] = OPERATIONS) -> dict[str, Any]:
     spec = _new_spec()
     for op in operations:
-        spec.path(path=op.path, operations={op.method: _operation(op)})
-    document = spec.to_dict()
-    _query_without_null(document)
-    return document
+        apidoc.add_operation(spec, op)
+    return spec.to_dict()
 
 
 @functools.cache

@@ -17,12 +17,13 @@ import hmac
 import logging
 from datetime import UTC, datetime
 
-from flask import Blueprint, Response, abort, current_app, jsonify, request
+from flask import Blueprint, Response, abort, current_app, request
 
 from queue_jobs.observability.dashboards import dashboards
 from queue_jobs.services.errors import DomainError
 from queue_jobs.services.monitoring import run_dashboards
 from webapp.context import db_pool, web_config
+from webapp.responses import OpsData, dumped
 
 log = logging.getLogger(__name__)
 bp = Blueprint("ops", __name__)
@@ -72,8 +73,8 @@ def data() -> Response:
     _check_token()
     with db_pool().connection() as conn:
         results = run_dashboards(conn, dashboards())
-    return jsonify({"generatedAt": datetime.now(UTC).isoformat(timespec="milliseconds"),
-                    "dashboards": results})
+    return dumped(OpsData, {"generatedAt": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                            "dashboards": results})
 
 
 def _check_token() -> None:

@@ -1,4 +1,10 @@
-"""marshmallow schemas of request bodies and query strings."""
+"""marshmallow schemas of request bodies and query strings.
+
+The API document (webapp/openapi.py) shows them as they are, so a rule apispec cannot read
+from a plain function is written as a validator with a `regex`, which apispec shows as the
+field's pattern. marshmallow's default `unknown = RAISE` makes a misspelt field an error,
+not silently ignored.
+"""
 
 from __future__ import annotations
 
@@ -8,47 +14,56 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Request
-from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
+from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
+from queue_jobs.models import JobStatus
 from queue_jobs.services.errors import ValidationFailed
 
 MAX_URL_LENGTH = 2048
-JOB_STATUSES = ("queued", "running", "succeeded", "failed")
+JOB_STATUSES = tuple(status.value for status in JobStatus)
 
 
-def _http_url(value: str) -> None:
-    try:
-        parts = urlsplit(value)
-        usable = parts.scheme in ("http", "https") and bool(parts.hostname)
-    except ValueError:  # e.g. "http://[::1/": urlsplit raises on a broken host
-        usable = False
-    if not usable:
-        raise ValidationError("Must be an http or https URL with a host.")
+class HttpUrl(validate.Validator):
+    """An http or https URL with a host, as urlsplit reads it."""
+
+    # The same rule as a pattern, for the document: http(s), a host, then anything; a
+    # little stricter than urlsplit, which also forgives leading blanks and control
+    # characters.
+    regex = re.compile(r"^[Hh][Tt][Tt][Pp][Ss]?://([^/?#]*@)?([^/?#@:\[\]]+|"
+                       r"\[[0-9A-Fa-f:.]+\])(:[^/?#]*)?([/?#][\s\S]*)?$")
+
+    def __call__(self, value: str) -> str:
+        try:
+            parts = urlsplit(value)
+            usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+        except ValueError:  # e.g. "http://[::1/": urlsplit raises on a broken host
+            usable = False
+        if not usable:
+            raise ValidationError("Must be an http or https URL with a host.")
+        return value
+
+
+def _url(**kwargs: Any) -> fields.String:
+    return fields.String(validate=[validate.Length(min=1, max=MAX_URL_LENGTH), HttpUrl()],
+                         **kwargs)
 
 
 class WebsiteAnalysisRequest(Schema):
-    class Meta:
-        unknown = RAISE  # a misspelt field is an error, not silently ignored
-
-    url = fields.String(required=True,
-                        validate=[validate.Length(min=1, max=MAX_URL_LENGTH), _http_url])
+    url = _url(required=True)
 
 
-class _Strict(Schema):
-    class Meta:
-        unknown = RAISE
-
-
-def _not_blank(value: str) -> None:
-    if not value.strip():
-        raise ValidationError("Must not be blank.")
+# What Python's str.strip() removes (str.isspace()), spelt out: the `\s` of a JSON Schema
+# pattern is ECMAScript's, which differs (it lacks U+001C-U+001F and U+0085, has U+FEFF).
+PYTHON_SPACE = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# Not blank: some character that strip() keeps (match: after any leading blanks).
+NOT_BLANK = validate.Regexp(f"[{PYTHON_SPACE}]*[^{PYTHON_SPACE}]", error="Must not be blank.")
 
 
 def _text(max_length: int, *, required: bool = False,
           allow_none: bool = False) -> fields.String:
     """A string that is not blank (when given) and not longer than max_length."""
     return fields.String(required=required, allow_none=allow_none,
-                         validate=[validate.Length(max=max_length), _not_blank])
+                         validate=[validate.Length(max=max_length), NOT_BLANK])
 
 
 class _StrictBoolean(fields.Boolean):
@@ -69,7 +84,7 @@ def _word_list(max_items: int) -> fields.List:
                        validate=validate.Length(max=max_items))
 
 
-class RegisterRequest(_Strict):
+class RegisterRequest(Schema):
     email = fields.Email(required=True, validate=validate.Length(max=254))
     # Long passphrases are welcome; the cap only bounds the hashing work per request.
     password = fields.String(required=True, validate=validate.Length(min=8, max=1024))
@@ -83,34 +98,33 @@ class RegisterRequest(_Strict):
         return data
 
 
-class LoginRequest(_Strict):
+class LoginRequest(Schema):
     email = fields.String(required=True, validate=validate.Length(min=1, max=254))
     password = fields.String(required=True, validate=validate.Length(min=1, max=1024))
 
 
-class Topic(_Strict):
+class Topic(Schema):
     title = _text(200, required=True)
     description = _text(2000)
     keywords = _word_list(20)
 
 
-class BusinessInfo(_Strict):
-    businessName = _text(200)
-    businessType = _text(200)
-    industry = _text(200)
-    targetAudience = _text(1000)
-    brandVoice = _text(200)
-    description = _text(2000)
-    keywords = _word_list(20)
+# An analysis's text fields and their longest lengths: a content generation's businessInfo
+# may give any of them, a deprecated step's analysis gives them all.
+ANALYSIS_LENGTHS = {"businessName": 200, "businessType": 200, "industry": 200,
+                    "description": 2000, "targetAudience": 1000, "brandVoice": 200}
+BusinessInfo = Schema.from_dict(
+    {**{name: _text(length) for name, length in ANALYSIS_LENGTHS.items()},
+     "keywords": _word_list(20)}, name="BusinessInfo")
 
 
-class GenerationOptions(_Strict):
+class GenerationOptions(Schema):
     includeVisuals = _flag()
     autoSave = _flag()
     status = fields.String(load_default="draft", validate=validate.OneOf(("draft", "published")))
 
 
-class ContentGenerationRequest(_Strict):
+class ContentGenerationRequest(Schema):
     topic = fields.Nested(Topic, required=True)
     businessInfo = fields.Nested(BusinessInfo, required=True)
     organizationId = fields.String(required=True)  # malformed: 404, like any unknown id
@@ -121,51 +135,42 @@ class ContentGenerationRequest(_Strict):
 
 # --- the deprecated synchronous endpoints' bodies (what the earlier steps produced) ----------
 
-class Analysis(_Strict):
-    businessName = _text(200, required=True)
-    businessType = _text(200, required=True)
-    industry = _text(200, required=True)
-    description = _text(2000, required=True)
-    targetAudience = _text(1000, required=True)
-    brandVoice = _text(200, required=True)
-    keywords = fields.List(_text(100), required=True, validate=validate.Length(min=1, max=20))
+Analysis = Schema.from_dict(
+    {**{name: _text(length, required=True) for name, length in ANALYSIS_LENGTHS.items()},
+     "keywords": fields.List(_text(100), required=True, validate=validate.Length(min=1, max=20))},
+    name="Analysis")
 
 
-class Audience(_Strict):
+class Audience(Schema):
     name = _text(200, required=True)
     description = _text(2000, required=True)
     painPoints = fields.List(_text(500), required=True, validate=validate.Length(min=1, max=10))
 
 
-class Scenario(_Strict):
+class Scenario(Schema):
     id = fields.String(load_default=None, validate=validate.Length(max=64))
     audience = fields.Nested(Audience, required=True)
     pitch = _text(4000, required=True)
     imageUrl = fields.String(load_default=None)  # ignored: a new image is drawn
 
 
-def _optional_url() -> fields.String:
-    return fields.String(load_default=None,
-                         validate=[validate.Length(min=1, max=MAX_URL_LENGTH), _http_url])
-
-
-class AudiencesRequest(_Strict):
+class AudiencesRequest(Schema):
     analysis = fields.Nested(Analysis, required=True)
-    url = _optional_url()
+    url = _url(load_default=None)
 
 
-class PitchesRequest(_Strict):
+class PitchesRequest(Schema):
     analysis = fields.Nested(Analysis, required=True)
     audiences = fields.List(fields.Nested(Audience), required=True,
                             validate=validate.Length(min=1, max=5))
-    url = _optional_url()
+    url = _url(load_default=None)
 
 
-class AudienceImagesRequest(_Strict):
+class AudienceImagesRequest(Schema):
     analysis = fields.Nested(Analysis, required=True)
     scenarios = fields.List(fields.Nested(Scenario), required=True,
                             validate=validate.Length(min=1, max=5))
-    url = _optional_url()
+    url = _url(load_default=None)
 
 
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -183,10 +188,7 @@ def idempotency_key(request: Request) -> str | None:
 
 
 class JobListQuery(Schema):
-    class Meta:
-        unknown = RAISE
-
-    status = fields.String(load_default=None, validate=validate.OneOf(JOB_STATUSES))
+    status = fields.String(validate=validate.OneOf(JOB_STATUSES))  # absent: any status
     limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
 
 

@@ -33,8 +33,8 @@ from tests.fakes.website import FakeWebsite
 from tests.integration.conftest import TEST_JWT_SECRET
 from tests.integration.support import ApiClient, ThreadWorker, new_session
 from webapp import create_app
-from webapp.openapi import OPENAPI_PATH, PYTHON_SPACE, build_document
-from webapp.schemas import LoginRequest
+from webapp.openapi import OPENAPI_PATH, build_document
+from webapp.schemas import PYTHON_SPACE, LoginRequest
 
 GENEROUS = 10**6
 PASSWORD = "correct horse battery"

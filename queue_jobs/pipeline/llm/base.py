@@ -13,13 +13,8 @@ from typing import Any, Protocol
 
 from queue_jobs.pipeline.pages import PageFacts
 
-# Shapes (all plain JSON):
-# Analysis  = {"businessName", "businessType", "industry", "description",
-#              "targetAudience", "brandVoice": str, "keywords": [str]}
-# Audience  = {"name": str, "description": str, "painPoints": [str]}
-# BlogPost  = {"title", "content" (markdown), "excerpt": str, "tags": [str],
-#              "seo": {"metaTitle", "metaDescription": str, "keywords": [str]},
-#              "imagePrompt", "imageAlt": str}
+# Plain JSON, shaped as queue_jobs.pipeline.llm.schemas.SCHEMAS says (business_analysis,
+# an item of audiences, blog_post).
 Analysis = dict[str, Any]
 Audience = dict[str, Any]
 BlogPost = dict[str, Any]
@@ -32,9 +27,8 @@ class PostBrief:
     topic_title: str
     topic_description: str  # "" when the request gave none
     topic_keywords: tuple[str, ...]
-    # The request's businessInfo: optional strings businessName, businessType, industry,
-    # targetAudience, brandVoice, description, and "keywords" (list of str). It wins over
-    # the stored analysis where both say something.
+    # The request's businessInfo (webapp.schemas.BusinessInfo): optional analysis fields
+    # that win over the stored analysis where both say something.
     business_info: dict[str, Any]
     organization_name: str
     website_url: str
