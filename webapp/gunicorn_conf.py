@@ -17,14 +17,14 @@ from gunicorn.glogging import Logger
 from gunicorn.workers.base import Worker
 
 # /metrics sums every worker process's samples from files in this directory. Set here, in
-# the master, before anything (the webapp package below) imports prometheus_client (it picks its storage at import
-# time); a fresh one per start, so no stale samples of an earlier run are counted.
+# the master, before anything (the webapp package below) imports prometheus_client, which
+# picks its storage at import time; a fresh one per start, so no stale samples of an
+# earlier run are counted.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="jobs-metrics-"))
 
-from queue_jobs.env_reader import exit_on_bad_settings  # noqa: E402
-from queue_jobs.settings import QueueSettings  # noqa: E402
-from webapp.config import WebConfig  # noqa: E402
-
+from queue_jobs.env_reader import exit_on_bad_settings
+from queue_jobs.settings import QueueSettings
+from webapp.config import WebConfig
 
 
 def child_exit(server: Arbiter, worker: Worker) -> None:
