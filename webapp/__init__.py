@@ -13,14 +13,18 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from queue_jobs.observability import logs
 from queue_jobs.services import connections
 from queue_jobs.settings import QueueSettings
-from webapp import auth, demo, health, jobs, legacy, media, metrics, openapi, ops, posts
-from webapp.around_request import init_around_request
 from webapp.config import WebConfig
-from webapp.errors import register_error_handlers
-from webapp.identity import init_jwt
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    # The views are imported here, not at the top: gunicorn's master reads WebConfig (and
+    # so imports this package) to check the settings, and must not load the whole app
+    # before it forks its workers.
+    from webapp import auth, demo, health, jobs, legacy, media, metrics, openapi, ops, posts
+    from webapp.around_request import init_around_request
+    from webapp.errors import register_error_handlers
+    from webapp.identity import init_jwt
+
     overrides = dict(test_config or {})
     queue_settings: QueueSettings | None = overrides.pop("queue_settings", None)
     config = WebConfig.from_env(overrides)
