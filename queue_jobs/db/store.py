@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
 
+from queue_jobs.db.connections import Conn
 from queue_jobs.db.sql_files import named_queries
 from queue_jobs.models import (
     ClaimedJob,
@@ -36,9 +37,6 @@ from queue_jobs.pipeline.llm import usage as llm_usage
 QUEUE = "jobs"
 RUN_TASK = "run_job"
 _DISPATCH = {"queue": QUEUE, "task": RUN_TASK}
-
-from queue_jobs.db.connections import Conn  # noqa: E402
-
 T = TypeVar("T")
 
 
