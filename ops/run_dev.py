@@ -19,10 +19,10 @@ from pathlib import Path
 
 import requests
 
+from queue_jobs.config.env_reader import exit_on_bad_settings
+from queue_jobs.config.settings import QueueSettings
 from queue_jobs.db.embedded import start_embedded, uri_for
 from queue_jobs.db.migrate import apply_migrations
-from queue_jobs.env_reader import exit_on_bad_settings
-from queue_jobs.settings import QueueSettings
 from webapp.config import WebConfig
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent

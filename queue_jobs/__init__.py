@@ -1,8 +1,8 @@
 """The queue side of the job service, by concern:
 
 - `models`: the shapes every layer shares (owners, rows, job statuses);
-- `settings`: every environment read of the queue side, in one object;
-- `env_reader`: the typed reads of both sides' settings, and their one-line errors;
+- `config/`: every environment read of the queue side in one settings object, and the typed
+  reads (with one-line errors) both sides use;
 - `db/`: connection pools, the named SQL queries (`store`), migrations;
 - `services/`: job, account and organization rules, fair use; all that `webapp` may call;
 - `pipeline/`: the job types' steps as plain functions, the LLM providers, the fetcher;

@@ -10,9 +10,9 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from queue_jobs.config.settings import QueueSettings
 from queue_jobs.observability import logs
 from queue_jobs.services import connections
-from queue_jobs.settings import QueueSettings
 from webapp.config import WebConfig
 
 
@@ -20,10 +20,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # The views are imported here, not at the top: gunicorn's master reads WebConfig (and
     # so imports this package) to check the settings, and must not load the whole app
     # before it forks its workers.
-    from webapp import auth, demo, health, jobs, legacy, media, metrics, openapi, ops, posts
-    from webapp.around_request import init_around_request
-    from webapp.errors import register_error_handlers
-    from webapp.identity import init_jwt
+    from webapp.hooks.around_request import init_around_request
+    from webapp.hooks.errors import register_error_handlers
+    from webapp.hooks.identity import init_jwt
+    from webapp.views import auth, demo, health, jobs, legacy, media, metrics, openapi, ops, posts
 
     overrides = dict(test_config or {})
     queue_settings: QueueSettings | None = overrides.pop("queue_settings", None)

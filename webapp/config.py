@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from queue_jobs.env_reader import EnvReader, SettingsError
+from queue_jobs.config.env_reader import EnvReader, SettingsError
 from queue_jobs.services.accounts import AuthThrottle
 from queue_jobs.services.fair_use import FairUse
 

@@ -22,8 +22,8 @@ from gunicorn.workers.base import Worker
 # earlier run are counted.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="jobs-metrics-"))
 
-from queue_jobs.env_reader import exit_on_bad_settings
-from queue_jobs.settings import QueueSettings
+from queue_jobs.config.env_reader import exit_on_bad_settings
+from queue_jobs.config.settings import QueueSettings
 from webapp.config import WebConfig
 
 
@@ -55,7 +55,7 @@ preload_app = False
 # instance on the host: off unless GUNICORN_CONTROL_SOCKET names this instance's own path.
 control_socket = web_config.control_socket
 control_socket_disable = not control_socket
-# The app writes one JSON line per request itself (webapp.around_request; ACCESS_LOG=0 turns
+# The app writes one JSON line per request itself (webapp.hooks.around_request; ACCESS_LOG=0 turns
 # it off), so gunicorn's access log stays off, and its own lines are JSON too.
 accesslog = None
 

@@ -9,7 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from queue_jobs.env_reader import exit_on_bad_settings
+from queue_jobs.config.env_reader import exit_on_bad_settings
 
 # By file, not `python:webapp.gunicorn_conf`: importing it as a module would import the
 # webapp package (and prometheus_client) before the conf sets PROMETHEUS_MULTIPROC_DIR.

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from logging.handlers import QueueHandler, QueueListener
 from typing import Any, TextIO
 
-from queue_jobs.env_reader import SettingsError
+from queue_jobs.config.env_reader import SettingsError
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 

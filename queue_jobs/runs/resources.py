@@ -15,10 +15,10 @@ from typing import Protocol
 
 from psycopg_pool import ConnectionPool
 
+from queue_jobs.config.settings import QueueSettings
 from queue_jobs.db import connections
 from queue_jobs.pipeline.llm.base import LLMProvider
 from queue_jobs.pipeline.llm.factory import build_provider
-from queue_jobs.settings import QueueSettings
 
 PIPELINE_THREADS = 128  # threads start on demand; abandoned (cancelled) runs may hold some
 

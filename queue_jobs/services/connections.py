@@ -6,9 +6,9 @@ from __future__ import annotations
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from queue_jobs.config.settings import QueueSettings
 from queue_jobs.db.connections import Conn, autocommit, open_pool
 from queue_jobs.runs.resources import InProcessResources, provider_for
-from queue_jobs.settings import QueueSettings
 
 __all__ = ["Conn", "ConnectionPool", "InProcessResources", "autocommit", "in_process_resources",
            "open_pool"]

@@ -1,5 +1,5 @@
 """Errors a client request can run into. The docstring is the message the client sees;
-`status` and `error_code` are what the API answers (webapp/errors.py renders them)."""
+`status` and `error_code` are what the API answers (webapp/hooks/errors.py renders them)."""
 
 from __future__ import annotations
 

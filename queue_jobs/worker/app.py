@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from procrastinate import App, PsycopgConnector
 
+from queue_jobs.config.env_reader import exit_on_bad_settings
+from queue_jobs.config.settings import QueueSettings
 from queue_jobs.db import connections
-from queue_jobs.env_reader import exit_on_bad_settings
-from queue_jobs.settings import QueueSettings
 
 # The worker process's settings, read once. Every way of starting a worker imports this
 # module first (jobs-worker, `python -m queue_jobs.worker`, procrastinate's CLI), so a bad

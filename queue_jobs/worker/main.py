@@ -51,10 +51,10 @@ from procrastinate.app import WorkerOptions
 from procrastinate.worker import Worker
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from queue_jobs.config.env_reader import exit_on_bad_settings
+from queue_jobs.config.settings import DEFAULT_CONCURRENCY, DEFAULT_METRICS_HOST, QueueSettings
 from queue_jobs.db import store
-from queue_jobs.env_reader import exit_on_bad_settings
 from queue_jobs.observability import logs
-from queue_jobs.settings import DEFAULT_CONCURRENCY, DEFAULT_METRICS_HOST, QueueSettings
 from queue_jobs.worker.app import app, settings
 from queue_jobs.worker.health import WorkerState, WorkerStateCollector
 

@@ -8,9 +8,9 @@ import uuid
 from procrastinate import JobContext
 from procrastinate.job_context import AbortReason
 
+from queue_jobs.config.settings import QueueSettings
 from queue_jobs.db.store import QUEUE, RUN_TASK
 from queue_jobs.runs.resources import runtime_for
-from queue_jobs.settings import QueueSettings
 from queue_jobs.worker import housekeeping, reaper
 from queue_jobs.worker.app import app, settings
 from queue_jobs.worker.job_run import JobRun

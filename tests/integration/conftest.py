@@ -18,9 +18,9 @@ from playwright.sync_api import Browser, sync_playwright
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pytest_postgresql import factories
 
+from queue_jobs.config.settings import QueueSettings
 from queue_jobs.db.embedded import start_embedded, uri_for
 from queue_jobs.db.migrate import apply_migrations
-from queue_jobs.settings import QueueSettings
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.website import FakeWebsite
 from tests.integration.support import ApiClient, ThreadWorker, free_port

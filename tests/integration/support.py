@@ -18,8 +18,8 @@ from flask_jwt_extended import create_access_token
 from psycopg_pool import AsyncConnectionPool
 from werkzeug.serving import make_server
 
+from queue_jobs.config.settings import QueueSettings
 from queue_jobs.runs.resources import close_all
-from queue_jobs.settings import QueueSettings
 from queue_jobs.worker.app import app as queue_app
 from webapp import create_app
 

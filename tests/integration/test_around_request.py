@@ -1,6 +1,6 @@
-"""What every answer gets around its view (webapp.around_request): a request id, and CORS
+"""What every answer gets around its view (webapp.hooks.around_request): a request id, and CORS
 headers for allowed origins only, on errors and preflights too; and what static files get
-from their wrapped view (webapp.demo), on a 304 as well."""
+from their wrapped view (webapp.views.demo), on a 304 as well."""
 
 from __future__ import annotations
 

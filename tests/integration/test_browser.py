@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from queue_jobs.settings import QueueSettings
+from queue_jobs.config.settings import QueueSettings
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.website import FakeWebsite
 from tests.integration.conftest import ARTIFACTS, TEST_JWT_SECRET

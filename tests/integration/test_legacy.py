@@ -11,13 +11,13 @@ import pytest
 import schemathesis
 from werkzeug.test import TestResponse
 
-from queue_jobs.settings import QueueSettings
+from queue_jobs.config.settings import QueueSettings
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.website import FakeWebsite
 from tests.integration.conftest import TEST_JWT_SECRET
 from tests.integration.support import ApiClient, new_session, wait_until
 from webapp import create_app
-from webapp.openapi import build_document
+from webapp.views.openapi import build_document
 
 ANALYSIS_KEYS = {"businessName", "businessType", "industry", "description", "targetAudience",
                  "brandVoice", "keywords"}

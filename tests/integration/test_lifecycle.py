@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from queue_jobs.settings import QueueSettings
+from queue_jobs.config.settings import QueueSettings
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.website import FakeWebsite
 from tests.integration.support import ApiClient, ThreadWorker, new_session, wait_until

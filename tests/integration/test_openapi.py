@@ -1,4 +1,4 @@
-"""The OpenAPI document (webapp/openapi.py) against the live app.
+"""The OpenAPI document (webapp/views/openapi.py) against the live app.
 
 Every URL rule of the app is documented with its methods, and schemathesis, in process (WSGI)
 on the real per-test PostgreSQL, sends generated valid and invalid requests to every
@@ -26,15 +26,15 @@ from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import ignored_auth
 from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
 
+from queue_jobs.config.settings import QueueSettings
 from queue_jobs.services.accounts import AuthThrottle
 from queue_jobs.services.fair_use import FairUse
-from queue_jobs.settings import QueueSettings
 from tests.fakes.website import FakeWebsite
 from tests.integration.conftest import TEST_JWT_SECRET
 from tests.integration.support import ApiClient, ThreadWorker, new_session
 from webapp import create_app
-from webapp.openapi import OPENAPI_PATH, build_document
-from webapp.schemas import PYTHON_SPACE, LoginRequest
+from webapp.schemas.inputs import PYTHON_SPACE, LoginRequest
+from webapp.views.openapi import OPENAPI_PATH, build_document
 
 GENEROUS = 10**6
 PASSWORD = "correct horse battery"
@@ -76,7 +76,7 @@ def documented_routes() -> set[tuple[str, str]]:
 
 def test_every_route_of_the_app_is_documented_and_nothing_else(api: ApiClient) -> None:
     routes, documented = app_routes(api.app), documented_routes()
-    assert routes - documented == set(), "add them to webapp.openapi.OPERATIONS"
+    assert routes - documented == set(), "add them to webapp.views.openapi.OPERATIONS"
     assert documented - routes == set(), "documented, but the app has no such route"
 
 

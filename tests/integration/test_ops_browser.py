@@ -17,7 +17,7 @@ from queue_jobs.observability.dashboards import Dashboard, dashboards
 from tests.integration.conftest import ARTIFACTS
 from tests.integration.support import live_server
 from tests.integration.test_ops_page import OPS_TOKEN, app_for, seed_jobs
-from webapp import ops
+from webapp.views import ops
 
 TIMEOUT_MS = 10_000
 

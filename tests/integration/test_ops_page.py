@@ -19,7 +19,8 @@ from flask.testing import FlaskClient
 from queue_jobs.observability.dashboards import DASHBOARD_DIR, Dashboard, dashboards
 from queue_jobs.services import monitoring
 from tests.integration.conftest import TEST_JWT_SECRET
-from webapp import create_app, ops
+from webapp import create_app
+from webapp.views import ops
 
 OPS_TOKEN = "ops-test-token-0123456789abcdef+/="  # base64 characters survive the fragment
 STATIC_DIR = Path(__file__).resolve().parents[2] / "webapp" / "static"

@@ -10,9 +10,9 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from queue_jobs import models
+from queue_jobs.config.settings import QueueSettings
 from queue_jobs.db import store
 from queue_jobs.services import fair_use
-from queue_jobs.settings import QueueSettings
 from queue_jobs.worker import housekeeping, reaper, tasks
 from queue_jobs.worker.app import app as queue_app
 from tests.fakes.website import FakeWebsite

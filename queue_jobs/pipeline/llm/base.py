@@ -27,7 +27,7 @@ class PostBrief:
     topic_title: str
     topic_description: str  # "" when the request gave none
     topic_keywords: tuple[str, ...]
-    # The request's businessInfo (webapp.schemas.BusinessInfo): optional analysis fields
+    # The request's businessInfo (webapp.schemas.inputs.BusinessInfo): optional analysis fields
     # that win over the stored analysis where both say something.
     business_info: dict[str, Any]
     organization_name: str

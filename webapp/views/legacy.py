@@ -23,9 +23,9 @@ from queue_jobs.services import jobs, organizations, sync_runs
 from queue_jobs.services.errors import AuthRequired, RateLimited
 from queue_jobs.services.sync_runs import InlineRun
 from webapp.context import client_address, db_pool, legacy_slots, run_resources, web_config
-from webapp.errors import error_response
-from webapp.identity import current_owner
-from webapp.schemas import (
+from webapp.hooks.errors import error_response
+from webapp.hooks.identity import current_owner
+from webapp.schemas.inputs import (
     AudienceImagesRequest,
     AudiencesRequest,
     ContentGenerationRequest,

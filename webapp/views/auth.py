@@ -14,9 +14,9 @@ from queue_jobs.models import Owner, User
 from queue_jobs.services import accounts, organizations
 from queue_jobs.services.errors import InvalidCredentials, TokenInvalid
 from webapp.context import client_address, db_pool, web_config
-from webapp.identity import current_owner, session_from_header, user_from_refresh_token
-from webapp.responses import AccessToken, Me, SignedIn, dumped
-from webapp.schemas import LoginRequest, RegisterRequest, load_json_body
+from webapp.hooks.identity import current_owner, session_from_header, user_from_refresh_token
+from webapp.schemas.inputs import LoginRequest, RegisterRequest, load_json_body
+from webapp.schemas.responses import AccessToken, Me, SignedIn, dumped
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
 

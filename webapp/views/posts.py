@@ -6,7 +6,7 @@ from flask import Blueprint, Response, jsonify
 
 from queue_jobs.services import organizations
 from webapp.context import db_pool
-from webapp.identity import current_owner
+from webapp.hooks.identity import current_owner
 
 bp = Blueprint("posts", __name__, url_prefix="/api/v1/posts")
 

@@ -1,6 +1,6 @@
 """Typed reads of an environment mapping with environs, and one line naming every bad value.
 
-Both sides' settings objects (queue_jobs.settings, webapp.config) read through an EnvReader:
+Both sides' settings objects (queue_jobs.config.settings, webapp.config) read through an EnvReader:
 
     env = EnvReader(environ)              # None: os.environ
     timeout = env.seconds("JOB_TIMEOUT_S", 600.0)

@@ -10,7 +10,7 @@ from pathlib import Path
 from queue_jobs.db.sql_files import SQL_DIR
 from queue_jobs.observability.dashboards import DASHBOARD_DIR
 
-PROJECT = Path(__file__).resolve().parents[2]
+PROJECT = Path(__file__).resolve().parents[3]
 REVIEW_FILE = SQL_DIR / "queries" / "procrastinate.sql"
 _COMMENT = re.compile(r"--[^\n]*")
 _PROCRASTINATE_OBJECT = re.compile(r"\bprocrastinate_\w+", re.IGNORECASE)

@@ -11,9 +11,8 @@ from flask import Blueprint, Response, request
 from queue_jobs.models import JobType, Owner
 from queue_jobs.services import connections, jobs, organizations
 from webapp.context import client_address, db_pool, web_config
-from webapp.identity import current_owner
-from webapp.responses import JobCancelled, JobCreated, JobList, dumped
-from webapp.schemas import (
+from webapp.hooks.identity import current_owner
+from webapp.schemas.inputs import (
     ContentGenerationRequest,
     JobListQuery,
     WebsiteAnalysisRequest,
@@ -21,6 +20,7 @@ from webapp.schemas import (
     load,
     load_json_body,
 )
+from webapp.schemas.responses import JobCancelled, JobCreated, JobList, dumped
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs")
 

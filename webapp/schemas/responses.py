@@ -1,5 +1,5 @@
 """marshmallow schemas of the bodies the views build: the views answer `dumped(Schema, data)`
-and the API document (webapp/openapi.py) shows the same schemas.
+and the API document (webapp/views/openapi.py) shows the same schemas.
 
 marshmallow's default `unknown = RAISE` makes apispec write `additionalProperties: false`,
 and dumping keeps only the declared fields, so a body cannot carry an undocumented one.
@@ -17,7 +17,7 @@ from marshmallow import Schema, fields, validate
 
 from queue_jobs import models
 from queue_jobs.services.catalog import FAILURE_CODES, JOB_TYPES, RESULT_SCHEMAS, STEP_LABELS
-from webapp.schemas import JOB_STATUSES
+from webapp.schemas.inputs import JOB_STATUSES
 
 RESULTS = ("WebsiteAnalysisResult", "ContentGenerationResult", "AudiencesResult",
            "PitchesResult", "ImagesResult")

@@ -1,4 +1,4 @@
-"""How the table of operations in webapp/openapi.py becomes an OpenAPI 3.1 document.
+"""How the table of operations in webapp/views/openapi.py becomes an OpenAPI 3.1 document.
 
 An Operation names its replies and the error statuses it can answer with their
 errorCodes; each error is the `Error` envelope (contract §4) narrowed to those codes.

@@ -82,7 +82,7 @@ def metrics() -> Response:
 
 
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
-    """One request's latency (webapp.around_request calls it for every request)."""
+    """One request's latency (webapp.hooks.around_request calls it for every request)."""
     key = (method if method in _METHODS else "other", route, status)
     latency = _latency_by_labels.get(key)
     if latency is None:  # labels() takes a lock and converts each value: once per key

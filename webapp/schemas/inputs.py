@@ -1,6 +1,6 @@
 """marshmallow schemas of request bodies and query strings.
 
-The API document (webapp/openapi.py) shows them as they are, so a rule apispec cannot read
+The API document (webapp/views/openapi.py) shows them as they are, so a rule apispec cannot read
 from a plain function is written as a validator with a `regex`, which apispec shows as the
 field's pattern. marshmallow's default `unknown = RAISE` makes a misspelt field an error,
 not silently ignored.
@@ -110,7 +110,8 @@ class Topic(Schema):
 
 
 # An analysis's text fields and their longest lengths: a content generation's businessInfo
-# may give any of them, a deprecated step's analysis gives them all.
+# may give any of them, a deprecated step's analysis gives them all. The names are the
+# pipeline's shape (tests/unit/webapp/test_inputs_follow_shapes.py keeps them equal).
 ANALYSIS_LENGTHS = {"businessName": 200, "businessType": 200, "industry": 200,
                     "description": 2000, "targetAudience": 1000, "brandVoice": 200}
 BusinessInfo = Schema.from_dict(

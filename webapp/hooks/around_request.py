@@ -1,5 +1,5 @@
 """What the app does around every request: a request id, one JSON line
-(queue_jobs.observability.logs), the latency histogram (webapp.metrics) and the CORS headers.
+(queue_jobs.observability.logs), the latency histogram (webapp.views.metrics) and the CORS headers.
 
 The request id joins the request line with the job events written while handling it: the
 caller's X-Request-Id if it looks like one (a proxy or a frontend may set it), else a
@@ -23,8 +23,8 @@ from flask.ctx import _AppCtxGlobals
 
 from queue_jobs.observability import logs
 from queue_jobs.observability.logs import REQUEST_ID
-from webapp import metrics
 from webapp.config import WebConfig
+from webapp.views import metrics
 
 log = logging.getLogger("webapp.request")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")

@@ -19,7 +19,7 @@ import pytest
 
 from queue_jobs.observability.logs import REQUEST_ID, JsonFormatter, QueuedHandler
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
+PROJECT_DIR = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from flask import Blueprint, Response
 
 from queue_jobs.services import images
 from webapp.context import db_pool
-from webapp.identity import current_owner
+from webapp.hooks.identity import current_owner
 
 bp = Blueprint("media", __name__, url_prefix="/api/v1/images")
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from marshmallow.validate import Range
 
-from queue_jobs.env_reader import EnvReader, SettingsError
+from queue_jobs.config.env_reader import EnvReader, SettingsError
 
 DEFAULT_CHAT_MODEL = "gpt-4.1-mini"
 DEFAULT_IMAGE_MODEL = "gpt-image-1"

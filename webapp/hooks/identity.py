@@ -18,7 +18,7 @@ from queue_jobs.services.errors import (
     TokenExpired,
     TokenInvalid,
 )
-from webapp.errors import domain_error_response
+from webapp.hooks.errors import domain_error_response
 
 SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
 

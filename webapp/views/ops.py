@@ -23,7 +23,7 @@ from queue_jobs.observability.dashboards import dashboards
 from queue_jobs.services.errors import DomainError
 from queue_jobs.services.monitoring import run_dashboards
 from webapp.context import db_pool, web_config
-from webapp.responses import OpsData, dumped
+from webapp.schemas.responses import OpsData, dumped
 
 log = logging.getLogger(__name__)
 bp = Blueprint("ops", __name__)

@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from queue_jobs.services.connections import DATABASE_UNAVAILABLE
 from queue_jobs.services.errors import DomainError, EmailTaken, QueueUnavailable
-from webapp.responses import Error, dumped
+from webapp.schemas.responses import Error, dumped
 
 log = logging.getLogger(__name__)
 

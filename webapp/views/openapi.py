@@ -2,8 +2,8 @@
 
 It describes operations only; every body is a schema that does the work elsewhere:
 requests and query strings are the marshmallow schemas the views load with
-(webapp/schemas.py), the bodies the views build are the marshmallow schemas they dump
-through (webapp/responses.py), and the results the pipelines build are their JSON Schemas
+(webapp/schemas/inputs.py), the bodies the views build are the marshmallow schemas they dump
+through (webapp/schemas/responses.py), and the results the pipelines build are their JSON Schemas
 (queue_jobs.services.catalog.RESULT_SCHEMAS). tests/integration/test_openapi.py checks the
 live answers against the document with schemathesis.
 
@@ -23,10 +23,11 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Response
 
 from queue_jobs.services.catalog import RESULT_SCHEMAS, sync_failures_by_status
-from webapp import apidoc, schemas
-from webapp import responses as bodies
-from webapp.apidoc import JSON, Operation, Reply, Security, errors
-from webapp.responses import component
+from webapp.schemas import apidoc
+from webapp.schemas import inputs as schemas
+from webapp.schemas import responses as bodies
+from webapp.schemas.apidoc import JSON, Operation, Reply, Security, errors
+from webapp.schemas.responses import component
 
 bp = Blueprint("openapi", __name__)
 
@@ -95,7 +96,7 @@ HEADERS: dict[str, dict[str, Any]] = {
                                     "that owns its job and images."},
 }
 
-# How a deprecated synchronous call answers its job's failure (webapp/legacy.py), with
+# How a deprecated synchronous call answers its job's failure (webapp/views/legacy.py), with
 # the failed job's `jobId` in the envelope.
 LEGACY_FAILURES = sync_failures_by_status()
 LEGACY_NOTE = ("Runs the job's pipeline inside the request (a minute or more), on a job row "

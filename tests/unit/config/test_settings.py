@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from queue_jobs.env_reader import EnvReader, SettingsError
-from queue_jobs.settings import QueueSettings
+from queue_jobs.config.env_reader import EnvReader, SettingsError
+from queue_jobs.config.settings import QueueSettings
 from webapp.config import ConfigError, WebConfig
 
 SECRET = {"JWT_SECRET_KEY": "unit-test-secret"}  # else a development secret file is made

@@ -6,7 +6,7 @@ from flask import Blueprint, Response
 
 from queue_jobs.services import monitoring
 from webapp.context import db_pool
-from webapp.responses import Healthy, NotReady, Ready, dumped
+from webapp.schemas.responses import Healthy, NotReady, Ready, dumped
 
 bp = Blueprint("health", __name__)
 

@@ -1,0 +1,1 @@
+"""The app's blueprints, one module per group of endpoints; create_app registers them."""
