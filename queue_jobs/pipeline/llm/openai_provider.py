@@ -221,7 +221,7 @@ def _parse_completion(schema_name: str, completion: Any,
         raise UnusableAnswer(
             f"The language model's answer for {schema_name} was cut off", reason="truncated",
             problem="your answer was cut off at the length limit before the JSON document "
-                    "ended; answer again with the whole document, written more briefly",
+                    "ended; write it more briefly",
             answer=content)
     if not content.strip():
         raise UnusableAnswer(
