@@ -5,13 +5,15 @@ runs, steps and LLM calls in the workers (each worker's WORKER_METRICS_PORT) and
 web processes for deprecated synchronous calls. Sum them across instances in PromQL:
 `sum by (type, outcome) (rate(jobs_finished_total[5m]))`.
 
-Label values are bounded: job types, step keys, errorCodes, configured model names.
+Label values are bounded: job types, step keys, errorCodes, configured model names, the
+re-ask reasons of queue_jobs.pipeline.llm.usage.REASK_REASONS.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import Counter, Histogram
@@ -33,8 +35,12 @@ STEP_SECONDS = Histogram(
 LLM_CALLS = Counter("llm_calls_total", "LLM calls answered, by model.", ["model"])
 LLM_TOKENS = Counter("llm_tokens_total", "LLM tokens, by model and direction (input, output).",
                      ["model", "direction"])
+LLM_REASKS = Counter("llm_reasks_total",
+                     "Unusable LLM answers asked for again, by step and reason (not_json, "
+                     "truncated, schema, count); each is also one more llm_calls_total.",
+                     ["step", "reason"])
 
-INSTRUMENTS = (CREATED, FINISHED, STEP_SECONDS, LLM_CALLS, LLM_TOKENS)
+INSTRUMENTS = (CREATED, FINISHED, STEP_SECONDS, LLM_CALLS, LLM_TOKENS, LLM_REASKS)
 
 
 def created(job_type: str) -> None:
@@ -50,11 +56,15 @@ def job_finished(job_id: uuid.UUID, finished: FinishedJob, outcome: str,
 
 
 def step_finished(job_id: uuid.UUID, job_type: str, step: str, outcome: str,
-                  duration_ms: int, usage: UsageRows) -> None:
-    """A step run ended: its duration, its LLM calls and its step.finished line."""
+                  duration_ms: int, usage: UsageRows, reasks: Mapping[str, int]) -> None:
+    """A step run ended: its duration, its LLM calls, the answers it asked for again
+    (reason -> count, llm.usage.Meter.reasks) and its step.finished line."""
     calls, tokens = llm_usage.totals(usage)
     logs.event(log, "step.finished", jobId=job_id, type=job_type, step=step, outcome=outcome,
-               durationMs=duration_ms, llmCalls=calls, llmTokens=tokens)
+               durationMs=duration_ms, llmCalls=calls, llmTokens=tokens,
+               llmReasks=sum(reasks.values()))
+    for reason, count in reasks.items():
+        LLM_REASKS.labels(step, reason).inc(count)
     STEP_SECONDS.labels(job_type, step, outcome).observe(duration_ms / 1000)
     for row in usage:
         model = str(row["model"])

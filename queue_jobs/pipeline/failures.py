@@ -58,6 +58,17 @@ class LLMError(JobFailure):
     sync_status = 502
 
 
+class UnusableAnswer(LLMError):
+    """The language model's answer could not be used."""
+
+    def __init__(self, message: str, *, reason: str, problem: str, answer: str = "") -> None:
+        super().__init__(message)
+        # Why, as llm_reasks_total counts it: not_json, truncated, schema or count.
+        self.reason = reason
+        self.problem = problem  # what a follow-up message tells the model to fix
+        self.answer = answer  # the unusable answer itself, as the model wrote it
+
+
 class TransientLLMError(LLMError):
     """The language model service had a passing fault."""
 

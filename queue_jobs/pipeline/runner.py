@@ -104,6 +104,7 @@ class FinishedStep:
     output: Any  # the checkpoint
     duration_ms: int
     usage: list[dict[str, Any]]  # llm.usage.Meter.rows()
+    reasks: dict[str, int] = field(default_factory=dict)  # llm.usage.Meter.reasks
 
 
 class Journal(Protocol):
@@ -119,9 +120,9 @@ class Journal(Protocol):
         none left to run) and the job's result."""
 
     def step_failed(self, step: str, duration_ms: int, usage: list[dict[str, Any]],
-                    outcome: str) -> None:
+                    outcome: str, reasks: dict[str, int]) -> None:
         """Records a step that raised ('failed') or was stopped ('interrupted'), with the
-        LLM calls it made; never raises itself."""
+        LLM calls it made and the answers it asked for again; never raises itself."""
 
 
 @dataclass(frozen=True)
@@ -162,10 +163,11 @@ def run_pipeline(pipeline: Pipeline, job_id: str, job_input: dict[str, Any],
             # job: the step did not fail, it was interrupted.
             interrupted = stop.is_set() or isinstance(exc, RunSuperseded)
             journal.step_failed(step.key, _ms_since(started), meter.rows(),
-                                "interrupted" if interrupted else "failed")
+                                "interrupted" if interrupted else "failed", meter.reasks)
             raise
         outputs[step.key] = output
-        finished = FinishedStep(step.key, output, _ms_since(started), meter.rows())
+        finished = FinishedStep(step.key, output, _ms_since(started), meter.rows(),
+                                meter.reasks)
         if position + 1 == len(pending):
             last = finished
             break
@@ -192,7 +194,8 @@ def _settle_last(journal: Journal, step: FinishedStep, interrupted: bool,
     resumes after it, and the job goes on naming it as the step that failed), else
     recorded as interrupted with the calls it made."""
     if interrupted:
-        journal.step_failed(step.key, step.duration_ms, step.usage, "interrupted")
+        journal.step_failed(step.key, step.duration_ms, step.usage, "interrupted",
+                            step.reasks)
         return
     with contextlib.suppress(RunSuperseded):  # refused: the journal recorded it
         journal.checkpoint(step, progress, step.key)

@@ -68,14 +68,15 @@ class DbJournal:
         if job_type is None:
             # The run lost the job before it could keep the output; the calls were made.
             if step is not None:
-                self.step_failed(step.key, step.duration_ms, step.usage, "interrupted")
+                self.step_failed(step.key, step.duration_ms, step.usage, "interrupted",
+                                 step.reasks)
             raise RunSuperseded()
         if step is not None:
             job_metrics.step_finished(self.job_id, job_type, step.key, "succeeded",
-                                      step.duration_ms, step.usage)
+                                      step.duration_ms, step.usage, step.reasks)
 
     def step_failed(self, step: str, duration_ms: int, usage: list[dict[str, Any]],
-                    outcome: str) -> None:
+                    outcome: str, reasks: dict[str, int]) -> None:
         try:
             with connections.autocommit(self.runtime.pool) as conn:
                 job_type = store.record_unfinished_step(conn, self.job_id, step, outcome,
@@ -85,7 +86,8 @@ class DbJournal:
                         exc_info=True)
             return
         if job_type is not None:
-            job_metrics.step_finished(self.job_id, job_type, step, outcome, duration_ms, usage)
+            job_metrics.step_finished(self.job_id, job_type, step, outcome, duration_ms, usage,
+                                      reasks)
 
 
 def _step_rows(step: FinishedStep | None) -> list[dict[str, Any]]:

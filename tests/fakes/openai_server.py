@@ -24,6 +24,13 @@ request kind exactly (``"chat:business_analysis"``, ``"images"``) or a prefix be
   and the one after it with 429. The same exact-then-prefix rule picks the delay.
 * A delay applies before the answer, failing or not. `stop` and `reset` interrupt delays;
   interrupted requests are dropped without an answer.
+* `answer_badly(kind, fault, times)` spoils the next `times` successful chat answers of
+  `kind` (same exact-then-prefix rule; an injected HTTP failure is used up first), as a
+  misbehaving model would: ``"not_json"`` (prose around the document), ``"truncated"``
+  (half the document, ``finish_reason: "length"``), ``"missing_field"`` (the answer's
+  first property left out) or ``"wrong_count"`` (the first list one item past its
+  ``maxItems``, or one longer when unbounded). `messages(kind)` gives the conversation each
+  request of `kind` sent, so a test can read the follow-up a client wrote.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import copy
 import itertools
 import json
 import math
@@ -40,11 +48,13 @@ import zlib
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from tests.fakes.loopback import LoopbackService, TrackingHandler, TrackingServer
 from tests.fakes.png import tiny_png
+
+T = TypeVar("T")
 
 CHAT_PATH = "/v1/chat/completions"
 IMAGES_PATH = "/v1/images/generations"
@@ -52,6 +62,7 @@ FILES_PREFIX = "/files/"
 DEFAULT_ARRAY_ITEMS = 3
 MAX_SCHEMA_DEPTH = 12
 IMAGE_OUTPUT_TOKENS = 272  # what a 1024x1024 low-quality gpt-image-1 image costs
+BAD_ANSWERS = ("not_json", "truncated", "missing_field", "wrong_count")
 
 _ERROR_TYPES: dict[int, tuple[str, str]] = {
     400: ("invalid_request_error", "invalid_request"),
@@ -386,6 +397,7 @@ class FakeOpenAI(LoopbackService):
         self._changed = threading.Condition(self._lock)
         self._counts: dict[str, int] = defaultdict(int)
         self._failures: dict[str, deque[_Failure]] = defaultdict(deque)
+        self._bad_answers: dict[str, deque[str]] = defaultdict(deque)
         self._delays: dict[str, float] = {}
         self._files: dict[str, bytes] = {}
         self._ids = itertools.count(1)
@@ -419,6 +431,19 @@ class FakeOpenAI(LoopbackService):
         with self._lock:
             self._failures[kind].extend([failure] * times)
 
+    def answer_badly(self, kind: str, fault: str, times: int = 1) -> None:
+        """Spoil the next `times` chat answers of `kind` with `fault` (one of BAD_ANSWERS)."""
+        if fault not in BAD_ANSWERS:
+            raise ValueError(f"unknown fault {fault!r} (expected one of {BAD_ANSWERS})")
+        with self._lock:
+            self._bad_answers[kind].extend([fault] * times)
+
+    def messages(self, kind: str) -> list[list[dict[str, Any]]]:
+        """The `messages` of each request of `kind` received so far, in order."""
+        with self._lock:
+            return [copy.deepcopy(entry.get("messages", [])) for entry in self.requests_log
+                    if _kind_matches(kind, entry["kind"])]
+
     def set_delay(self, kind: str, seconds: float) -> None:
         """Answer requests of `kind` only after `seconds` (0 removes the delay)."""
         with self._lock:
@@ -438,6 +463,7 @@ class FakeOpenAI(LoopbackService):
             self._interrupt = threading.Event()
             self._counts.clear()
             self._failures.clear()
+            self._bad_answers.clear()
             self._delays.clear()
             self._files.clear()
             self.requests_log.clear()
@@ -463,9 +489,12 @@ class FakeOpenAI(LoopbackService):
             return self._interrupt
 
     def _take_failure(self, kind: str) -> _Failure | None:
+        return self._take(self._failures, kind)
+
+    def _take(self, queues: dict[str, deque[T]], kind: str) -> T | None:
         with self._lock:
             for key in _lookup_keys(kind):
-                queue = self._failures.get(key)
+                queue = queues.get(key)
                 if queue:
                     return queue.popleft()
         return None
@@ -516,15 +545,18 @@ class FakeOpenAI(LoopbackService):
         json_schema = _json_schema(body)
         schema = json_schema.get("schema")
         name = str(json_schema.get("name") or "value")
-        content = json.dumps(generate_from_schema(schema, name) if schema else {})
-        return _json_reply(200, self._completion(body, content))
+        value = generate_from_schema(schema, name) if schema else {}
+        fault = self._take(self._bad_answers, chat_kind(body))
+        content, finish_reason = _spoiled(value, schema or {}, fault)
+        return _json_reply(200, self._completion(body, content, finish_reason))
 
-    def _completion(self, body: dict[str, Any], content: str) -> dict[str, Any]:
+    def _completion(self, body: dict[str, Any], content: str,
+                    finish_reason: str = "stop") -> dict[str, Any]:
         prompt_tokens = max(1, len(json.dumps(body.get("messages", []))) // 4)
         completion_tokens = max(1, len(content) // 4)
         message = {"role": "assistant", "content": content, "refusal": None}
         choices = [
-            {"index": i, "message": message, "logprobs": None, "finish_reason": "stop"}
+            {"index": i, "message": message, "logprobs": None, "finish_reason": finish_reason}
             for i in range(int(body.get("n") or 1))
         ]
         return {
@@ -570,6 +602,40 @@ class FakeOpenAI(LoopbackService):
         if png is None:
             return _not_found("GET", raw_path)
         return _Reply(200, png, content_type="image/png")
+
+
+def _spoiled(value: Any, schema: dict[str, Any], fault: str | None) -> tuple[str, str]:
+    """(content, finish_reason) of an answer carrying `fault` (None: the answer as is)."""
+    text = json.dumps(value)
+    if fault == "not_json":
+        return f"Sure! Here is the JSON you asked for:\n{text}", "stop"
+    if fault == "truncated":
+        return text[: len(text) // 2], "length"
+    if fault == "missing_field":
+        if not isinstance(value, dict) or not value:
+            raise ValueError("missing_field needs an answer that is a non-empty object")
+        return json.dumps({key: v for key, v in list(value.items())[1:]}), "stop"
+    if fault == "wrong_count":
+        if not _lengthen_first_list(value, schema):
+            raise ValueError("wrong_count needs an answer that holds a list")
+        return json.dumps(value), "stop"
+    return text, "stop"
+
+
+def _lengthen_first_list(value: Any, schema: dict[str, Any]) -> bool:
+    """Grow the first list in `value` (depth first) past what its schema allows; False if
+    there is none."""
+    if isinstance(value, list):
+        target = int(schema["maxItems"]) + 1 if "maxItems" in schema else len(value) + 1
+        item_schema = schema.get("items") or {"type": "string"}
+        while len(value) < target:
+            value.append(copy.deepcopy(value[-1]) if value else generate_from_schema(item_schema))
+        return True
+    if isinstance(value, dict):
+        properties = schema.get("properties") or {}
+        return any(_lengthen_first_list(sub, properties.get(key) or {})
+                   for key, sub in value.items())
+    return False
 
 
 def _colour_for(text: str) -> tuple[int, int, int]:

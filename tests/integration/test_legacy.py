@@ -185,7 +185,7 @@ def test_a_failed_step_call_is_retried_by_calling_again_not_by_a_worker(
     session = new_session()
     analysis = legacy.http.post("/api/analyze-website", json={"url": website.url("/")},
                                 headers=session).get_json()["analysis"]
-    # The fake model writes three pitches, so three audiences.
+    # The schema sent carries the count, so the fake writes one pitch per audience.
     audiences = [{"name": f"Team {n}", "description": "A team", "painPoints": ["Toil"]}
                  for n in range(3)]
     fake_llm.fail_next("chat:pitches", 400)  # refused for good: no in-step retry
@@ -200,3 +200,33 @@ def test_a_failed_step_call_is_retried_by_calling_again_not_by_a_worker(
     again = legacy.http.post("/api/generate-pitches", headers=session,
                              json={"analysis": analysis, "audiences": audiences})
     assert again.status_code == 200, again.get_json()
+
+
+def test_the_synchronous_calls_ask_a_misbehaving_model_again(
+        legacy: ApiClient, fake_llm: FakeOpenAI, website: FakeWebsite) -> None:
+    session = new_session()
+    analysis = {key: f"Acme {key}" for key in ANALYSIS_KEYS} | {"keywords": ["invoicing"]}
+    audiences = [{"name": f"Team {n}", "description": "A team", "painPoints": ["Toil"]}
+                 for n in range(2)]
+    fake_llm.answer_badly("chat:pitches", "wrong_count")  # 3 pitches for 2 audiences
+    pitches = legacy.http.post("/api/generate-pitches", headers=session,
+                               json={"analysis": analysis, "audiences": audiences})
+    assert pitches.status_code == 200, pitches.get_json()
+    assert [s["audience"] for s in pitches.get_json()["scenarios"]] == audiences
+    assert all(s["pitch"] for s in pitches.get_json()["scenarios"])
+    sent = [entry["response_format"]["json_schema"]["schema"]["properties"]["pitches"]
+            for entry in fake_llm.requests_log if entry["kind"] == "chat:pitches"]
+    assert [(s["minItems"], s["maxItems"]) for s in sent] == [(2, 2), (2, 2)]
+    assert "exactly 2 items, got 3" in fake_llm.messages("chat:pitches")[1][-1]["content"]
+
+    # Three unusable answers in a row: the call fails as the job does, 502 LLM_ERROR.
+    fake_llm.answer_badly("chat:business_analysis", "not_json", times=3)
+    failed = legacy.http.post("/api/analyze-website", json={"url": website.url("/")},
+                              headers=session)
+    assert failed.status_code == 502, failed.get_json()
+    body = failed.get_json()
+    assert body["errorCode"] == "LLM_ERROR"
+    assert "invalid JSON for business_analysis" in body["error"]
+    assert "asked 3 times" in body["error"]
+    assert fake_llm.calls("chat:business_analysis") == 3
+    assert_deprecated(failed, "/api/v1/jobs/website-analysis")

@@ -119,6 +119,32 @@ def test_generator_respects_item_bounds() -> None:
     assert len(generate_from_schema(many)) == 5
 
 
+def test_bad_answers_are_spoiled_once_each(client: openai.OpenAI, fake: FakeOpenAI) -> None:
+    for fault in ("not_json", "truncated", "missing_field", "wrong_count"):
+        fake.answer_badly("chat:audiences", fault)
+    fake.answer_badly("chat:other", "not_json")  # another kind: untouched here
+
+    contents, finishes = [], []
+    for _ in range(5):
+        choice = _ask(client).choices[0]
+        contents.append(choice.message.content or "")
+        finishes.append(choice.finish_reason)
+
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(contents[0])
+    assert json.dumps(json.loads(contents[4])) in contents[0]  # the document, with prose
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(contents[1])
+    assert finishes == ["stop", "length", "stop", "stop", "stop"]
+    assert set(json.loads(contents[2])) == {"tone", "score", "meta"}  # "audiences" left out
+    assert len(json.loads(contents[3])["audiences"]) == 6  # maxItems 5, one past it
+    assert len(json.loads(contents[4])["audiences"]) == 3  # well again
+    assert [m[0]["content"] for m in fake.messages("chat:audiences")] == ["Who buys this?"] * 5
+    assert fake.messages("chat:other") == []
+    with pytest.raises(ValueError):
+        fake.answer_badly("chat", "rude")
+
+
 def test_images_b64_is_a_png(client: openai.OpenAI, fake: FakeOpenAI) -> None:
     result = client.images.generate(prompt="a cat", n=2, response_format="b64_json")
 

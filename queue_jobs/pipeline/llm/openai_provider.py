@@ -2,8 +2,14 @@
 
 Text steps use chat completions with strict structured outputs, and every answer is
 validated again locally because compatible servers do not always enforce the schema.
+An answer that is not JSON, was cut off, is off the schema or holds the wrong count is
+asked for again, at most MAX_REASKS times, in the same conversation: the bad answer as the
+assistant's turn and a user turn naming the problem, so the model can mend it. Each
+re-ask is a paid call, recorded as any other, and reported to the step's meter.
+
 The client never retries (max_retries=0): the pipeline runner retries transient errors
 itself, with backoff and cancellation checks, so retrying here would multiply the waits.
+A re-ask is not such a retry: the call succeeded, its answer did not.
 """
 
 from __future__ import annotations
@@ -16,8 +22,15 @@ from typing import Any
 
 import openai
 import requests
+from openai.types.chat import ChatCompletionMessageParam
 
-from queue_jobs.pipeline.failures import LLMError, LLMRateLimited, LLMTimeout, TransientLLMError
+from queue_jobs.pipeline.failures import (
+    LLMError,
+    LLMRateLimited,
+    LLMTimeout,
+    TransientLLMError,
+    UnusableAnswer,
+)
 from queue_jobs.pipeline.llm import schemas, usage
 from queue_jobs.pipeline.llm.base import Analysis, Audience, BlogPost, GeneratedImage, PostBrief
 from queue_jobs.pipeline.pages import PageFacts
@@ -29,6 +42,9 @@ IMAGE_SIZE = "1024x1024"
 IMAGE_DOWNLOAD_TIMEOUT = (5, 30)  # (connect, read) seconds
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 DETAIL_CHARS = 300  # how much of an API error message goes into the job's error
+# Unusable answers asked for again before the step fails: a model that slipped once
+# usually mends its answer when told what was wrong; one that keeps failing will not.
+MAX_REASKS = 2
 
 SYSTEM_PROMPT = (
     "You are a senior B2B marketing analyst. You study a company's website and help its "
@@ -68,12 +84,10 @@ class OpenAIProvider:
         return audiences
 
     def generate_pitches(self, analysis: Analysis, audiences: list[Audience]) -> list[str]:
-        answer = self._complete("pitches", _pitches_prompt(analysis, audiences))
+        # The schema fixes the count, so a strict server writes one pitch per audience.
+        answer = self._complete("pitches", _pitches_prompt(analysis, audiences),
+                                count=len(audiences))
         pitches: list[str] = answer["pitches"]
-        if len(pitches) != len(audiences):
-            raise LLMError(
-                f"The language model wrote {len(pitches)} pitches for {len(audiences)} audiences"
-            )
         return pitches
 
     def write_blog_post(self, brief: PostBrief) -> BlogPost:
@@ -101,22 +115,37 @@ class OpenAIProvider:
         data = _image_bytes(images[0].b64_json, images[0].url)
         return GeneratedImage(data, sniff_image_type(data))
 
-    def _complete(self, schema_name: str, user_prompt: str) -> dict[str, Any]:
-        """One structured chat completion, parsed and validated against the schema."""
+    def _complete(self, schema_name: str, user_prompt: str,
+                  count: int | None = None) -> dict[str, Any]:
+        """One structured answer, parsed and validated against the call's schema, asked for
+        again while unusable (at most MAX_REASKS times); the last problem fails the step."""
+        schema = schemas.for_call(schema_name, count)
+        messages: list[ChatCompletionMessageParam] = [
+            {"role": "system", "content": SYSTEM_PROMPT},
+            {"role": "user", "content": user_prompt}]
+        for asked in range(1, MAX_REASKS + 2):
+            completion = self._chat(schema_name, schema, messages)
+            try:
+                return _parse_completion(schema_name, completion, count)
+            except UnusableAnswer as unusable:
+                if asked > MAX_REASKS:
+                    raise UnusableAnswer(
+                        f"{unusable} (asked {asked} times)", reason=unusable.reason,
+                        problem=unusable.problem, answer=unusable.answer) from unusable
+                usage.reask(unusable.reason)
+                messages = [*messages, *_follow_up(unusable)]
+        raise AssertionError("unreachable: the last answer returns or raises")
+
+    def _chat(self, schema_name: str, schema: dict[str, Any],
+              messages: list[ChatCompletionMessageParam]) -> Any:
+        """One chat completion; transport faults raise the job's error classes."""
         try:
             completion = self._client.chat.completions.create(
                 model=self.model,
-                messages=[
-                    {"role": "system", "content": SYSTEM_PROMPT},
-                    {"role": "user", "content": user_prompt},
-                ],
+                messages=messages,
                 response_format={
                     "type": "json_schema",
-                    "json_schema": {
-                        "name": schema_name,
-                        "strict": True,
-                        "schema": schemas.get(schema_name),
-                    },
+                    "json_schema": {"name": schema_name, "strict": True, "schema": schema},
                 },
             )
         except openai.OpenAIError as exc:
@@ -124,7 +153,7 @@ class OpenAIProvider:
         tokens = getattr(completion, "usage", None)  # counted even if the answer is unusable
         usage.record(self.model, getattr(tokens, "prompt_tokens", 0),
                      getattr(tokens, "completion_tokens", 0))
-        return _parse_completion(schema_name, completion)
+        return completion
 
     def _error(self, exc: Exception) -> LLMError:
         error = _map_error(exc)
@@ -176,27 +205,51 @@ def _detail(exc: BaseException) -> str:
     return text if len(text) <= DETAIL_CHARS else text[: DETAIL_CHARS - 1] + "…"
 
 
-def _parse_completion(schema_name: str, completion: Any) -> dict[str, Any]:
+def _parse_completion(schema_name: str, completion: Any,
+                      count: int | None = None) -> dict[str, Any]:
+    """The answer's JSON; UnusableAnswer for one worth asking again, LLMError otherwise."""
     choices = getattr(completion, "choices", None) or []
     if not choices:
         raise LLMError(f"The language model returned no answer for {schema_name}")
     choice = choices[0]
     message = choice.message
     refusal = getattr(message, "refusal", None)
-    if refusal:
+    if refusal:  # asked again it would refuse again
         raise LLMError(f"The language model refused to answer {schema_name}: {_short(refusal)}")
-    content = message.content
-    if not content or not content.strip():
-        raise LLMError(f"The language model returned an empty answer for {schema_name}")
+    content = message.content or ""
     if getattr(choice, "finish_reason", None) == "length":
-        raise LLMError(f"The language model's answer for {schema_name} was cut off")
+        raise UnusableAnswer(
+            f"The language model's answer for {schema_name} was cut off", reason="truncated",
+            problem="your answer was cut off at the length limit before the JSON document "
+                    "ended; write it more briefly",
+            answer=content)
+    if not content.strip():
+        raise UnusableAnswer(
+            f"The language model returned an empty answer for {schema_name}",
+            reason="not_json", problem="your answer was empty", answer=content)
     try:
         value = json.loads(content)
     except json.JSONDecodeError as exc:
-        raise LLMError(
-            f"The language model answered invalid JSON for {schema_name}: {exc.msg}"
-        ) from exc
-    return schemas.validate(schema_name, value)
+        raise UnusableAnswer(
+            f"The language model answered invalid JSON for {schema_name}: {exc.msg}",
+            reason="not_json", problem=f"your answer is not valid JSON ({exc})",
+            answer=content) from exc
+    try:
+        return schemas.validate(schema_name, value, count)
+    except UnusableAnswer as unusable:
+        raise UnusableAnswer(
+            str(unusable), reason=unusable.reason,
+            problem=f"your answer does not match the schema: {unusable.problem}",
+            answer=content) from None
+
+
+def _follow_up(unusable: UnusableAnswer) -> list[ChatCompletionMessageParam]:
+    """The turns that ask again: the model's own answer, then what was wrong with it."""
+    turns: list[ChatCompletionMessageParam] = (
+        [{"role": "assistant", "content": unusable.answer}] if unusable.answer else [])
+    return [*turns, {"role": "user", "content": (
+        f"That answer could not be used: {_short(unusable.problem)}. Answer again with only "
+        "the corrected JSON document, complete and matching the requested schema.")}]
 
 
 def _short(text: str) -> str:

@@ -1,21 +1,24 @@
 """The JSON Schemas of the model's answers, and their check with jsonschema.
 
 Each is a shape of queue_jobs.pipeline.shapes with the counts its prompt asks for, sent as
-the response_format of a strict structured completion. Models (and OpenAI-compatible
-servers) do not always honour it, so every answer is checked again before the pipeline
-trusts it.
+the response_format of a strict structured completion; `for_call` narrows a count a call
+knows exactly (one pitch per audience given). Models (and OpenAI-compatible servers) do
+not always honour it, so every answer is checked again before the pipeline trusts it, and
+a mismatch names its reason (`schema`, or `count` for a list of the wrong length) so the
+provider can ask again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError, validators
 from jsonschema.exceptions import best_match
 
 from queue_jobs.pipeline import shapes
-from queue_jobs.pipeline.failures import LLMError
+from queue_jobs.pipeline.failures import UnusableAnswer
 from queue_jobs.pipeline.shapes import TEXT, TEXTS, Schema, array, closed
 
 
@@ -37,6 +40,8 @@ SCHEMAS: dict[str, Schema] = {
         "imagePrompt": TEXT,  # for the visuals step; not part of the job's result
         "imageAlt": TEXT}), tags=(1, 8)),
 }
+# The list whose length a call fixes, by schema: the pitches, one per audience.
+_EXACT_COUNTS = {"pitches": "pitches"}
 
 
 def _type_and_not_blank(validator: Any, types: Any, instance: Any,
@@ -48,7 +53,6 @@ def _type_and_not_blank(validator: Any, types: Any, instance: Any,
 
 
 _Validator = validators.extend(Draft202012Validator, {"type": _type_and_not_blank})
-_VALIDATORS = {name: _Validator(schema) for name, schema in SCHEMAS.items()}
 
 
 def get(schema_name: str) -> Schema:
@@ -59,13 +63,31 @@ def get(schema_name: str) -> Schema:
         raise ValueError(f"unknown schema {schema_name!r}") from None
 
 
-def validate(schema_name: str, value: object) -> dict[str, Any]:
-    """Return `value` if it matches the schema, else raise LLMError saying what is wrong."""
-    get(schema_name)
-    error = best_match(_VALIDATORS[schema_name].iter_errors(value))
+def for_call(schema_name: str, count: int | None = None) -> Schema:
+    """The schema one call sends: with `count`, its counted list holds exactly that many
+    items (minItems = maxItems), so a strict server enforces the count as it writes."""
+    schema = get(schema_name)
+    if count is None:
+        return schema
+    if schema_name not in _EXACT_COUNTS:
+        raise ValueError(f"schema {schema_name!r} has no per-call count")
+    return _counted(schema, **{_EXACT_COUNTS[schema_name]: (count, count)})
+
+
+@lru_cache(maxsize=64)  # a few (schema, count) pairs in practice; bounded all the same
+def _validator(schema_name: str, count: int | None) -> Any:
+    return _Validator(for_call(schema_name, count))
+
+
+def validate(schema_name: str, value: object, count: int | None = None) -> dict[str, Any]:
+    """Return `value` if it matches the call's schema (`for_call`), else raise UnusableAnswer
+    saying what is wrong, with reason `count` for a list of the wrong length."""
+    error = best_match(_validator(schema_name, count).iter_errors(value))
     if error is not None:
-        raise LLMError(f"The language model answered invalid JSON for {schema_name}: "
-                       f"{_reason(error)}")
+        reason = "count" if error.validator in ("minItems", "maxItems") else "schema"
+        problem = _reason(error)
+        raise UnusableAnswer(f"The language model answered invalid JSON for {schema_name}: "
+                             f"{problem}", reason=reason, problem=problem)
     assert isinstance(value, dict)  # every answer's schema is an object, checked above
     return value
 
@@ -89,6 +111,8 @@ def _reason(error: ValidationError) -> str:
         extra = sorted(str(key) for key in value if key not in error.schema["properties"])
         return f"{path} has unexpected keys {', '.join(extra)}"
     if error.validator in ("minItems", "maxItems"):
+        if error.schema.get("minItems") == error.schema.get("maxItems"):
+            return f"{path} must have exactly {expected} items, got {len(value)}"
         bound = "at least" if error.validator == "minItems" else "at most"
         return f"{path} must have {bound} {expected} items, got {len(value)}"
     return f"{path}: {error.message}"

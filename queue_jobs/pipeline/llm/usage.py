@@ -1,9 +1,12 @@
-"""Counts the LLM calls a step makes and the tokens they cost.
+"""Counts the LLM calls a step makes, the tokens they cost, and the answers asked again.
 
 Providers are shared by every run of a process, so they cannot hold a run's counts.
 Instead the runner opens a `Meter` around each step (`metering`), and a provider reports
-each answered call with `record`; the meter is found through a ContextVar, which is per
-thread, as each run's steps execute in one thread. Calls outside a meter are not counted.
+each answered call with `record` and each unusable answer it asks for again with `reask`
+(the re-ask itself is then one more recorded call); the meter is found through a
+ContextVar, which is per thread, as each run's steps execute in one thread. Calls outside
+a meter are not counted. The pipeline may not import observability: the runs layer reads
+the meter and turns it into step records and metrics.
 """
 
 from __future__ import annotations
@@ -22,15 +25,23 @@ class ModelUsage:
     output_tokens: int = 0
 
 
+# Why an answer was asked for again (the reason label of llm_reasks_total).
+REASK_REASONS = ("not_json", "truncated", "schema", "count")
+
+
 @dataclass
 class Meter:
     by_model: dict[str, ModelUsage] = field(default_factory=dict)
+    reasks: dict[str, int] = field(default_factory=dict)  # reason -> answers asked again
 
     def add(self, model: str, input_tokens: int, output_tokens: int) -> None:
         usage = self.by_model.setdefault(model, ModelUsage())
         usage.calls += 1
         usage.input_tokens += input_tokens
         usage.output_tokens += output_tokens
+
+    def reask(self, reason: str) -> None:
+        self.reasks[reason] = self.reasks.get(reason, 0) + 1
 
     def rows(self) -> list[dict[str, int | str]]:
         """Per model, as the step-record statements take it (a JSON array)."""
@@ -61,3 +72,10 @@ def record(model: str, input_tokens: int | None = 0, output_tokens: int | None =
     meter = _current.get()
     if meter is not None:
         meter.add(model, input_tokens or 0, output_tokens or 0)
+
+
+def reask(reason: str) -> None:
+    """An unusable answer asked for again, for `reason` (one of REASK_REASONS)."""
+    meter = _current.get()
+    if meter is not None:
+        meter.reask(reason)

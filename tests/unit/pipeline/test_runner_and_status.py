@@ -31,6 +31,7 @@ class RecordingJournal:
     def __init__(self) -> None:
         self.events: list[tuple[str, str, int]] = []
         self.usage: list[tuple[str, str, list[dict[str, Any]]]] = []
+        self.reasks: list[tuple[str, str, dict[str, int]]] = []
 
     def start_step(self, step: str, progress: int) -> None:
         self.events.append(("start", step, progress))
@@ -38,18 +39,21 @@ class RecordingJournal:
     def checkpoint(self, step: FinishedStep, progress: int, next_step: str) -> None:
         self.events.append(("checkpoint", step.key, progress))
         self.usage.append(("succeeded", step.key, step.usage))
+        self.reasks.append(("succeeded", step.key, step.reasks))
         self.events.append(("start", next_step, progress))  # in the same write
 
     def succeed(self, step: FinishedStep | None, result: dict[str, Any]) -> None:
         if step is not None:  # kept with the result, in one write
             self.events.append(("last", step.key, 100))
             self.usage.append(("succeeded", step.key, step.usage))
+            self.reasks.append(("succeeded", step.key, step.reasks))
         self.events.append(("result", "", 100))
 
     def step_failed(self, step: str, duration_ms: int, usage: list[dict[str, Any]],
-                    outcome: str) -> None:
+                    outcome: str, reasks: dict[str, int]) -> None:
         self.events.append((outcome, step, -1))
         self.usage.append((outcome, step, usage))
+        self.reasks.append((outcome, step, reasks))
 
 
 def _services() -> StepServices:
@@ -175,6 +179,28 @@ def test_each_step_run_reports_the_llm_calls_made_during_it() -> None:
                              "output_tokens": 1}, model_y]),
         ("failed", "b", [{"model": "gpt-x", "calls": 1, "input_tokens": 20,
                           "output_tokens": 1}, model_y])]
+
+
+def test_each_step_run_reports_the_answers_asked_again_during_it() -> None:
+    def step(key: str, reasons: list[str], fails: bool = False) -> Step:
+        def run(step_input: StepInput) -> dict[str, Any]:
+            for reason in reasons:
+                usage.reask(reason)
+            if fails:
+                raise FetchFailed()
+            return {}
+        return Step(key, key, run, weight=1)
+
+    journal = RecordingJournal()
+    pipeline = Pipeline("test", (step("a", ["count", "count", "not_json"]), step("b", []),
+                                 step("c", ["truncated"], fails=True)),
+                        build_result=lambda step_input: {})
+    usage.reask("schema")  # outside any step: not counted anywhere
+    with pytest.raises(FetchFailed):
+        run_pipeline(pipeline, "job", {}, {}, _services(), journal, StopSignal(),
+                     RetryPolicy(retries=0))
+    assert journal.reasks == [("succeeded", "a", {"count": 2, "not_json": 1}),
+                              ("succeeded", "b", {}), ("failed", "c", {"truncated": 1})]
 
 
 def test_a_step_stopped_from_outside_is_recorded_as_interrupted() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from queue_jobs.pipeline.failures import LLMError
+from queue_jobs.pipeline.failures import LLMError, UnusableAnswer
 from queue_jobs.pipeline.llm import schemas
 from queue_jobs.pipeline.llm.factory import build_provider
 from queue_jobs.pipeline.llm.offline import OfflineProvider
@@ -83,7 +83,8 @@ def test_every_answer_is_complete_and_matches_the_schemas(page: PageFacts) -> No
 
     assert schemas.validate("business_analysis", analysis) is analysis
     schemas.validate("audiences", {"audiences": audiences})
-    schemas.validate("pitches", {"pitches": pitches})
+    # The per-call schema the OpenAI provider sends: exactly one pitch per audience.
+    schemas.validate("pitches", {"pitches": pitches}, count=len(audiences))
     assert all(isinstance(v, str) and v.strip() for k, v in analysis.items() if k != "keywords")
     assert 1 <= len(analysis["keywords"]) <= 10
     assert 2 <= len(audiences) <= 5
@@ -239,6 +240,23 @@ def test_validate_rejects_broken_values(schema_name: str, value: object, reason:
     message = str(caught.value)
     assert message.startswith(f"The language model answered invalid JSON for {schema_name}: ")
     assert reason in message
+    assert isinstance(caught.value, UnusableAnswer)
+    # A list of the wrong length is a count problem, the rest a schema problem.
+    assert caught.value.reason == ("count" if " items, got " in message else "schema")
+
+
+def test_a_call_fixes_the_pitch_count() -> None:
+    schema = schemas.for_call("pitches", 2)
+    assert schema["properties"]["pitches"] == {"type": "array", "items": {"type": "string"},
+                                               "minItems": 2, "maxItems": 2}
+    assert "minItems" not in schemas.SCHEMAS["pitches"]["properties"]["pitches"]  # untouched
+    assert schemas.validate("pitches", {"pitches": ["a", "b"]}, count=2)
+    for wrong in (["a"], ["a", "b", "c"]):
+        with pytest.raises(UnusableAnswer, match=f"exactly 2 items, got {len(wrong)}") as caught:
+            schemas.validate("pitches", {"pitches": wrong}, count=2)
+        assert caught.value.reason == "count"
+    with pytest.raises(ValueError):
+        schemas.for_call("business_analysis", 2)  # no list of its is counted per call
 
 
 def test_validate_accepts_good_values_and_knows_only_its_schemas() -> None:

@@ -19,9 +19,20 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from queue_jobs.pipeline.failures import LLMError, LLMRateLimited, LLMTimeout, TransientLLMError
+from queue_jobs.pipeline.failures import (
+    LLMError,
+    LLMRateLimited,
+    LLMTimeout,
+    TransientLLMError,
+    UnusableAnswer,
+)
 from queue_jobs.pipeline.llm import schemas
-from queue_jobs.pipeline.llm.openai_provider import OpenAIProvider, _map_error, sniff_image_type
+from queue_jobs.pipeline.llm.openai_provider import (
+    MAX_REASKS,
+    OpenAIProvider,
+    _map_error,
+    sniff_image_type,
+)
 from queue_jobs.pipeline.pages import CallToAction, PageFacts
 
 API_KEY = "sk-test-SECRET-0123456789abcdef"
@@ -247,9 +258,13 @@ def test_audiences_and_pitches(api: FakeOpenAI) -> None:
 
 
 def test_pitch_count_must_match_the_audiences(api: FakeOpenAI) -> None:
-    with pytest.raises(LLMError, match="2 pitches for 3 audiences") as caught:
+    with pytest.raises(LLMError, match=r"\$.pitches must have exactly 3 items, got 2") as caught:
         provider_for(api).generate_pitches(ANALYSIS, [*AUDIENCES, AUDIENCES[0]])
     assert not caught.value.transient
+    assert len(api.requests) == 1 + MAX_REASKS  # asked again before giving up
+    schema = api.requests[0]["body"]["response_format"]["json_schema"]["schema"]
+    assert schema["properties"]["pitches"]["minItems"] == 3
+    assert schema["properties"]["pitches"]["maxItems"] == 3
 
 
 @pytest.mark.parametrize("mode", ["ok", "image_url"])
@@ -288,11 +303,7 @@ def test_sniff_image_type() -> None:
         ("bad_gateway", TransientLLMError, True, "HTTP 502"),
         ("bad_request", LLMError, False, "HTTP 400"),
         ("unauthorized", LLMError, False, "HTTP 401"),
-        ("invalid_json", LLMError, False, "invalid JSON for business_analysis"),
-        ("wrong_shape", LLMError, False, "unexpected keys surprise"),
-        ("empty", LLMError, False, "empty answer"),
         ("refusal", LLMError, False, "refused"),
-        ("truncated", LLMError, False, "cut off"),
     ],
 )
 def test_failures_map_to_job_errors(
@@ -307,7 +318,29 @@ def test_failures_map_to_job_errors(
     assert caught.value.transient is transient
     assert text in str(caught.value)
     assert API_KEY not in str(caught.value)
-    assert len(api.requests) == 1  # the client itself never retries
+    assert len(api.requests) == 1  # the client itself never retries, nor asks again
+
+
+@pytest.mark.parametrize(
+    ("mode", "text"),
+    [
+        ("invalid_json", "invalid JSON for business_analysis"),
+        ("wrong_shape", "unexpected keys surprise"),
+        ("empty", "empty answer"),
+        ("truncated", "cut off"),
+    ],
+)
+def test_unusable_answers_fail_after_being_asked_again(
+    api: FakeOpenAI, mode: str, text: str
+) -> None:
+    api.mode = mode
+
+    with pytest.raises(UnusableAnswer) as caught:
+        provider_for(api).analyze_business(PAGE)
+
+    assert caught.value.error_code == "LLM_ERROR" and not caught.value.transient
+    assert text in str(caught.value) and "asked 3 times" in str(caught.value)
+    assert len(api.requests) == 1 + MAX_REASKS
 
 
 def test_image_failures_map_too(api: FakeOpenAI) -> None:
