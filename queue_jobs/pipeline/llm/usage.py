@@ -4,11 +4,14 @@ Providers are shared by every run of a process, so they cannot hold a run's coun
 Instead the runner opens a `Meter` around each step (`metering`), and a provider reports
 each answered call with `record`; the meter is found through a ContextVar, which is per
 thread, as each run's steps execute in one thread. Calls outside a meter are not counted.
+A meter hands each call on as it is answered (`on_call`: the runs layer writes it down at
+once, so a run killed mid-step leaves no paid call unrecorded) and keeps the step's sums
+for its step record.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -24,6 +27,9 @@ class ModelUsage:
 
 @dataclass
 class Meter:
+    # Called with (model, input tokens, output tokens) as each call is answered; it must not
+    # raise: the call is made and paid for, whatever becomes of its record.
+    on_call: Callable[[str, int, int], None] | None = None
     by_model: dict[str, ModelUsage] = field(default_factory=dict)
 
     def add(self, model: str, input_tokens: int, output_tokens: int) -> None:
@@ -31,6 +37,8 @@ class Meter:
         usage.calls += 1
         usage.input_tokens += input_tokens
         usage.output_tokens += output_tokens
+        if self.on_call is not None:
+            self.on_call(model, input_tokens, output_tokens)
 
     def rows(self) -> list[dict[str, int | str]]:
         """Per model, as the step-record statements take it (a JSON array)."""
