@@ -99,6 +99,7 @@ class ClaimedJob:
     type: str
     input: dict[str, Any]
     step_outputs: dict[str, Any]
+    step_parts: dict[str, dict[str, Any]]  # what unfinished steps made already: step -> parts
     progress: int
     attempt: int
     current_step: str | None  # the step the row shows as started

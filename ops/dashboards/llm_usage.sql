@@ -1,7 +1,7 @@
 -- title: LLM calls and tokens per day
 -- chart: table
 -- The last 14 UTC days of LLM use per model and job type, from the llm_usage_daily rollup
--- (each step adds its calls when it finishes), so it costs a few dozen rows, however busy.
+-- (each call adds itself as it returns), so it costs a few dozen rows, however busy.
 SELECT day, model, job_type AS type,
        sum(calls) AS calls,
        sum(input_tokens) AS input_tokens,

@@ -31,7 +31,6 @@ from queue_jobs.models import (
     User,
     WindowCount,
 )
-from queue_jobs.pipeline.llm import usage as llm_usage
 
 # Where and under which name procrastinate dispatches pipeline runs (see queue_jobs.worker.tasks).
 QUEUE = "jobs"
@@ -306,10 +305,9 @@ def succeed_job(conn: Conn, job_id: uuid.UUID, dispatch_id: int, result: Any,
 def _save_steps(conn: Conn, job_id: uuid.UUID, dispatch_id: int,
                 steps: Sequence[Mapping[str, Any]], attempt: int, *, progress: int,
                 next_step: str | None, result: Jsonb | None) -> FinishedJob | None:
-    usage = [row for step in steps for row in step["usage"]]
     return _typed_one(conn, FinishedJob, "save_steps", id=job_id, dispatch_id=dispatch_id,
                       steps=Jsonb(list(steps)), progress=progress, attempt=attempt,
-                      next_step=next_step, result=result, **_usage_totals(usage))
+                      next_step=next_step, result=result)
 
 
 def record_unfinished_step(conn: Conn, job_id: uuid.UUID, step: str, outcome: str,
@@ -317,16 +315,15 @@ def record_unfinished_step(conn: Conn, job_id: uuid.UUID, step: str, outcome: st
     """outcome: 'failed' | 'interrupted'. The job's type, or None if the job is gone."""
     return _returned(conn, "type", "record_failed_step", id=job_id, step=step,
                      outcome=outcome, duration_ms=duration_ms, attempt=attempt,
-                     **_usage_params(usage))
+                     usage=Jsonb(list(usage)))
 
 
-def _usage_params(usage: UsageRows) -> dict[str, Any]:
-    return {"usage": Jsonb(list(usage)), **_usage_totals(usage)}
-
-
-def _usage_totals(usage: UsageRows) -> dict[str, int]:
-    calls, tokens = llm_usage.totals(usage)
-    return {"llm_calls": calls, "llm_tokens": tokens}
+def record_llm_call(conn: Conn, job_id: uuid.UUID, step: str, model: str,
+                    input_tokens: int, output_tokens: int) -> None:
+    """One answered call, added to the job's totals and the day's rollup."""
+    conn.execute(_sql("record_llm_call"), {
+        "id": job_id, "step": step, "model": model, "input_tokens": input_tokens,
+        "output_tokens": output_tokens})
 
 
 def fail_job(conn: Conn, job_id: uuid.UUID, dispatch_id: int, error: str,
@@ -345,9 +342,13 @@ def get_run_state(conn: Conn, job_id: uuid.UUID) -> RunState | None:
     return _typed_one(conn, RunState, "get_run_state", id=job_id)
 
 
-def insert_image(conn: Conn, image_id: uuid.UUID, job_id: uuid.UUID, dispatch_id: int,
-                 content_type: str, data: bytes, prompt: str) -> bool:
-    return _changed(conn, "insert_image", id=image_id, job_id=job_id, dispatch_id=dispatch_id,
+def insert_step_image(conn: Conn, image_id: uuid.UUID, job_id: uuid.UUID, dispatch_id: int,
+                      step: str, part: str, url: str, content_type: str, data: bytes,
+                      prompt: str) -> bool:
+    """The image and the step's part that names it (`url`), together; False if this run
+    was fenced out (nothing is stored)."""
+    return _changed(conn, "insert_step_image", id=image_id, job_id=job_id,
+                    dispatch_id=dispatch_id, step=step, part=part, url=url,
                     content_type=content_type, data=data, prompt=prompt)
 
 

@@ -57,8 +57,9 @@ def job_finished(job_id: uuid.UUID, finished: FinishedJob, outcome: str,
 
 def step_finished(job_id: uuid.UUID, job_type: str, step: str, outcome: str,
                   duration_ms: int, usage: UsageRows, reasks: Mapping[str, int]) -> None:
-    """A step run ended: its duration, its LLM calls, the answers it asked for again
-    (reason -> count, llm.usage.Meter.reasks) and its step.finished line."""
+    """A step run ended: its duration, the answers it asked for again (reason -> count,
+    llm.usage.Meter.reasks) and its step.finished line (with the LLM calls it made; the
+    call counters have them already, from llm_call)."""
     calls, tokens = llm_usage.totals(usage)
     logs.event(log, "step.finished", jobId=job_id, type=job_type, step=step, outcome=outcome,
                durationMs=duration_ms, llmCalls=calls, llmTokens=tokens,
@@ -66,8 +67,10 @@ def step_finished(job_id: uuid.UUID, job_type: str, step: str, outcome: str,
     for reason, count in reasks.items():
         LLM_REASKS.labels(step, reason).inc(count)
     STEP_SECONDS.labels(job_type, step, outcome).observe(duration_ms / 1000)
-    for row in usage:
-        model = str(row["model"])
-        LLM_CALLS.labels(model).inc(int(row["calls"]))
-        LLM_TOKENS.labels(model, "input").inc(int(row["input_tokens"]))
-        LLM_TOKENS.labels(model, "output").inc(int(row["output_tokens"]))
+
+
+def llm_call(model: str, input_tokens: int, output_tokens: int) -> None:
+    """One answered LLM call, counted as it returns (a step cut short counts its calls)."""
+    LLM_CALLS.labels(model).inc()
+    LLM_TOKENS.labels(model, "input").inc(input_tokens)
+    LLM_TOKENS.labels(model, "output").inc(output_tokens)

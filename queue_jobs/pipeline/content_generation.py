@@ -48,14 +48,15 @@ def generate_visuals(step: StepInput) -> dict[str, Any]:
     post = step.outputs["content"]["post"]
     prompt = post["imagePrompt"]
     try:
-        image = step.services.provider.generate_image(prompt)
+        # Kept as a part as soon as it is made: a run cut short before this step's
+        # checkpoint finds it there and does not pay for it again.
+        url = step.image("visual", prompt)
     except LLMError as error:
         if error.transient:
             raise  # retried by the runner; if that runs out the job fails here, resumable
         # Refused for good (e.g. a content policy): the post is still worth having.
         log.warning("job %s: image not generated: %s", step.job_id, error)
         return {"visuals": [], "requested": True, "generated": 0, "failed": 1}
-    url = step.services.save_image(image, prompt)
     visual = {"imageUrl": url, "prompt": prompt, "alt": post["imageAlt"]}
     return {"visuals": [visual], "requested": True, "generated": 1, "failed": 0}
 

@@ -4,11 +4,17 @@ The runner knows nothing of the database or the queue: it talks to a `Journal` (
 execution layer backs it with fenced SQL) and watches a `StopSignal` that the worker's
 watchdog sets on cancel, timeout or shutdown. Steps already in the job's checkpoints are
 skipped, so a retried or re-dispatched run resumes at the first unfinished step.
+
+Paid work is never done twice: a step that makes several costly things (images) keeps
+each one as a part as soon as it is made (`StepInput.image`), so the step run again (a
+retry inside the run, or a resumed run) makes only the missing ones; and every LLM call
+is handed to `StepServices.record_llm_call` as it returns, not at the step's end.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -58,11 +64,16 @@ class StepServices:
 
     provider: LLMProvider
     fetch_page: Callable[[str], Any]
-    save_image: Callable[[GeneratedImage, str], str]  # (image, prompt) -> image URL
+    # (step, part, image, prompt) -> image URL: the image and the step's part naming it,
+    # saved together (a run that lost the job gets RunSuperseded). Steps use StepInput.image.
+    save_image: Callable[[str, str, GeneratedImage, str], str]
     create_organization: Callable[[str, str, dict[str, Any]], str]  # -> organization id
     # (organization id, post fields, "draft" | "published") -> the result's savedPost
     save_post: Callable[[str, dict[str, Any], str], dict[str, Any]]
     should_stop: Callable[[], bool]
+    # (step, model, input tokens, output tokens): one answered LLM call, written down as it
+    # returns; never raises (the call is paid for whatever becomes of its record).
+    record_llm_call: Callable[[str, str, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -71,6 +82,21 @@ class StepInput:
     job_input: dict[str, Any]
     outputs: dict[str, Any]  # outputs of the steps before this one
     services: StepServices
+    step: str = ""  # this step's key
+    # This step's parts made already (by an earlier run, or an earlier try of this one):
+    # part -> value. It grows as parts are saved, and the runner hands the same dict to
+    # every try of the step.
+    parts: dict[str, Any] = field(default_factory=dict)
+
+    def image(self, part: str, prompt: str) -> str:
+        """The URL of the step's image `part`: the one kept, or one generated now and saved
+        with its part (so it is paid for once, however often the step is run again)."""
+        url = self.parts.get(part)
+        if url is None:
+            image = self.services.provider.generate_image(prompt)
+            url = self.services.save_image(self.step, part, image, prompt)
+            self.parts[part] = url
+        return str(url)
 
 
 @dataclass(frozen=True)
@@ -140,9 +166,12 @@ def pending_steps(pipeline: Pipeline, checkpoints: dict[str, Any]) -> list[int]:
 def run_pipeline(pipeline: Pipeline, job_id: str, job_input: dict[str, Any],
                  checkpoints: dict[str, Any], services: StepServices, journal: Journal,
                  stop: StopSignal, policy: RetryPolicy, *,
-                 first_step_shown: bool = False) -> dict[str, Any]:
+                 first_step_shown: bool = False,
+                 parts: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """first_step_shown: the job row already shows the first pending step as started (the
-    worker's claim does that), so no write is needed to start it."""
+    worker's claim does that), so no write is needed to start it. parts: what unfinished
+    steps made before (step -> parts), as the job row keeps it."""
+    parts = parts or {}
     outputs = dict(checkpoints)
     pending = pending_steps(pipeline, checkpoints)
     last: FinishedStep | None = None  # written with the result, in the run's last write
@@ -152,8 +181,9 @@ def run_pipeline(pipeline: Pipeline, job_id: str, job_input: dict[str, Any],
         if position == 0 and not first_step_shown:
             journal.start_step(step.key, pipeline.progress_before(index))
         started = time.monotonic()
-        step_input = StepInput(job_id, job_input, dict(outputs), services)
-        meter = usage.Meter()
+        step_input = StepInput(job_id, job_input, dict(outputs), services, step.key,
+                               dict(parts.get(step.key, {})))
+        meter = usage.Meter(on_call=functools.partial(services.record_llm_call, step.key))
         try:
             with usage.metering(meter):
                 output = _run_with_retries(step, step_input, stop, policy)

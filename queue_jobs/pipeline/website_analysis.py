@@ -51,14 +51,14 @@ def image_prompt(analysis: dict[str, Any], audience: dict[str, Any]) -> str:
 
 
 def generate_images(step: StepInput) -> dict[str, Any]:
+    """One image per audience, each kept as it is made (part: the audience's index), so a
+    step cut short and run again draws only the missing ones."""
     analysis = step.outputs["analyze"]["analysis"]
     urls = []
-    for audience in step.outputs["audiences"]["audiences"]:
+    for index, audience in enumerate(step.outputs["audiences"]["audiences"]):
         if step.services.should_stop():
             break  # the runner raises the stop reason right after the step returns
-        prompt = image_prompt(analysis, audience)
-        urls.append(step.services.save_image(step.services.provider.generate_image(prompt),
-                                              prompt))
+        urls.append(step.image(str(index), image_prompt(analysis, audience)))
     return {"imageUrls": urls}
 
 

@@ -1,7 +1,8 @@
 """How a run of a job's pipeline meets the database, for a worker's run and for a
 synchronous call alike: the journal of steps and checkpoints, the services the steps are
-handed (fetch, images, organizations, posts), and the record of the run's outcome. Every
-write is fenced by the run's dispatch id: a superseded run writes nothing.
+handed (fetch, images, organizations, posts, LLM usage), and the record of the run's
+outcome. Every write is fenced by the run's dispatch id: a superseded run writes nothing,
+except the usage of its LLM calls, which were paid for whichever run owns the job now.
 """
 
 from __future__ import annotations
@@ -108,13 +109,27 @@ def step_services(runtime: RunResources, job_id: uuid.UUID, dispatch_id: int,
         return fetch.fetch_page(url, allow_private=settings.fetch_allow_private,
                                 should_stop=stop.is_set)
 
-    def save_image(image: GeneratedImage, prompt: str) -> str:
+    def save_image(step: str, part: str, image: GeneratedImage, prompt: str) -> str:
+        # The image and the step's part that names it in one statement: no image is kept
+        # that a resumed run would not find (and so draw again), none is lost once kept.
         image_id = uuid.uuid4()
+        url = f"/api/v1/images/{image_id}"
         with connections.autocommit(runtime.pool) as conn:
-            if not store.insert_image(conn, image_id, job_id, dispatch_id, image.content_type,
-                                      image.data, prompt):
+            if not store.insert_step_image(conn, image_id, job_id, dispatch_id, step, part,
+                                           url, image.content_type, image.data, prompt):
                 raise RunSuperseded()
-        return f"/api/v1/images/{image_id}"
+        return url
+
+    def record_llm_call(step: str, model: str, input_tokens: int, output_tokens: int) -> None:
+        # Written as the call returns, on its own short transaction: a run killed or cut
+        # short after it still leaves it counted. Bookkeeping: it never fails the step.
+        job_metrics.llm_call(model, input_tokens, output_tokens)
+        try:
+            with connections.autocommit(runtime.pool) as conn:
+                store.record_llm_call(conn, job_id, step, model, input_tokens, output_tokens)
+        except Exception:
+            log.warning("job %s: could not record an LLM call of step %s (%s)", job_id, step,
+                        model, exc_info=True)
 
     def create_organization(name: str, website_url: str, analysis: dict[str, Any]) -> str:
         # Deterministic id: a run repeated after a crash finds the row already there.
@@ -137,7 +152,8 @@ def step_services(runtime: RunResources, job_id: uuid.UUID, dispatch_id: int,
 
     return StepServices(provider=runtime.provider, fetch_page=fetch_page,
                         save_image=save_image, create_organization=create_organization,
-                        save_post=save_post, should_stop=stop.is_set)
+                        save_post=save_post, should_stop=stop.is_set,
+                        record_llm_call=record_llm_call)
 
 
 @dataclass(frozen=True)

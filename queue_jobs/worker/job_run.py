@@ -94,7 +94,8 @@ class JobRun:
         self.record.finish(lambda: run_pipeline(
             pipeline, str(self.job_id), claimed.input, claimed.step_outputs, services,
             journal, self.stop, policy,
-            first_step_shown=_claim_shows_first_step(pipeline, claimed)))
+            first_step_shown=_claim_shows_first_step(pipeline, claimed),
+            parts=claimed.step_parts))
 
     async def _watch(self, future: Future[None]) -> None:
         loop = asyncio.get_running_loop()

@@ -1,5 +1,5 @@
--- One step's record and its LLM usage (record_failed_step): jobs_record_steps for a
--- single step, so the rule is written once. `_usage` as in jobs_record_steps.
+-- One step's record with the LLM calls it made (record_failed_step): jobs_record_steps
+-- for a single step, so the rule is written once. `_usage` as in jobs_record_steps.
 -- LANGUAGE sql: its body is checked when it is created, against jobs_record_steps, whose
 -- file comes later (migrate applies the files twice for that: README.md here).
 CREATE OR REPLACE FUNCTION jobs_record_step(_job_id uuid, _job_type text, _attempt integer,

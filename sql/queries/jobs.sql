@@ -88,14 +88,14 @@ RETURNING dispatch_id;
 -- name: claim_job
 -- The worker takes its job: only the current dispatch may, and only if still active. The
 -- step the row shows (a fresh job's first, %(first_steps)s: type -> key; or the one a
--- resumed run stopped at) starts now.
+-- resumed run stopped at) starts now. step_parts: what the unfinished steps already made.
 UPDATE jobs
    SET status = 'running', run_started_at = now(), step_started_at = now(),
        current_step = coalesce(current_step, %(first_steps)s::jsonb ->> type),
        updated_at = now()
  WHERE id = %(id)s AND dispatch_id = %(dispatch_id)s AND status IN ('queued', 'running')
    AND cancel_requested_at IS NULL
-RETURNING id, type, input, step_outputs, progress, attempt, current_step;
+RETURNING id, type, input, step_outputs, step_parts, progress, attempt, current_step;
 
 -- name: start_step
 UPDATE jobs
@@ -106,23 +106,26 @@ UPDATE jobs
 RETURNING id;
 
 -- name: save_steps
--- Finished steps' outputs and durations on the job, and their step records with their
--- LLM usage (jobs_record_steps): one statement, so all of it commits or none does. With
--- a next_step, that step starts here too (no separate start_step write). With a result,
+-- Finished steps' outputs and durations on the job, and their step records with the LLM
+-- calls each made (jobs_record_steps; the calls were added to the job's totals as they
+-- returned, record_llm_call): one statement, so all of it commits or none does. With a
+-- next_step, that step starts here too (no separate start_step write). With a result,
 -- the job succeeds here too: the run's last steps and its result are its last write.
+-- A finished step's parts (step_parts) go: its output holds what they were for.
 -- %(steps)s: [{step, output, duration_ms, usage}], in the order they ran.
 WITH new AS (
     SELECT coalesce(jsonb_object_agg(s->>'step', s->'output'), '{}') AS outputs,
-           coalesce(jsonb_object_agg(s->>'step', s->'duration_ms'), '{}') AS durations
+           coalesce(jsonb_object_agg(s->>'step', s->'duration_ms'), '{}') AS durations,
+           coalesce(array_agg(s->>'step'), '{}') AS steps
       FROM jsonb_array_elements(%(steps)s::jsonb) AS s
 ), job AS (
     UPDATE jobs
        SET step_outputs = step_outputs || new.outputs,
            step_durations_ms = step_durations_ms || new.durations,
+           step_parts = step_parts - new.steps,
            current_step = coalesce(%(next_step)s::text, current_step),
            step_started_at = CASE WHEN %(next_step)s::text IS NULL THEN step_started_at
                                   ELSE now() END,
-           llm_calls = llm_calls + %(llm_calls)s, llm_tokens = llm_tokens + %(llm_tokens)s,
            progress = CASE WHEN %(result)s::jsonb IS NULL
                            THEN greatest(progress, %(progress)s) ELSE 100 END,
            status = CASE WHEN %(result)s::jsonb IS NULL THEN status ELSE 'succeeded' END,
@@ -146,17 +149,34 @@ SELECT job.type, (extract(epoch FROM now() - job.created_at) * 1000)::bigint AS 
 
 -- name: record_failed_step
 -- A step that raised (failed), or whose run was stopped or lost the job meanwhile
--- (interrupted): its record and the LLM calls it paid for. Not fenced: whichever run owns
--- the job now, these calls were made.
-WITH job AS (
-    UPDATE jobs
-       SET llm_calls = llm_calls + %(llm_calls)s, llm_tokens = llm_tokens + %(llm_tokens)s
-     WHERE id = %(id)s
-    RETURNING id, type
-)
+-- (interrupted): its record, with the LLM calls it made (already in the totals: each was
+-- added as it returned). Not fenced: whichever run owns the job now, this step ran.
 SELECT type, jobs_record_step(id, type, %(attempt)s, %(step)s, %(outcome)s,
                               %(duration_ms)s, %(usage)s::jsonb)
-  FROM job;
+  FROM jobs
+ WHERE id = %(id)s;
+
+-- name: record_llm_call
+-- One answered LLM call, written as it returns (not when its step ends, so the calls of a
+-- run killed mid-step are counted too): added to the job's totals and to the day's
+-- rollup. Not fenced: a call returning to a run that lost the job was paid for all the
+-- same. updated_at stays: a call is not a change of the job's status document.
+WITH job AS (
+    UPDATE jobs
+       SET llm_calls = llm_calls + 1,
+           llm_tokens = llm_tokens + %(input_tokens)s + %(output_tokens)s
+     WHERE id = %(id)s
+    RETURNING type
+)
+INSERT INTO llm_usage_daily AS d (day, job_type, step, model, calls, input_tokens,
+                                  output_tokens)
+SELECT (now() AT TIME ZONE 'UTC')::date, type, %(step)s, %(model)s, 1, %(input_tokens)s,
+       %(output_tokens)s
+  FROM job
+ON CONFLICT (day, job_type, step, model) DO UPDATE
+   SET calls = d.calls + 1,
+       input_tokens = d.input_tokens + EXCLUDED.input_tokens,
+       output_tokens = d.output_tokens + EXCLUDED.output_tokens;
 
 -- name: fail_job
 -- current_step is kept: a failed job names the step that failed.

@@ -1,10 +1,22 @@
--- name: insert_image
--- Fenced like every worker write: a run that lost the job stores nothing.
+-- name: insert_step_image
+-- An image a step made, and its URL kept as a part of the step (jobs.step_parts: step ->
+-- {part -> URL}), in one statement: a run cut short after it resumes with the image, so
+-- it is neither paid for again nor left behind unused. Fenced like every worker write: a
+-- run that lost the job stores nothing (and the next run draws the image itself).
+-- updated_at: a part made is progress (the stuck-jobs dashboard reads it).
+WITH job AS (
+    UPDATE jobs
+       SET step_parts = jsonb_set(step_parts, ARRAY[%(step)s::text],
+                                  coalesce(step_parts -> %(step)s::text, '{}')
+                                  || jsonb_build_object(%(part)s::text, %(url)s::text)),
+           updated_at = now()
+     WHERE id = %(job_id)s AND dispatch_id = %(dispatch_id)s AND status = 'running'
+       AND cancel_requested_at IS NULL
+    RETURNING id
+)
 INSERT INTO images (id, job_id, content_type, data, prompt)
 SELECT %(id)s, id, %(content_type)s, %(data)s, %(prompt)s
-  FROM jobs
- WHERE id = %(job_id)s AND dispatch_id = %(dispatch_id)s AND status = 'running'
-   AND cancel_requested_at IS NULL
+  FROM job
 RETURNING id;
 
 -- name: get_owned_image

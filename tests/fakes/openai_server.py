@@ -21,9 +21,11 @@ request kind exactly (``"chat:business_analysis"``, ``"images"``) or a prefix be
 * For each request, a failure queued under its exact kind is used first; only if there is
   none is one queued under its prefix (``"chat"``) used. Failures queue up in order:
   ``fail_next("chat", 500); fail_next("chat", 429)`` fails the next chat request with 500
-  and the one after it with 429. The same exact-then-prefix rule picks the delay.
+  and the one after it with 429; `fail_next("images", 500, after=1)` answers the next
+  image request and fails the one after it. The same exact-then-prefix rule picks the delay.
 * A delay applies before the answer, failing or not. `stop` and `reset` interrupt delays;
-  interrupted requests are dropped without an answer.
+  interrupted requests are dropped without an answer. `set_delay(kind, s, after=n)` lets
+  the next `n` requests of the kind through undelayed first (a step's n-th call hangs).
 * `answer_badly(kind, fault, times)` spoils the next `times` successful chat answers of
   `kind` (same exact-then-prefix rule; an injected HTTP failure is used up first), as a
   misbehaving model would: ``"not_json"`` (prose around the document), ``"truncated"``
@@ -31,6 +33,7 @@ request kind exactly (``"chat:business_analysis"``, ``"images"``) or a prefix be
   first property left out) or ``"wrong_count"`` (the first list one item past its
   ``maxItems``, or one longer when unbounded). `messages(kind)` gives the conversation each
   request of `kind` sent, so a test can read the follow-up a client wrote.
+* `answered` counts the requests answered with success (200), the calls a client pays for.
 """
 
 from __future__ import annotations
@@ -396,9 +399,12 @@ class FakeOpenAI(LoopbackService):
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._counts: dict[str, int] = defaultdict(int)
-        self._failures: dict[str, deque[_Failure]] = defaultdict(deque)
+        # None: a request let through before the failures queued after it (fail_next after=).
+        self._failures: dict[str, deque[_Failure | None]] = defaultdict(deque)
         self._bad_answers: dict[str, deque[str]] = defaultdict(deque)
         self._delays: dict[str, float] = {}
+        self._undelayed: dict[str, int] = {}  # set_delay(after=n): requests still let through
+        self._answered: dict[str, int] = defaultdict(int)
         self._files: dict[str, bytes] = {}
         self._ids = itertools.count(1)
         self.requests_log: list[dict[str, Any]] = []
@@ -419,9 +425,11 @@ class FakeOpenAI(LoopbackService):
             return self._count(kind)
 
     def fail_next(
-        self, kind: str, status: int, times: int = 1, body: dict[str, Any] | None = None
+        self, kind: str, status: int, times: int = 1, body: dict[str, Any] | None = None,
+        *, after: int = 0
     ) -> None:
-        """Answer the next `times` requests of `kind` with `status`.
+        """Answer the next `times` requests of `kind` with `status` (after answering the
+        `after` requests before them as usual).
 
         `body` replaces the whole JSON error body (default: OpenAI-style, see `error_body`).
         429 answers carry ``retry-after: 0`` (and ``retry-after-ms: 1``, which the openai
@@ -429,7 +437,7 @@ class FakeOpenAI(LoopbackService):
         """
         failure = _Failure(status, body if body is not None else error_body(status))
         with self._lock:
-            self._failures[kind].extend([failure] * times)
+            self._failures[kind].extend([None] * after + [failure] * times)
 
     def answer_badly(self, kind: str, fault: str, times: int = 1) -> None:
         """Spoil the next `times` chat answers of `kind` with `fault` (one of BAD_ANSWERS)."""
@@ -444,11 +452,20 @@ class FakeOpenAI(LoopbackService):
             return [copy.deepcopy(entry.get("messages", [])) for entry in self.requests_log
                     if _kind_matches(kind, entry["kind"])]
 
-    def set_delay(self, kind: str, seconds: float) -> None:
-        """Answer requests of `kind` only after `seconds` (0 removes the delay)."""
+    def answered(self, kind: str) -> int:
+        """Requests of `kind` (matched as in `calls`) answered with success."""
         with self._lock:
+            return sum(count for k, count in self._answered.items() if _kind_matches(kind, k))
+
+    def set_delay(self, kind: str, seconds: float, *, after: int = 0) -> None:
+        """Answer requests of `kind` only after `seconds` (0 removes the delay); the next
+        `after` requests of the kind are let through undelayed first."""
+        with self._lock:
+            self._undelayed.pop(kind, None)
             if seconds > 0:
                 self._delays[kind] = seconds
+                if after:
+                    self._undelayed[kind] = after
             else:
                 self._delays.pop(kind, None)
 
@@ -465,6 +482,8 @@ class FakeOpenAI(LoopbackService):
             self._failures.clear()
             self._bad_answers.clear()
             self._delays.clear()
+            self._undelayed.clear()
+            self._answered.clear()
             self._files.clear()
             self.requests_log.clear()
 
@@ -480,13 +499,15 @@ class FakeOpenAI(LoopbackService):
     def _count(self, kind: str) -> int:
         return sum(count for k, count in self._counts.items() if _kind_matches(kind, k))
 
-    def _record(self, kind: str, path: str, body: dict[str, Any]) -> threading.Event:
-        """Count and log a request; returns the event that interrupts its delay."""
+    def _record(self, kind: str, path: str, body: dict[str, Any]
+                ) -> tuple[threading.Event, float]:
+        """Count and log a request; returns the event that interrupts its delay, and the
+        delay (chosen here, under the lock, so `after` counts requests in arrival order)."""
         with self._changed:
             self._counts[kind] += 1
             self.requests_log.append({**body, "kind": kind, "path": path})
             self._changed.notify_all()
-            return self._interrupt
+            return self._interrupt, self._delay_for(kind)
 
     def _take_failure(self, kind: str) -> _Failure | None:
         return self._take(self._failures, kind)
@@ -500,10 +521,13 @@ class FakeOpenAI(LoopbackService):
         return None
 
     def _delay_for(self, kind: str) -> float:
-        with self._lock:
-            for key in _lookup_keys(kind):
-                if key in self._delays:
-                    return self._delays[key]
+        """Called with the lock held."""
+        for key in _lookup_keys(kind):
+            if key in self._delays:
+                if self._undelayed.get(key, 0) > 0:
+                    self._undelayed[key] -= 1
+                    return 0.0
+                return self._delays[key]
         return 0.0
 
     def _handle_post(self, raw_path: str, raw_body: bytes) -> _Reply | None:
@@ -530,14 +554,18 @@ class FakeOpenAI(LoopbackService):
     def _serve(
         self, kind: str, path: str, body: dict[str, Any], answer: Callable[[], _Reply]
     ) -> _Reply | None:
-        interrupt = self._record(kind, path, body)
-        delay = self._delay_for(kind)
+        interrupt, delay = self._record(kind, path, body)
         if delay and interrupt.wait(delay):
             return None
         failure = self._take_failure(kind)
         if failure is not None:
             return _failure_reply(failure)
-        return answer()
+        reply = answer()
+        if reply.status == 200:
+            with self._changed:
+                self._answered[kind] += 1
+                self._changed.notify_all()
+        return reply
 
     def _chat_reply(self, body: dict[str, Any]) -> _Reply:
         if body.get("stream"):

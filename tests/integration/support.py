@@ -167,3 +167,30 @@ class ThreadWorker:
         connector: Any = self.app.connector
         connector._async_pool = None
         connector._pool_externally_set = False
+
+
+# --- paid work: images and LLM usage -----------------------------------------------------
+
+def image_ids_of_job(db: Any, job_id: str) -> set[str]:
+    """The image rows a job holds (a saved post's images move to the post)."""
+    rows = db.execute("SELECT id FROM images WHERE job_id = %s", (job_id,)).fetchall()
+    return {str(row[0]) for row in rows}
+
+
+def image_ids_in(document: Any) -> set[str]:
+    """Every image a result (or any JSON document) references by its URL."""
+    if isinstance(document, dict):
+        return set().union(*(image_ids_in(value) for value in document.values()))
+    if isinstance(document, list):
+        return set().union(*(image_ids_in(value) for value in document))
+    if isinstance(document, str) and document.startswith("/api/v1/images/"):
+        return {document.removeprefix("/api/v1/images/")}
+    return set()
+
+
+def recorded_llm_calls(db: Any, job_id: str) -> tuple[int, int]:
+    """(the job's llm_calls, the calls in the daily rollup): a test's database holds one
+    job's usage, or the caller says which."""
+    job = db.execute("SELECT llm_calls FROM jobs WHERE id = %s", (job_id,)).fetchone()
+    daily = db.execute("SELECT coalesce(sum(calls), 0) FROM llm_usage_daily").fetchone()
+    return int(job[0]), int(daily[0])

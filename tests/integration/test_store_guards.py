@@ -32,6 +32,19 @@ def claimed_job(api: ApiClient, website: FakeWebsite, db: psycopg.Connection[Any
     return job_id, int(row[0])
 
 
+def insert_image(db: psycopg.Connection[Any], image_id: uuid.UUID, job_id: uuid.UUID,
+                 dispatch_id: int, data: bytes, part: str = "0") -> bool:
+    """An image of the images step, as StepInput.image saves it."""
+    return store.insert_step_image(db, image_id, job_id, dispatch_id, "images", part,
+                                   f"/api/v1/images/{image_id}", "image/png", data, "p")
+
+
+def step_parts(db: psycopg.Connection[Any], job_id: uuid.UUID) -> Any:
+    row = db.execute("SELECT step_parts FROM jobs WHERE id = %s", (job_id,)).fetchone()
+    assert row is not None
+    return row[0]
+
+
 def test_a_run_that_lost_its_job_writes_nothing(
         api: ApiClient, website: FakeWebsite, db: psycopg.Connection[Any]) -> None:
     session = new_session()
@@ -40,7 +53,7 @@ def test_a_run_that_lost_its_job_writes_nothing(
     stale = dispatch_id + 1000
     assert not store.insert_organization(db, organization_id, job_id, stale, "Acme",
                                          "https://a.example/", {})
-    assert not store.insert_image(db, uuid.uuid4(), job_id, stale, "image/png", b"x", "p")
+    assert not insert_image(db, uuid.uuid4(), job_id, stale, b"x")
     assert store.insert_organization(db, organization_id, job_id, dispatch_id, "Acme",
                                      "https://a.example/", {})
     assert store.insert_post(db, uuid.uuid4(), organization_id, job_id, stale, POST,
@@ -48,10 +61,13 @@ def test_a_run_that_lost_its_job_writes_nothing(
     counts = db.execute("SELECT (SELECT count(*) FROM images), (SELECT count(*) FROM posts), "
                         "(SELECT count(*) FROM organizations)").fetchone()
     assert counts == (0, 0, 1)
+    assert step_parts(db, job_id) == {}  # nor the part that would have named the image
 
     # The current run saves once, however often it repeats the step, and the job's images
-    # move to the post.
-    assert store.insert_image(db, uuid.uuid4(), job_id, dispatch_id, "image/png", b"x", "p")
+    # move to the post. An image and the part that names it are saved together.
+    image_id = uuid.uuid4()
+    assert insert_image(db, image_id, job_id, dispatch_id, b"x")
+    assert step_parts(db, job_id) == {"images": {"0": f"/api/v1/images/{image_id}"}}
     post_id = uuid.uuid4()
     first = store.insert_post(db, post_id, organization_id, job_id, dispatch_id, POST, "draft")
     again = store.insert_post(db, post_id, organization_id, job_id, dispatch_id,
@@ -65,7 +81,8 @@ def test_a_run_that_lost_its_job_writes_nothing(
     assert store.request_running_job_cancel(db, job_id, owner) == dispatch_id
     assert store.insert_post(db, uuid.uuid4(), organization_id, job_id, dispatch_id, POST,
                              "draft") is None
-    assert not store.insert_image(db, uuid.uuid4(), job_id, dispatch_id, "image/png", b"x", "p")
+    assert not insert_image(db, uuid.uuid4(), job_id, dispatch_id, b"x", part="1")
+    assert list(step_parts(db, job_id)["images"]) == ["0"]
     assert not store.succeed_job(db, job_id, dispatch_id, {"success": True})
     assert not store.checkpoint_steps(db, job_id, dispatch_id, [
         {"step": "analyze", "output": {}, "duration_ms": 1, "usage": []}], 30)
@@ -106,9 +123,9 @@ def test_retention_deletes_old_finished_jobs_but_keeps_saved_posts(
     assert store.insert_organization(db, organization_id, old_job, dispatch_id, "Acme",
                                      "https://a.example/", {})
     job_image, post_image, post_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    assert store.insert_image(db, post_image, old_job, dispatch_id, "image/png", b"p", "p")
+    assert insert_image(db, post_image, old_job, dispatch_id, b"p")
     assert store.insert_post(db, post_id, organization_id, old_job, dispatch_id, POST, "draft")
-    assert store.insert_image(db, job_image, old_job, dispatch_id, "image/png", b"j", "j")
+    assert insert_image(db, job_image, old_job, dispatch_id, b"j", part="1")
     assert store.succeed_job(db, old_job, dispatch_id, {"success": True})
     recent_job = uuid.UUID(api.create_analysis(website.url("/"), session))
     still_running, _ = claimed_job(api, website, db, session)

@@ -18,7 +18,13 @@ import pytest
 
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.website import FakeWebsite
-from tests.integration.support import ApiClient, new_session
+from tests.integration.support import (
+    ApiClient,
+    image_ids_in,
+    image_ids_of_job,
+    new_session,
+    recorded_llm_calls,
+)
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -97,3 +103,29 @@ def test_third_lost_run_fails_the_job_with_worker_lost(
     done = api.wait_for_status(job_id, session, {"succeeded", "failed"}, timeout=40)
     assert (done["status"], done["errorCode"]) == ("failed", "WORKER_LOST")
     assert done["currentStep"] == "Generating audiences..."
+
+
+def test_a_worker_killed_mid_images_is_resumed_with_only_the_missing_images(
+        api: ApiClient, cli_workers: CliWorkers, fake_llm: FakeOpenAI, website: FakeWebsite,
+        db: psycopg.Connection[Any]) -> None:
+    session = new_session()
+    fake_llm.set_delay("images", 60, after=1)  # the first image is made, the second hangs
+    victim = cli_workers.start()
+    job_id = api.create_analysis(website.url("/"), session)
+    # Asked for after the first image was saved (and its call recorded).
+    fake_llm.wait_for_calls("images", 2, timeout=30)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(10)
+    answered_by_the_victim = fake_llm.answered("chat") + fake_llm.answered("images")
+    assert recorded_llm_calls(db, job_id) == (answered_by_the_victim,) * 2
+    fake_llm.set_delay("images", 0)  # the hung request stays hung: it is never answered
+
+    cli_workers.start()
+    done = api.wait_for_status(job_id, session, {"succeeded", "failed"}, timeout=40)
+    assert done["status"] == "succeeded", done
+    scenarios = len(done["result"]["scenarios"])
+    assert fake_llm.answered("images") == scenarios  # the victim's one, the missing ones
+    assert fake_llm.calls("images") == scenarios + 1  # and the one the kill cut short
+    assert image_ids_of_job(db, job_id) == image_ids_in(done["result"])
+    answered = fake_llm.answered("chat") + fake_llm.answered("images")
+    assert recorded_llm_calls(db, job_id) == (answered, answered)

@@ -5,13 +5,15 @@ Instead the runner opens a `Meter` around each step (`metering`), and a provider
 each answered call with `record` and each unusable answer it asks for again with `reask`
 (the re-ask itself is then one more recorded call); the meter is found through a
 ContextVar, which is per thread, as each run's steps execute in one thread. Calls outside
-a meter are not counted. The pipeline may not import observability: the runs layer reads
-the meter and turns it into step records and metrics.
+a meter are not counted. A meter hands each call on as it is answered (`on_call`: the runs
+layer writes it down at once, so a run killed mid-step leaves no paid call unrecorded) and
+keeps the step's sums and re-asks for its step record and metrics (the pipeline may not
+import observability).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -31,6 +33,9 @@ REASK_REASONS = ("not_json", "truncated", "schema", "count")
 
 @dataclass
 class Meter:
+    # Called with (model, input tokens, output tokens) as each call is answered; it must not
+    # raise: the call is made and paid for, whatever becomes of its record.
+    on_call: Callable[[str, int, int], None] | None = None
     by_model: dict[str, ModelUsage] = field(default_factory=dict)
     reasks: dict[str, int] = field(default_factory=dict)  # reason -> answers asked again
 
@@ -39,6 +44,8 @@ class Meter:
         usage.calls += 1
         usage.input_tokens += input_tokens
         usage.output_tokens += output_tokens
+        if self.on_call is not None:
+            self.on_call(model, input_tokens, output_tokens)
 
     def reask(self, reason: str) -> None:
         self.reasks[reason] = self.reasks.get(reason, 0) + 1

@@ -56,10 +56,17 @@ class RecordingJournal:
         self.reasks.append((outcome, step, reasks))
 
 
-def _services() -> StepServices:
-    return StepServices(provider=None, fetch_page=lambda url: None,  # type: ignore[arg-type]
-                        save_image=lambda image, prompt: "", create_organization=lambda *a: "",
-                        save_post=lambda *a: {}, should_stop=lambda: False)
+def _services(provider: Any = None,
+              calls: list[tuple[str, str, int, int]] | None = None) -> StepServices:
+    """calls: where record_llm_call puts each call it is handed."""
+    def record_llm_call(step: str, model: str, input_tokens: int, output_tokens: int) -> None:
+        if calls is not None:
+            calls.append((step, model, input_tokens, output_tokens))
+
+    return StepServices(provider=provider, fetch_page=lambda url: None,
+                        save_image=lambda step, part, image, prompt: f"/{step}/{part}",
+                        create_organization=lambda *a: "", save_post=lambda *a: {},
+                        should_stop=lambda: False, record_llm_call=record_llm_call)
 
 
 def _pipeline(calls: list[str], failures: dict[str, list[Exception]]) -> Pipeline:
