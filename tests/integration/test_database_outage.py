@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import signal
 import statistics
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -54,13 +55,17 @@ class DedicatedServer:
 
 
 @pytest.fixture
-def dedicated(tmp_path: Path) -> Iterator[DedicatedServer]:
-    server = DedicatedServer(tmp_path / "pgdata")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def dedicated() -> Iterator[DedicatedServer]:
+    # Not under tmp_path: as root, pgserver runs PostgreSQL as another user, which must
+    # traverse the directories above; each pytest session that starts on this host takes
+    # those rights off /tmp/pytest-of-root, and the server then fails with EACCES.
+    with tempfile.TemporaryDirectory(prefix="outage-pg-") as scratch:
+        server = DedicatedServer(Path(scratch) / "pgdata")
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 @pytest.fixture
@@ -187,6 +192,7 @@ def test_a_burst_under_gunicorn_gets_fast_503s_and_recovery_is_immediate(
 
         assert _get(f"{base}/healthz").status_code == 200  # needs no database
         assert _get(f"{base}/").status_code == 200  # nor does the demo page
+        assert _get(f"{base}/static/jobs-client.js").status_code == 200  # nor static files
         not_ready = _get(f"{base}/readyz")
         assert not_ready.status_code == 503
         assert not_ready.json()["errorCode"] == "QUEUE_UNAVAILABLE"
