@@ -29,7 +29,7 @@ import select
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -126,7 +126,7 @@ class Reachability:
         self._doubt = threading.Event()
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
-        self._on_back: list[Any] = []
+        self._on_back: list[Callable[[], None]] = []
 
     @property
     def down(self) -> str | None:
@@ -135,7 +135,7 @@ class Reachability:
     def down_for_s(self) -> float:
         return time.monotonic() - self._down_since if self._down else 0.0
 
-    def on_back(self, callback: Any) -> None:
+    def on_back(self, callback: Callable[[], None]) -> None:
         """Run `callback()` in the probe thread when a probe succeeds after an outage."""
         self._on_back.append(callback)
 
