@@ -41,10 +41,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     app.extensions["web_config"] = config
     # One pool per gunicorn worker process: create_app runs after the fork (no --preload).
-    # open(wait=False): the app starts even while PostgreSQL is down and answers 503.
+    # open(wait=False): the app starts even while PostgreSQL is down and answers 503;
+    # fail_fast: at once, not after DB_WAIT_S, while the pool knows it is down.
     pool = connections.open_pool(config.database_url, name="web", min_size=config.pool_min_size,
                         max_size=config.pool_max_size, timeout=config.db_wait_s,
-                        connect_timeout=max(1, int(config.db_wait_s)), wait=False)
+                        connect_timeout=max(1, int(config.db_wait_s)), wait=False,
+                        fail_fast=True)
     app.extensions["db_pool"] = pool
     # The deprecated synchronous endpoints run pipelines here, on this process's pool.
     settings = queue_settings or QueueSettings.from_env(database_url=config.database_url)

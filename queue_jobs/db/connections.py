@@ -11,22 +11,41 @@ Two costs per checkout are avoided:
   (COMMIT). A unit of work that is one statement takes `autocommit(pool)`, which runs it
   outside a transaction: one round trip instead of three. Everything else keeps
   `pool.connection()` and its transaction.
+
+A web pool also fails fast while PostgreSQL is down (`fail_fast=True`): psycopg_pool makes
+every checkout wait its whole timeout for reconnects that keep failing, so an outage would
+hold each request (and the requests queued behind it for a thread) for seconds. Instead a
+checkout that waits more than SUSPECT_AFTER_S asks a probe thread to try a connection of
+its own; once a probe fails, checkouts raise DatabaseUnreachable at once, the thread probes
+again every PROBE_INTERVAL_S, and the first successful probe (or any new connection the
+pool itself makes) ends the outage for the next checkout.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import select
+import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool, ConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 IDLE_CHECK_S = 1.0
+# A checkout still waiting after this long may be meeting a dead server: probe it. Short,
+# so that an outage is known well inside a request's budget; a busy pool that merely makes
+# a request wait this long costs one extra connect per PROBE_INTERVAL_S at most.
+SUSPECT_AFTER_S = 0.25
+# While PostgreSQL is down, how often each process tries to connect: the longest a
+# recovered database waits to be used again.
+PROBE_INTERVAL_S = 0.5
+
+log = logging.getLogger(__name__)
 
 Conn = psycopg.Connection[Any]
 
@@ -88,15 +107,164 @@ def _has_unread_input(conn: Conn | psycopg.AsyncConnection[Any]) -> bool:
     return bool(poller.poll(0))
 
 
+class DatabaseUnreachable(PoolTimeout):
+    """PostgreSQL did not accept this process's last connection attempt."""
+
+
+class Reachability:
+    """Whether this process reaches PostgreSQL, as far as its last probe knows: `down` is
+    None while it does, else why not. One daemon thread probes, started at the first doubt
+    and parked on an event while all is well."""
+
+    def __init__(self, conninfo: str, connect_kwargs: dict[str, Any], name: str) -> None:
+        self._conninfo = conninfo
+        self._connect_kwargs = connect_kwargs
+        self._name = name
+        self._down: str | None = None
+        self._down_since = 0.0
+        self._lock = threading.Lock()
+        self._doubt = threading.Event()
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._on_back: list[Callable[[], None]] = []
+
+    @property
+    def down(self) -> str | None:
+        return self._down
+
+    def down_for_s(self) -> float:
+        return time.monotonic() - self._down_since if self._down else 0.0
+
+    def on_back(self, callback: Callable[[], None]) -> None:
+        """Run `callback()` in the probe thread when a probe succeeds after an outage."""
+        self._on_back.append(callback)
+
+    def raise_if_down(self) -> None:
+        if self._down is not None:
+            raise DatabaseUnreachable(f"PostgreSQL is unreachable: {self._down}")
+
+    def doubt(self) -> None:
+        """Something waited too long: probe now (at most once per PROBE_INTERVAL_S)."""
+        with self._lock:
+            if self._thread is None and not self._closed.is_set():
+                self._thread = threading.Thread(target=self._probe_loop, daemon=True,
+                                                name=f"db-probe-{self._name}")
+                self._thread.start()
+        self._doubt.set()
+
+    def reached(self) -> None:
+        """A connection was made (the pool's or a probe's): the outage, if any, is over."""
+        if self._down is not None:
+            log.warning("PostgreSQL reachable again after %.1fs (pool %r)",
+                        self.down_for_s(), self._name)
+            self._down = None
+
+    def close(self) -> None:
+        self._closed.set()
+        self._doubt.set()
+
+    def _probe_loop(self) -> None:
+        while True:
+            if self._down is None:  # all well: parked until a checkout doubts
+                self._doubt.wait()
+                self._doubt.clear()
+            if self._closed.is_set():
+                return
+            self._probe()
+            # Down: the next probe after the interval. Up: never more often than that,
+            # however many checkouts doubt meanwhile.
+            if self._closed.wait(PROBE_INTERVAL_S):
+                return
+
+    def _probe(self) -> None:
+        try:
+            with psycopg.connect(self._conninfo, **self._connect_kwargs):
+                pass
+        except psycopg.Error as error:
+            if not _means_down(error):
+                # The server answered (too many clients, a refused login): the pool's
+                # open connections still work, so requests keep waiting for them.
+                self.reached()
+                return
+            if self._down is None:
+                self._down_since = time.monotonic()
+                log.warning("PostgreSQL unreachable (pool %r): requests fail fast until a "
+                            "probe connects: %s", self._name, error)
+            self._down = _short_reason(error)
+            return
+        if self._down is not None:
+            for callback in self._on_back:
+                try:
+                    callback()
+                except Exception:  # the thread must go on probing
+                    log.exception("after PostgreSQL came back (pool %r)", self._name)
+        self.reached()
+
+
+def _means_down(error: psycopg.Error) -> bool:
+    """No server there, or one not accepting anybody: no SQLSTATE at all (refused, timed
+    out, no route), a connection exception (08) or operator intervention (57: starting up,
+    shutting down)."""
+    return error.sqlstate is None or error.sqlstate[:2] in ("08", "57")
+
+
+def _short_reason(error: psycopg.Error) -> str:
+    """libpq's last complaint without the host, port or user that precede it (readyz shows
+    it to anyone): "Connection refused", "the database system is shutting down"."""
+    message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    reason = message.rsplit("failed: ", 1)[-1].removeprefix("FATAL:").strip()
+    return reason[:200] or type(error).__name__
+
+
+class FailFastPool(ConnectionPool):
+    """A ConnectionPool whose checkouts fail at once while PostgreSQL is known down."""
+
+    def __init__(self, *args: Any, reachability: Reachability, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.reachability = reachability
+        reachability.on_back(self.check)  # drop the connections the outage broke
+
+    def getconn(self, timeout: float | None = None) -> Conn:
+        self.reachability.raise_if_down()
+        budget = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + budget
+        while True:
+            # In slices: a checkout already waiting learns of the outage within one.
+            remaining = deadline - time.monotonic()
+            try:
+                conn: Conn = super().getconn(max(0.001, min(SUSPECT_AFTER_S, remaining)))
+                return conn
+            except DatabaseUnreachable:
+                raise
+            except PoolTimeout:
+                self.reachability.doubt()
+                if time.monotonic() >= deadline:
+                    raise PoolTimeout(f"couldn't get a connection after {budget:.2f} sec") \
+                        from None
+                self.reachability.raise_if_down()
+
+    def close(self, timeout: float = 5.0) -> None:
+        self.reachability.close()
+        super().close(timeout)
+
+
 def open_pool(conninfo: str, *, name: str, min_size: int, max_size: int, timeout: float,
-              connect_timeout: int, wait: bool) -> ConnectionPool:
-    """wait=False: opens at once even while PostgreSQL is down (the pool keeps trying)."""
-    pool = ConnectionPool(
-        conninfo, min_size=min_size, max_size=max_size, timeout=timeout, open=False,
-        name=name, kwargs={"connect_timeout": connect_timeout, "keepalives": 1},
-        check=_CheckIfIdle(),
+              connect_timeout: int, wait: bool, fail_fast: bool = False) -> ConnectionPool:
+    """wait=False: opens at once even while PostgreSQL is down (the pool keeps trying).
+    fail_fast: a FailFastPool (a web process's: a request must not wait out an outage)."""
+    connect_kwargs = {"connect_timeout": connect_timeout, "keepalives": 1}
+    options: dict[str, Any] = dict(
+        min_size=min_size, max_size=max_size, timeout=timeout, open=False, name=name,
+        kwargs=connect_kwargs, check=_CheckIfIdle(),
         # stop backing off after a few seconds: a recovered database is used at once
         reconnect_timeout=5)
+    pool: ConnectionPool
+    if fail_fast:
+        reachability = Reachability(conninfo, connect_kwargs, name)
+        pool = FailFastPool(conninfo, reachability=reachability,
+                            configure=lambda _conn: reachability.reached(), **options)
+    else:
+        pool = ConnectionPool(conninfo, **options)
     pool.open(wait=wait)
     return pool
 

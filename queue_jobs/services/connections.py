@@ -1,5 +1,6 @@
 """The web side's way to PostgreSQL and to in-process runs: it opens its pool here, reads
-in autocommit here, and gets the resources its synchronous runs use in this process."""
+in autocommit here, asks here whether PostgreSQL is known to be down, and gets the
+resources its synchronous runs use in this process."""
 
 from __future__ import annotations
 
@@ -7,15 +8,30 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from queue_jobs.config.settings import QueueSettings
-from queue_jobs.db.connections import Conn, autocommit, open_pool
+from queue_jobs.db.connections import (
+    Conn,
+    DatabaseUnreachable,
+    FailFastPool,
+    autocommit,
+    open_pool,
+)
 from queue_jobs.runs.resources import InProcessResources, provider_for
 
-__all__ = ["Conn", "ConnectionPool", "InProcessResources", "autocommit", "in_process_resources",
-           "open_pool"]
+__all__ = ["Conn", "ConnectionPool", "DatabaseUnreachable", "InProcessResources", "autocommit",
+           "in_process_resources", "open_pool", "unreachable_reason"]
 
 # What a request meets when PostgreSQL is unreachable: no connection within the pool's
-# timeout, or a connection that failed under it. The API answers 503 QUEUE_UNAVAILABLE.
+# timeout, a pool that knows the database is down (DatabaseUnreachable, a PoolTimeout, at
+# once), or a connection that failed under it. The API answers 503 QUEUE_UNAVAILABLE.
 DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (PoolTimeout, psycopg.OperationalError)
+
+
+def unreachable_reason(pool: ConnectionPool) -> str | None:
+    """Why this process cannot reach PostgreSQL (its last probe's answer), or None while
+    nothing says so (a pool without probes never knows)."""
+    if isinstance(pool, FailFastPool):
+        return pool.reachability.down
+    return None
 
 
 def in_process_resources(settings: QueueSettings, pool: ConnectionPool) -> InProcessResources:

@@ -3,8 +3,15 @@
 
 from __future__ import annotations
 
+import random
 import uuid
 from typing import Any
+
+# A 503's Retry-After, drawn uniformly from these seconds: the clients an outage turned
+# away together come back spread over the window, not in one wave at the same second.
+# From 1 s: each process probes PostgreSQL twice a second (queue_jobs.db.connections), so
+# a retry a second later already meets a recovered database.
+UNAVAILABLE_RETRY_AFTER_S = (1, 5)
 
 
 class DomainError(Exception):
@@ -137,6 +144,10 @@ class QueueUnavailable(DomainError):
 
     status = 503
     error_code = "QUEUE_UNAVAILABLE"
+
+    def __init__(self, message: str | None = None, **extra: Any) -> None:
+        super().__init__(message, **extra)
+        self.headers["Retry-After"] = str(random.randint(*UNAVAILABLE_RETRY_AFTER_S))
 
 
 def parse_id(text: str, missing: type[DomainError]) -> uuid.UUID:

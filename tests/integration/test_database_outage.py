@@ -1,8 +1,13 @@
 """PostgreSQL goes down under the API and comes back: a dedicated server for this test only,
-stopped and started again on the same data directory."""
+stopped and started again on the same data directory. In-process (Flask's test client) and
+under the real gunicorn with a burst of concurrent clients."""
 
 from __future__ import annotations
 
+import signal
+import statistics
+import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -11,9 +16,10 @@ from typing import Any
 
 import pgserver
 import pytest
+import requests
 
 from queue_jobs.db.migrate import apply_migrations
-from tests.integration.conftest import TEST_JWT_SECRET
+from tests.integration.conftest import TEST_JWT_SECRET, start_gunicorn
 from tests.integration.support import ApiClient, new_session, wait_until
 from webapp import create_app
 
@@ -22,6 +28,9 @@ pytestmark = pytest.mark.slow
 DB_WAIT_S = 2.0
 MAX_503_S = 3.0
 ENDPOINTS = ("status", "readyz", "create")
+BURST_REQUESTS = 100
+BURST_CONNECTIONS = 50
+RETRY_AFTER_RANGE_S = range(1, 6)  # the jittered Retry-After of a 503 (docs/operations.md)
 
 
 class DedicatedServer:
@@ -46,13 +55,17 @@ class DedicatedServer:
 
 
 @pytest.fixture
-def dedicated(tmp_path: Path) -> Iterator[DedicatedServer]:
-    server = DedicatedServer(tmp_path / "pgdata")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def dedicated() -> Iterator[DedicatedServer]:
+    # Not under tmp_path: as root, pgserver runs PostgreSQL as another user, which must
+    # traverse the directories above; each pytest session that starts on this host takes
+    # those rights off /tmp/pytest-of-root, and the server then fails with EACCES.
+    with tempfile.TemporaryDirectory(prefix="outage-pg-") as scratch:
+        server = DedicatedServer(Path(scratch) / "pgdata")
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 @pytest.fixture
@@ -118,3 +131,92 @@ def test_the_api_answers_503_fast_while_postgres_is_down_and_recovers(
     print(f"recovered after {time.monotonic() - recovered_at:.2f}s")
     assert document["status"] == "queued"
     assert api.http.get("/readyz").status_code == 200
+
+
+def test_a_burst_under_gunicorn_gets_fast_503s_and_recovery_is_immediate(
+        dedicated: DedicatedServer) -> None:
+    """100 requests over 50 connections (status polls, creates, lists) at a gunicorn host of
+    2 processes x 8 threads while PostgreSQL is down: each a 503 within 3 s at the client."""
+    apply_migrations(dedicated.uri())
+    gunicorn, base = start_gunicorn(dedicated.uri(), processes=2, ACCESS_LOG="0",
+                                    DB_WAIT_S="2.5")
+    session = new_session()
+    try:
+        def ready() -> bool:
+            try:
+                return _get(f"{base}/readyz").status_code == 200
+            except requests.ConnectionError:
+                return False
+
+        wait_until(ready, timeout=30, message="gunicorn to be ready")
+        created = requests.post(f"{base}/api/v1/jobs/website-analysis", headers=session,
+                                json={"url": "https://example.com/"}, timeout=10)
+        assert created.status_code == 201, created.text
+        status_url = f"{base}/api/v1/jobs/{created.json()['jobId']}/status"
+        for _ in range(20):  # both processes' pools hold connections that will break
+            assert requests.get(status_url, headers=session, timeout=10).status_code == 200
+
+        dedicated.stop()
+
+        local = threading.local()
+
+        def send(index: int) -> tuple[str, requests.Response, float]:
+            if not hasattr(local, "http"):
+                local.http = requests.Session()  # one keep-alive connection per client
+            kind = ("status", "create", "list")[index % 3]
+            started = time.monotonic()
+            if kind == "status":
+                response = local.http.get(status_url, headers=session, timeout=30)
+            elif kind == "create":
+                response = local.http.post(f"{base}/api/v1/jobs/website-analysis",
+                                           headers=session, timeout=30,
+                                           json={"url": "https://example.com/"})
+            else:
+                response = local.http.get(f"{base}/api/v1/jobs", headers=session, timeout=30)
+            return kind, response, time.monotonic() - started
+
+        with ThreadPoolExecutor(max_workers=BURST_CONNECTIONS) as clients:
+            answers = list(clients.map(send, range(BURST_REQUESTS)))
+        latencies = sorted(elapsed for _, _, elapsed in answers)
+        print(f"503 latency under the burst: p50 {statistics.median(latencies):.3f}s, "
+              f"max {latencies[-1]:.3f}s")
+        retry_afters = set()
+        for kind, response, elapsed in answers:
+            assert response.status_code == 503, (kind, response.status_code, response.text)
+            assert response.json()["errorCode"] == "QUEUE_UNAVAILABLE", (kind, response.text)
+            retry_after = int(response.headers["Retry-After"])
+            assert retry_after in RETRY_AFTER_RANGE_S, (kind, retry_after)
+            retry_afters.add(retry_after)
+            assert elapsed < MAX_503_S, (kind, elapsed)
+        assert len(retry_afters) > 1, retry_afters  # spread out, not one value for all
+
+        assert _get(f"{base}/healthz").status_code == 200  # needs no database
+        assert _get(f"{base}/").status_code == 200  # nor does the demo page
+        assert _get(f"{base}/static/jobs-client.js").status_code == 200  # nor static files
+        not_ready = _get(f"{base}/readyz")
+        assert not_ready.status_code == 503
+        assert not_ready.json()["errorCode"] == "QUEUE_UNAVAILABLE"
+        assert "PostgreSQL" in not_ready.json()["error"], not_ready.text
+
+        dedicated.start()
+        restarted = time.monotonic()
+
+        def status_answers() -> bool:
+            return _get(status_url, headers=session).status_code == 200
+
+        wait_until(status_answers, timeout=20, interval=0.05,
+                   message="a status poll to succeed after the restart")
+        first_success_s = time.monotonic() - restarted
+        wait_until(lambda: all(status_answers() for _ in range(10)), timeout=20,
+                   interval=0.05, message="every process to serve again")
+        print(f"after the restart: first success in {first_success_s:.2f}s, "
+              f"all processes in {time.monotonic() - restarted:.2f}s")
+        assert first_success_s < 1.5
+    finally:
+        gunicorn.send_signal(signal.SIGTERM)
+        gunicorn.wait(20)
+
+
+def _get(url: str, headers: dict[str, str] | None = None) -> requests.Response:
+    """A fresh connection each time: either gunicorn process may answer."""
+    return requests.get(url, timeout=10, headers={"Connection": "close", **(headers or {})})

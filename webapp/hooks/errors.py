@@ -10,7 +10,7 @@ import psycopg
 from flask import Flask, Response, g, has_request_context
 from werkzeug.exceptions import HTTPException
 
-from queue_jobs.services.connections import DATABASE_UNAVAILABLE
+from queue_jobs.services.connections import DATABASE_UNAVAILABLE, DatabaseUnreachable
 from queue_jobs.services.errors import DomainError, EmailTaken, QueueUnavailable
 from webapp.schemas.responses import Error, dumped
 
@@ -67,10 +67,9 @@ def register_error_handlers(app: Flask) -> None:
         return domain_error(known())
 
     def database_down(error: Exception) -> Response:
-        log.warning("database unavailable: %s", error)
-        unavailable = QueueUnavailable()
-        return error_response(503, unavailable.message, unavailable.error_code,
-                              {"Retry-After": "5"})
+        if not isinstance(error, DatabaseUnreachable):  # else the pool logged the outage once
+            log.warning("database unavailable: %s", error)
+        return domain_error_response(QueueUnavailable())
 
     for unavailable_error in DATABASE_UNAVAILABLE:
         app.register_error_handler(unavailable_error, database_down)

@@ -30,7 +30,8 @@ ERROR_DESCRIPTIONS = {
     422: "Well-formed but not processable, e.g. an Idempotency-Key used with another "
          "request.",
     429: "Too many active jobs or requests; `Retry-After` says when to try again.",
-    503: "PostgreSQL is unreachable (answered within seconds, not a hang).",
+    503: "PostgreSQL is unreachable (answered within 3 s, not a hang); `Retry-After` is a "
+         "random 1 to 5 s, to spread the retries out.",
 }
 ERROR_HEADERS = {429: ("Retry-After",), 503: ("Retry-After",)}
 IDENTITY_CODES = ("AUTH_REQUIRED", "SESSION_INVALID", "TOKEN_INVALID", "TOKEN_EXPIRED")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from queue_jobs.services import monitoring
+from queue_jobs.services import connections, monitoring
+from queue_jobs.services.errors import QueueUnavailable
 from webapp.context import db_pool
 from webapp.schemas.responses import Healthy, NotReady, Ready, dumped
 
@@ -18,6 +19,9 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> Response:
+    reason = connections.unreachable_reason(db_pool())
+    if reason is not None:
+        raise QueueUnavailable(f"PostgreSQL is unreachable: {reason}.")
     with db_pool().connection() as conn:
         schema = monitoring.schema_state(conn)
     if not schema.ready:
