@@ -11,6 +11,9 @@ Two costs per checkout are avoided:
   (COMMIT). A unit of work that is one statement takes `autocommit(pool)`, which runs it
   outside a transaction: one round trip instead of three. Everything else keeps
   `pool.connection()` and its transaction.
+
+Also here: what counts as PostgreSQL being unreachable (`is_unreachable`), as opposed to a
+statement's own error, and the bounded backoff (`Backoff`) of whoever waits for it.
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 IDLE_CHECK_S = 1.0
+# Retrying while PostgreSQL is unreachable: soon at first (a restart takes seconds), then
+# no more often than this, so that a recovered database is used within seconds.
+BACKOFF_FIRST_S = 0.5
+BACKOFF_LONGEST_S = 2.0
 
 Conn = psycopg.Connection[Any]
 
@@ -102,9 +109,10 @@ def open_pool(conninfo: str, *, name: str, min_size: int, max_size: int, timeout
 
 
 @contextmanager
-def autocommit(pool: ConnectionPool) -> Iterator[Conn]:
-    """A connection for one statement, committed as it runs."""
-    with pool.connection() as conn:
+def autocommit(pool: ConnectionPool, timeout: float | None = None) -> Iterator[Conn]:
+    """A connection for one statement, committed as it runs. timeout: longest wait for a
+    connection (None: the pool's)."""
+    with pool.connection(timeout=timeout) as conn:
         conn.autocommit = True
         try:
             yield conn
@@ -113,3 +121,35 @@ def autocommit(pool: ConnectionPool) -> Iterator[Conn]:
             # refuses; the pool discards it anyway)
             with contextlib.suppress(psycopg.Error):
                 conn.autocommit = False
+
+
+def is_unreachable(error: BaseException) -> bool:
+    """The database could not be reached or went away: refused or lost connections, a
+    server shutting down or starting up, no pooled connection in time (PoolTimeout).
+    procrastinate wraps these in its ConnectorException, hence the walk along __cause__.
+    A statement's own failure (a constraint, a syntax error) is not one: retrying would
+    not help."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, psycopg.OperationalError):
+            state = seen.sqlstate
+            # No SQLSTATE: the client's (connection refused or closed, pool timeout).
+            # 08: connection exception; 57P: shutdown, crash, cannot connect now.
+            if state is None or state.startswith(("08", "57P")):
+                return True
+        seen = seen.__cause__
+    return False
+
+
+class Backoff:
+    """Delays between attempts: BACKOFF_FIRST_S, doubling, at most BACKOFF_LONGEST_S."""
+
+    def __init__(self) -> None:
+        self._next = BACKOFF_FIRST_S
+
+    def delay(self) -> float:
+        delay, self._next = self._next, min(self._next * 2, BACKOFF_LONGEST_S)
+        return delay
+
+    def reset(self) -> None:
+        self._next = BACKOFF_FIRST_S
