@@ -170,7 +170,7 @@ def test_stale_heartbeat_answers_503_while_the_process_still_serves(
     assert "gone from procrastinate_workers" in gone["reason"]
 
 
-def test_unreachable_database_is_no_reason_to_restart(
+def test_unreachable_database_answers_503_with_the_reason_then_200_again(
         start_worker: Callable[..., WorkerProcess], db_url: str) -> None:
     worker = start_worker(WORKER_HEARTBEAT_S="0.5", WORKER_STALLED_AFTER_S="3")
     worker.wait_health(200)
@@ -179,10 +179,11 @@ def test_unreachable_database_is_no_reason_to_restart(
     maintenance = psycopg.connect(make_conninfo(db_url, dbname="postgres"), autocommit=True)
     maintenance.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
     try:
+        # The worker cannot work (it waits for the database by itself): 503, with why.
         response = worker.get("/healthz")
-        assert response is not None and response.status_code == 200, worker.output()
-        assert response.json()["status"] == "unknown"
-        assert response.json()["reason"].startswith("database unreachable")
+        assert response is not None and response.status_code == 503, worker.output()
+        assert response.json()["status"] == "unhealthy"
+        assert response.json()["reason"].startswith("database unreachable: ")
         metrics = worker.get("/metrics")
         assert metrics is not None and metrics.status_code == 200
         assert _sample(metrics.text, "jobs_worker_heartbeat_age_seconds") == []
