@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import requests
 
 from queue_jobs.db.migrate import apply_migrations
 from tests.fakes.openai_server import FakeOpenAI
@@ -182,3 +183,39 @@ def test_sigterm_during_an_outage_exits_0_in_time_and_the_job_is_not_charged(
     after = _job_row(dedicated.uri(), job_id)
     assert after["dispatch_id"] != before["dispatch_id"]  # re-dispatched by the reaper
     assert (after["attempt"], after["lost_runs"]) == (before["attempt"], 0), after
+
+
+def test_make_run_keeps_running_across_a_restart_of_an_external_database(
+        dedicated: DedicatedServer, tmp_path: Path) -> None:  # noqa: F811
+    port, worker_port = free_port(), free_port()
+    environment = {key: value for key, value in os.environ.items()
+                   if not key.startswith(("WORKER_", "PROMETHEUS_", "OPS_"))}
+    environment.update({
+        "DATABASE_URL": dedicated.uri(), "PORT": str(port),
+        "WORKER_METRICS_PORT": str(worker_port), "WORKER_HEARTBEAT_S": "0.5",
+        "WORKER_STALLED_AFTER_S": str(STALLED_AFTER_S), "LLM_PROVIDER": "offline",
+        "JWT_SECRET_KEY": TEST_JWT_SECRET, "WEB_CONCURRENCY": "1", "LOG_FORMAT": "text"})
+    log = tmp_path / "make-run.log"
+    with log.open("wb") as sink:
+        make_run = subprocess.Popen([sys.executable, "ops/run_dev.py"], cwd=PROJECT_DIR,
+                                    env=environment, stdout=sink, stderr=subprocess.STDOUT)
+    worker = WorkerProcess(make_run, f"http://127.0.0.1:{worker_port}", log)
+    try:
+        wait_until(lambda: "API ready at" in log.read_text(errors="replace"), timeout=90,
+                   interval=0.2, message="make run to be ready")
+        _outage(dedicated, [worker])
+        dedicated.start()
+        worker.wait_health(200, timeout=15)
+
+        def api_ready() -> bool:
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5).ok
+            except requests.RequestException:
+                return False
+
+        wait_until(api_ready, timeout=20, interval=0.2, message="the API to be ready again")
+        assert make_run.poll() is None, worker.output()
+        assert "the worker exited" not in log.read_text(errors="replace")
+    finally:
+        make_run.send_signal(signal.SIGINT)
+        assert make_run.wait(timeout=40) == 0, worker.output()
