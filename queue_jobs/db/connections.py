@@ -73,14 +73,23 @@ class _CheckIfIdleAsync:
             await AsyncConnectionPool.check_connection(conn)
 
 
+class _OpensWithoutWaiting(AsyncConnectionPool):
+    """procrastinate opens its pool with wait=True: while PostgreSQL is down that fails
+    the worker's start after 30 s. This pool opens at once; the worker then waits for the
+    database statement by statement (queue_jobs.worker.resilient)."""
+
+    async def open(self, wait: bool = False, timeout: float = 30.0) -> None:
+        await super().open(wait=False, timeout=timeout)
+
+
 def async_pool(**kwargs: Any) -> AsyncConnectionPool:
     """procrastinate's pool_factory: its pool, with our `check` instead of a round trip
     before every statement it runs (procrastinate passes `check`; ours replaces it), and
     autocommit connections: each of its statements is a call of one of its functions, so
     a transaction around it only adds a BEGIN and a COMMIT round trip. (Set here, not as
     the connector's `configure`, which procrastinate would also hand to a sync pool.)"""
-    return AsyncConnectionPool(**{**kwargs, "check": _CheckIfIdleAsync(),
-                                  "configure": _autocommit_async})
+    return _OpensWithoutWaiting(**{**kwargs, "check": _CheckIfIdleAsync(),
+                                   "configure": _autocommit_async})
 
 
 async def _autocommit_async(conn: psycopg.AsyncConnection[Any]) -> None:

@@ -170,12 +170,15 @@ class ResilientWorker(Worker):
         if self.stop_requested_at is None:
             self.stop_requested_at = time.monotonic()
         await utils.cancel_and_capture_errors(side_tasks)
-        grace_ends = self.stop_requested_at + (self.shutdown_graceful_timeout or 0)
         if self._running_jobs:
-            logger.info("waiting up to %.1f s for %s running job(s)",
-                        max(0.0, grace_ends - time.monotonic()), len(self._running_jobs))
-            await asyncio.wait(self._running_jobs,
-                               timeout=max(0.0, grace_ends - time.monotonic()))
+            # None: as procrastinate, wait for the jobs however long they take.
+            grace = self.shutdown_graceful_timeout
+            left = (None if grace is None
+                    else max(0.0, self.stop_requested_at + grace - time.monotonic()))
+            logger.info("waiting %s for %s running job(s)",
+                        "for as long as they take" if left is None else f"up to {left:.1f} s",
+                        len(self._running_jobs))
+            await asyncio.wait(self._running_jobs, timeout=left)
         deadline = self._handback_deadline()
         assert deadline is not None
         giving_up = asyncio.get_running_loop().call_at(

@@ -48,13 +48,14 @@ def outage_api(dedicated: DedicatedServer) -> Iterator[ApiClient]:  # noqa: F811
 def start_worker(dedicated: DedicatedServer, fake_llm: FakeOpenAI,  # noqa: F811
                  tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     started: list[WorkerProcess] = []
+    uri = dedicated.uri()  # the same after a restart (same data directory and socket)
 
     def start(*args: str) -> WorkerProcess:
         port = free_port()
         environment = {key: value for key, value in os.environ.items()
                        if not key.startswith(("WORKER_", "PROMETHEUS_"))}
         environment.update({
-            "DATABASE_URL": dedicated.uri(), "LLM_PROVIDER": "openai",
+            "DATABASE_URL": uri, "LLM_PROVIDER": "openai",
             "OPENAI_API_KEY": "test-key", "OPENAI_BASE_URL": fake_llm.base_url,
             "FETCH_ALLOW_PRIVATE_NETWORKS": "true", "RETRY_BACKOFF_S": "0.05",
             "WORKER_METRICS_PORT": str(port), "WORKER_HEARTBEAT_S": "0.5",
@@ -219,3 +220,22 @@ def test_make_run_keeps_running_across_a_restart_of_an_external_database(
     finally:
         make_run.send_signal(signal.SIGINT)
         assert make_run.wait(timeout=40) == 0, worker.output()
+
+
+def test_a_worker_started_while_the_database_is_down_waits_for_it(
+        dedicated: DedicatedServer, outage_api: ApiClient,  # noqa: F811
+        start_worker: Callable[..., WorkerProcess], website: FakeWebsite) -> None:
+    dedicated.stop()
+    worker = start_worker("--concurrency", "1")
+    starting = worker.wait_health(503, timeout=20)
+    assert "starting" in starting["reason"], starting
+    # It keeps waiting (probing at its backoff) rather than exiting.
+    wait_until(lambda: "database unreachable" in worker.output(), timeout=20,
+               message="the worker to log that it waits")
+    assert worker.process.poll() is None, worker.output()
+    dedicated.start()
+    worker.wait_health(200, timeout=15)
+    session = new_session()
+    job_id = _create(outage_api, website.url("/"), session)
+    done = outage_api.wait_for_status(job_id, session, {"succeeded", "failed"}, timeout=30)
+    assert done["status"] == "succeeded", (done, worker.output())
