@@ -22,7 +22,7 @@ from tests.fakes.website import FakeWebsite
 from tests.integration.conftest import PROJECT_DIR, TEST_JWT_SECRET
 from tests.integration.support import ApiClient, free_port, new_session, wait_until
 from tests.integration.test_database_outage import DedicatedServer, dedicated  # noqa: F401
-from tests.integration.test_worker_process import WorkerProcess
+from tests.integration.test_worker_process import WorkerLauncher, WorkerProcess
 from webapp import create_app
 
 pytestmark = pytest.mark.slow
@@ -47,34 +47,20 @@ def outage_api(dedicated: DedicatedServer) -> Iterator[ApiClient]:  # noqa: F811
 @pytest.fixture
 def start_worker(dedicated: DedicatedServer, fake_llm: FakeOpenAI,  # noqa: F811
                  tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
-    started: list[WorkerProcess] = []
+    launcher = WorkerLauncher(tmp_path)
     uri = dedicated.uri()  # the same after a restart (same data directory and socket)
+    environment = {
+        "DATABASE_URL": uri, "LLM_PROVIDER": "openai", "OPENAI_API_KEY": "test-key",
+        "OPENAI_BASE_URL": fake_llm.base_url, "RETRY_BACKOFF_S": "0.05",
+        "WORKER_HEARTBEAT_S": "0.5", "WORKER_STALLED_AFTER_S": str(STALLED_AFTER_S),
+        "REAPER_INTERVAL_S": "1", "WORKER_SHUTDOWN_GRACE_S": str(GRACE_S),
+        "LOG_FORMAT": "text"}
 
     def start(*args: str) -> WorkerProcess:
-        port = free_port()
-        environment = {key: value for key, value in os.environ.items()
-                       if not key.startswith(("WORKER_", "PROMETHEUS_"))}
-        environment.update({
-            "DATABASE_URL": uri, "LLM_PROVIDER": "openai",
-            "OPENAI_API_KEY": "test-key", "OPENAI_BASE_URL": fake_llm.base_url,
-            "FETCH_ALLOW_PRIVATE_NETWORKS": "true", "RETRY_BACKOFF_S": "0.05",
-            "WORKER_METRICS_PORT": str(port), "WORKER_HEARTBEAT_S": "0.5",
-            "WORKER_STALLED_AFTER_S": str(STALLED_AFTER_S), "REAPER_INTERVAL_S": "1",
-            "WORKER_SHUTDOWN_GRACE_S": str(GRACE_S), "LOG_FORMAT": "text"})
-        log = tmp_path / f"worker-{len(started)}.log"
-        with log.open("wb") as sink:
-            process = subprocess.Popen([sys.executable, "-m", "queue_jobs.worker", *args],
-                                       cwd=PROJECT_DIR, env=environment, stdout=sink,
-                                       stderr=subprocess.STDOUT)
-        worker = WorkerProcess(process, f"http://127.0.0.1:{port}", log)
-        started.append(worker)
-        return worker
+        return launcher.start(environment, args)
 
     yield start
-    for worker in started:
-        if worker.process.poll() is None:
-            worker.process.kill()
-        worker.process.wait(10)
+    launcher.kill_all()
 
 
 def _job_row(uri: str, job_id: str) -> dict[str, Any]:

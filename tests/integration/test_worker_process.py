@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,31 +65,46 @@ class WorkerProcess:
             raise AssertionError(f"{error}\n{self.output()}") from None
 
 
-@pytest.fixture
-def start_worker(db_url: str, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
-    started: list[WorkerProcess] = []
+class WorkerLauncher:
+    """Starts `python -m queue_jobs.worker` subprocesses, each on a free health port with a
+    log file of its own under `logs`, and kills whatever is left at the end."""
 
-    def start(**env: str) -> WorkerProcess:
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.started: list[WorkerProcess] = []
+
+    def start(self, env: dict[str, str], args: Sequence[str]) -> WorkerProcess:
         port = _free_port()
         environment = {key: value for key, value in os.environ.items()
                        if not key.startswith(("WORKER_", "PROMETHEUS_"))}
-        environment.update({"DATABASE_URL": db_url, "LLM_PROVIDER": "offline",
-                            "WORKER_METRICS_PORT": str(port),
+        environment.update({"WORKER_METRICS_PORT": str(port),
                             "FETCH_ALLOW_PRIVATE_NETWORKS": "true", **env})
-        log = tmp_path / f"worker-{len(started)}.log"
+        log = self.logs / f"worker-{len(self.started)}.log"
         with log.open("wb") as sink:
             process = subprocess.Popen(
-                [sys.executable, "-m", "queue_jobs.worker", "--concurrency", "1"],
-                cwd=PROJECT_DIR, env=environment, stdout=sink, stderr=subprocess.STDOUT)
+                [sys.executable, "-m", "queue_jobs.worker", *args], cwd=PROJECT_DIR,
+                env=environment, stdout=sink, stderr=subprocess.STDOUT)
         worker = WorkerProcess(process, f"http://127.0.0.1:{port}", log)
-        started.append(worker)
+        self.started.append(worker)
         return worker
 
+    def kill_all(self) -> None:
+        for worker in self.started:
+            if worker.process.poll() is None:
+                worker.process.kill()
+            worker.process.wait(10)
+
+
+@pytest.fixture
+def start_worker(db_url: str, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    launcher = WorkerLauncher(tmp_path)
+
+    def start(**env: str) -> WorkerProcess:
+        return launcher.start({"DATABASE_URL": db_url, "LLM_PROVIDER": "offline", **env},
+                              ["--concurrency", "1"])
+
     yield start
-    for worker in started:
-        if worker.process.poll() is None:
-            worker.process.kill()
-        worker.process.wait(10)
+    launcher.kill_all()
 
 
 def _worker_rows(db_url: str) -> list[int]:
