@@ -4,6 +4,12 @@ The API is `jobs-web` on PORT, the worker `jobs-worker`: the installed console s
 as in production. The worker answers /healthz and /metrics on WORKER_METRICS_PORT if set
 (0: none), else on a free port chosen at start and printed: never a port derived from
 PORT, which two instances side by side would both take. Ctrl-C stops everything it started.
+
+Both children ride out a PostgreSQL restart or outage by themselves (the API answers 503
+meanwhile, the worker waits and reconnects), so `make run` keeps running across one, with
+an external DATABASE_URL or the embedded server alike. Should the worker exit anyway (an
+error of another kind), it is started again, as systemd's Restart=always would, unless it
+keeps exiting (WORKER_RESTARTS in RESTART_WINDOW_S); the API exiting stops everything.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from webapp.config import WebConfig
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 BIN = Path(sys.executable).parent
+WORKER_RESTARTS = 5
+RESTART_WINDOW_S = 60.0
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -66,9 +74,12 @@ def main() -> int:
               "itself, images drawn locally", flush=True)
     else:
         print(f"LLM provider: openai, model {settings.openai_model}", flush=True)
+    def start_worker() -> subprocess.Popen[bytes]:
+        return subprocess.Popen([str(BIN / "jobs-worker")], cwd=PROJECT_DIR, env=env)
+
     children = [
         subprocess.Popen([str(BIN / "jobs-web")], cwd=PROJECT_DIR, env=env),
-        subprocess.Popen([str(BIN / "jobs-worker")], cwd=PROJECT_DIR, env=env),
+        start_worker(),
     ]
     url = f"http://127.0.0.1:{port}"
     ready = [f"{url}/readyz"]
@@ -86,9 +97,21 @@ def main() -> int:
             print(f"  worker health at {worker_url}/healthz, metrics at {worker_url}/metrics",
                   flush=True)
         print(flush=True)
-        while all(child.poll() is None for child in children):
+        worker_starts: list[float] = []
+        while children[0].poll() is None:
             time.sleep(0.5)
-        print("a child process exited; stopping", flush=True)
+            code = children[1].poll()
+            if code is None:
+                continue
+            now = time.monotonic()
+            worker_starts = [at for at in worker_starts if now - at < RESTART_WINDOW_S]
+            if len(worker_starts) >= WORKER_RESTARTS:
+                print(f"the worker keeps exiting (code {code}); stopping", flush=True)
+                return 1
+            print(f"the worker exited (code {code}); starting it again", flush=True)
+            worker_starts.append(now)
+            children[1] = start_worker()
+        print("the API exited; stopping", flush=True)
         return 1
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)

@@ -19,6 +19,9 @@ checkout that waits more than SUSPECT_AFTER_S asks a probe thread to try a conne
 its own; once a probe fails, checkouts raise DatabaseUnreachable at once, the thread probes
 again every PROBE_INTERVAL_S, and the first successful probe (or any new connection the
 pool itself makes) ends the outage for the next checkout.
+
+Also here: what counts as PostgreSQL being unreachable (`is_unreachable`), as opposed to a
+statement's own error, and the bounded backoff (`Backoff`) of whoever waits for it.
 """
 
 from __future__ import annotations
@@ -44,9 +47,12 @@ SUSPECT_AFTER_S = 0.25
 # While PostgreSQL is down, how often each process tries to connect: the longest a
 # recovered database waits to be used again.
 PROBE_INTERVAL_S = 0.5
+# Retrying while PostgreSQL is unreachable: soon at first (a restart takes seconds), then
+# no more often than this, so that a recovered database is used within seconds.
+BACKOFF_FIRST_S = 0.5
+BACKOFF_LONGEST_S = 2.0
 
 log = logging.getLogger(__name__)
-
 Conn = psycopg.Connection[Any]
 
 
@@ -85,14 +91,23 @@ class _CheckIfIdleAsync:
             await AsyncConnectionPool.check_connection(conn)
 
 
+class _OpensWithoutWaiting(AsyncConnectionPool):
+    """procrastinate opens its pool with wait=True: while PostgreSQL is down that fails
+    the worker's start after 30 s. This pool opens at once; the worker then waits for the
+    database statement by statement (queue_jobs.worker.resilient)."""
+
+    async def open(self, wait: bool = False, timeout: float = 30.0) -> None:
+        await super().open(wait=False, timeout=timeout)
+
+
 def async_pool(**kwargs: Any) -> AsyncConnectionPool:
     """procrastinate's pool_factory: its pool, with our `check` instead of a round trip
     before every statement it runs (procrastinate passes `check`; ours replaces it), and
     autocommit connections: each of its statements is a call of one of its functions, so
     a transaction around it only adds a BEGIN and a COMMIT round trip. (Set here, not as
     the connector's `configure`, which procrastinate would also hand to a sync pool.)"""
-    return AsyncConnectionPool(**{**kwargs, "check": _CheckIfIdleAsync(),
-                                  "configure": _autocommit_async})
+    return _OpensWithoutWaiting(**{**kwargs, "check": _CheckIfIdleAsync(),
+                                   "configure": _autocommit_async})
 
 
 async def _autocommit_async(conn: psycopg.AsyncConnection[Any]) -> None:
@@ -181,7 +196,7 @@ class Reachability:
             with psycopg.connect(self._conninfo, **self._connect_kwargs):
                 pass
         except psycopg.Error as error:
-            if not _means_down(error):
+            if not is_unreachable(error):
                 # The server answered (too many clients, a refused login): the pool's
                 # open connections still work, so requests keep waiting for them.
                 self.reached()
@@ -199,13 +214,6 @@ class Reachability:
                 except Exception:  # the thread must go on probing
                     log.exception("after PostgreSQL came back (pool %r)", self._name)
         self.reached()
-
-
-def _means_down(error: psycopg.Error) -> bool:
-    """No server there, or one not accepting anybody: no SQLSTATE at all (refused, timed
-    out, no route), a connection exception (08) or operator intervention (57: starting up,
-    shutting down)."""
-    return error.sqlstate is None or error.sqlstate[:2] in ("08", "57")
 
 
 def _short_reason(error: psycopg.Error) -> str:
@@ -270,9 +278,10 @@ def open_pool(conninfo: str, *, name: str, min_size: int, max_size: int, timeout
 
 
 @contextmanager
-def autocommit(pool: ConnectionPool) -> Iterator[Conn]:
-    """A connection for one statement, committed as it runs."""
-    with pool.connection() as conn:
+def autocommit(pool: ConnectionPool, timeout: float | None = None) -> Iterator[Conn]:
+    """A connection for one statement, committed as it runs. timeout: longest wait for a
+    connection (None: the pool's)."""
+    with pool.connection(timeout=timeout) as conn:
         conn.autocommit = True
         try:
             yield conn
@@ -281,3 +290,35 @@ def autocommit(pool: ConnectionPool) -> Iterator[Conn]:
             # refuses; the pool discards it anyway)
             with contextlib.suppress(psycopg.Error):
                 conn.autocommit = False
+
+
+def is_unreachable(error: BaseException) -> bool:
+    """The database could not be reached or went away: refused or lost connections, a
+    server shutting down or starting up, no pooled connection in time (PoolTimeout).
+    procrastinate wraps these in its ConnectorException, hence the walk along __cause__.
+    A statement's own failure (a constraint, a syntax error) is not one: retrying would
+    not help."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, psycopg.OperationalError):
+            state = seen.sqlstate
+            # No SQLSTATE: the client's (connection refused or closed, pool timeout).
+            # 08: connection exception; 57P: shutdown, crash, cannot connect now.
+            if state is None or state.startswith(("08", "57P")):
+                return True
+        seen = seen.__cause__
+    return False
+
+
+class Backoff:
+    """Delays between attempts: BACKOFF_FIRST_S, doubling, at most BACKOFF_LONGEST_S."""
+
+    def __init__(self) -> None:
+        self._next = BACKOFF_FIRST_S
+
+    def delay(self) -> float:
+        delay, self._next = self._next, min(self._next * 2, BACKOFF_LONGEST_S)
+        return delay
+
+    def reset(self) -> None:
+        self._next = BACKOFF_FIRST_S

@@ -373,8 +373,16 @@ def insert_organization(conn: Conn, org_id: uuid.UUID, job_id: uuid.UUID, dispat
 
 # --- reaper -------------------------------------------------------------------------------
 
-def lost_runs(conn: Conn, stalled_after_s: float) -> list[dict[str, Any]]:
-    return _all(conn, "lost_runs", stalled_after_s=stalled_after_s)
+def lost_runs(conn: Conn, stalled_after_s: float,
+              up_for_s: float | None = None) -> list[dict[str, Any]]:
+    """up_for_s: how long ago the caller's worker reconnected after an outage (None: it
+    never lost the database)."""
+    return _all(conn, "lost_runs", stalled_after_s=stalled_after_s, up_for_s=up_for_s)
+
+
+def prune_lost_workers(conn: Conn, stalled_after_s: float, up_for_s: float | None) -> int:
+    return conn.execute(_sql("prune_lost_workers"), {"stalled_after_s": stalled_after_s,
+                                                      "up_for_s": up_for_s}).rowcount
 
 
 def finish_lost_dispatch(conn: Conn, dispatch_id: int) -> None:

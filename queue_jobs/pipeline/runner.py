@@ -48,6 +48,11 @@ class StopSignal:
     def is_set(self) -> bool:
         return self._event.is_set()
 
+    @property
+    def event(self) -> threading.Event:
+        """Set once stopped: to wait on (stop() is what sets it, with a reason)."""
+        return self._event
+
     def check(self) -> None:
         if self._reason is not None:
             raise self._reason

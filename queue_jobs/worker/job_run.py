@@ -4,11 +4,19 @@ The watchdog (an asyncio loop beside the pipeline thread) is what makes cancel a
 timeout prompt: it does not wait for a blocking LLM or HTTP call to return. It writes the
 final state itself, fenced by this run's dispatch id, and tells the pipeline thread to
 stop; whatever that thread tries to write afterwards is refused by the fence.
+
+A run outlives a PostgreSQL outage: the pipeline's writes wait for the database until the
+run is stopped (its deadline, kept by the watchdog on the local clock, stops it too), and
+the final writes (a failure, a hand-back at shutdown) wait until the database answers or
+the stopping worker gives up on it (DatabaseLink.given_up); the reaper then finds the run.
+While the database is unreachable the watchdog skips its row polls (no cancel can be
+requested meanwhile anyway).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 import time
@@ -16,6 +24,8 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
+
+import psycopg
 
 from queue_jobs import models
 from queue_jobs.db import connections, store
@@ -30,8 +40,16 @@ from queue_jobs.pipeline.runner import (
     pending_steps,
     run_pipeline,
 )
-from queue_jobs.runs.journal import ROW_POLL_INTERVAL_S, DbJournal, RunRecord, step_services
+from queue_jobs.runs.journal import (
+    ONE_SHORT_ATTEMPT,
+    ROW_POLL_INTERVAL_S,
+    DbJournal,
+    Patience,
+    RunRecord,
+    step_services,
+)
 from queue_jobs.runs.resources import WorkerRuntime
+from queue_jobs.worker.link import DatabaseLink
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -42,12 +60,18 @@ WATCH_INTERVAL_S = 0.25
 
 
 class JobRun:
-    def __init__(self, runtime: WorkerRuntime, job_id: uuid.UUID, dispatch_id: int) -> None:
+    def __init__(self, runtime: WorkerRuntime, job_id: uuid.UUID, dispatch_id: int,
+                 link: DatabaseLink | None = None) -> None:
         self.runtime = runtime
         self.job_id = job_id
         self.dispatch_id = dispatch_id
         self.stop = StopSignal()
-        self.record = RunRecord(runtime.pool, job_id, dispatch_id)
+        link = link or DatabaseLink()
+        # The pipeline's writes wait for the database while the run goes on; the outcome's
+        # until the worker, stopping, gives up on the database.
+        self.patience = Patience(gives_up=self.stop.is_set, wake=self.stop.event)
+        self.final_patience = Patience(gives_up=link.given_up.is_set, wake=link.given_up)
+        self.record = RunRecord(runtime.pool, job_id, dispatch_id, self.final_patience)
         # Set once the claim is answered: the deadline and the row polls start from there
         # (before, the row is still queued, and a wait for a thread or a connection is not
         # the job's run time).
@@ -89,8 +113,10 @@ class JobRun:
         pipeline = PIPELINES[claimed.type]
         settings = self.runtime.settings
         policy = RetryPolicy(settings.step_retries, settings.retry_backoff_s)
-        services = step_services(self.runtime, self.job_id, self.dispatch_id, self.stop)
-        journal = DbJournal(self.runtime, self.job_id, self.dispatch_id, claimed.attempt)
+        services = step_services(self.runtime, self.job_id, self.dispatch_id, self.stop,
+                                 self.patience)
+        journal = DbJournal(self.runtime, self.job_id, self.dispatch_id, claimed.attempt,
+                            self.patience)
         self.record.finish(lambda: run_pipeline(
             pipeline, str(self.job_id), claimed.input, claimed.step_outputs, services,
             journal, self.stop, policy,
@@ -118,7 +144,7 @@ class JobRun:
                 return
             if now >= next_row_poll:
                 next_row_poll = now + ROW_POLL_INTERVAL_S
-                verdict = await self._blocking(self.record.row_verdict)
+                verdict = await self._blocking(self._row_verdict_now)
                 if isinstance(verdict, JobFailure):
                     await self._end_early(verdict)
                     return
@@ -132,9 +158,17 @@ class JobRun:
 
     # --- blocking helpers, run in the executor -------------------------------------------
 
+    def _row_verdict_now(self) -> BaseException | None:
+        try:
+            return dataclasses.replace(self.record, patience=ONE_SHORT_ATTEMPT).row_verdict()
+        except psycopg.Error as error:
+            if connections.is_unreachable(error):
+                return None  # the next poll asks again
+            raise
+
     def _claim(self) -> models.ClaimedJob | None:
-        with connections.autocommit(self.runtime.pool) as conn:
-            claimed = store.claim_job(conn, self.job_id, self.dispatch_id, FIRST_STEPS)
+        claimed = self.patience.run(self.runtime.pool, lambda conn: store.claim_job(
+            conn, self.job_id, self.dispatch_id, FIRST_STEPS))
         if claimed is not None:
             logs.event(log, "job.started", jobId=self.job_id, type=claimed.type,
                        attempt=claimed.attempt, dispatchId=self.dispatch_id,
@@ -142,8 +176,15 @@ class JobRun:
         return claimed
 
     def _requeue(self) -> None:
-        with connections.autocommit(self.runtime.pool) as conn:
-            store.redispatch_job(conn, self.job_id, self.dispatch_id, lost=False)
+        try:
+            self.final_patience.run(self.runtime.pool, lambda conn: store.redispatch_job(
+                conn, self.job_id, self.dispatch_id, lost=False))
+        except psycopg.Error as error:
+            if not connections.is_unreachable(error):
+                raise
+            log.warning("job %s: not handed back (database unreachable): left for the "
+                        "reaper, which re-dispatches it without counting a lost run",
+                        self.job_id)
 
 
 def _claim_shows_first_step(pipeline: Pipeline, claimed: models.ClaimedJob) -> bool:

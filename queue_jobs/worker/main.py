@@ -2,16 +2,21 @@
 
 The same procrastinate worker as `procrastinate --app=queue_jobs.app worker` (the App and
 its worker_defaults of queue_jobs.worker.app, a graceful stop on SIGTERM/SIGINT), built
-here with procrastinate's public Worker class so that this process knows its own worker
-id, and with signal handlers of its own so that it can tell a requested stop (exit 0) from
-one procrastinate made by itself after a failure (exit 1, for the supervisor). With
+here (queue_jobs.worker.resilient's ResilientWorker, which lives through PostgreSQL
+outages) so that this process knows its own worker id, and with signal handlers of its own
+so that it can tell a requested stop (exit 0) from one the worker made by itself after a
+failure (exit 1, for the supervisor). A requested stop is bounded, database up or not: the
+process exits 0 within WORKER_SHUTDOWN_GRACE_S + EXIT_MARGIN_S of the signal, whatever a
+pipeline thread is still blocked in. With
 WORKER_METRICS_PORT set (and not 0) it also answers HTTP on
 WORKER_METRICS_HOST (127.0.0.1):WORKER_METRICS_PORT, from a daemon thread:
 
 - GET /healthz: 200 {"status": "ok", "workerId", "heartbeatAgeS"} while this worker is
   registered in procrastinate_workers and its row's last_heartbeat is younger than
-  WORKER_STALLED_AFTER_S; 200 {"status": "unknown", "reason"} while the database cannot
-  be reached (restarting would not help); else 503 {"status": "unhealthy", "reason"}.
+  WORKER_STALLED_AFTER_S; else 503 {"status": "unhealthy", "reason"}, the reason starting
+  "database unreachable: " while the database cannot be reached (the worker waits for it
+  and takes jobs again by itself once it answers: a probe's failureThreshold should
+  outlast the outages you expect, or restarts only add to them).
   The row is read from PostgreSQL on a short-lived connection of its own (never
   procrastinate's async pool), so a hung event loop, which stops beating, is reported
   dead although this thread still answers. For a liveness probe (Kubernetes httpGet,
@@ -40,6 +45,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from socketserver import ThreadingMixIn
@@ -57,6 +63,7 @@ from queue_jobs.db import store
 from queue_jobs.observability import logs
 from queue_jobs.worker.app import app, settings
 from queue_jobs.worker.health import WorkerState, WorkerStateCollector
+from queue_jobs.worker.resilient import ResilientWorker
 
 logger = logging.getLogger("queue_jobs.worker")
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -64,6 +71,10 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # A probe must answer within a supervisor's timeout even when PostgreSQL does not.
 PROBE_CONNECT_TIMEOUT_S = 3  # libpq's minimum is 2
 PROBE_STATEMENT_TIMEOUT_MS = 2000
+# After a stop signal the process exits within the jobs' grace plus this, even if a hand-back
+# or a pipeline thread (a blocked LLM call) is still waiting: the worker's own bounded
+# shutdown ends at grace + resilient.HANDBACK_S; this is the backstop.
+EXIT_MARGIN_S = 4.0
 
 # --- command line -------------------------------------------------------------------------
 
@@ -117,11 +128,10 @@ class Health:
     worker_id: int | None
     heartbeat_age_s: float | None
     reason: str | None = None
-    unknown: bool = False  # ok, but only because the heartbeat cannot be read now
 
     def document(self, stalled_after_s: float) -> dict[str, Any]:
         document: dict[str, Any] = {
-            "status": "unknown" if self.unknown else "ok" if self.ok else "unhealthy",
+            "status": "ok" if self.ok else "unhealthy",
             "workerId": self.worker_id,
             "heartbeatAgeS": (None if self.heartbeat_age_s is None
                               else round(self.heartbeat_age_s, 3)),
@@ -155,13 +165,12 @@ class HeartbeatProbe:
         try:
             age = self._heartbeat_age(worker_id)
         except psycopg.Error as error:
-            # Liveness, not readiness: restarting a worker does not bring the database
-            # back (and procrastinate exits by itself after a long outage). Once the
-            # database answers, a worker that hung meanwhile shows a stale heartbeat.
+            # Not fit for work (nothing can be taken or written), though the worker waits
+            # for the database by itself. Once it answers, the worker beats at once; a
+            # worker that hung meanwhile shows a stale heartbeat.
             detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            return Health(True, worker_id, None,
-                          f"database unreachable: {type(error).__name__}: {detail}",
-                          unknown=True)
+            return Health(False, worker_id, None,
+                          f"database unreachable: {type(error).__name__}: {detail}")
         if age is None:
             return Health(False, worker_id, None,
                           f"worker {worker_id} is gone from procrastinate_workers (pruned "
@@ -261,7 +270,7 @@ async def run_worker(probe: HeartbeatProbe, options: WorkerOptions) -> bool:
         # like procrastinate's, the first signal stops gracefully and a second one kills.
         final: WorkerOptions = {**app.worker_defaults, **options,
                                 "install_signal_handlers": False}
-        worker = Worker(app=app, **final)
+        worker = ResilientWorker(app=app, **final)
         probe.worker = worker
         loop = asyncio.get_running_loop()
         signalled: list[int] = []
@@ -271,6 +280,7 @@ async def run_worker(probe: HeartbeatProbe, options: WorkerOptions) -> bool:
                         "handed to another worker (a second signal kills)",
                         signal.Signals(signum).name)
             signalled.append(signum)
+            _exit_at_the_latest(settings.shutdown_grace_s + EXIT_MARGIN_S)
             for each in STOP_SIGNALS:
                 loop.remove_signal_handler(each)
             worker.stop()
@@ -279,6 +289,20 @@ async def run_worker(probe: HeartbeatProbe, options: WorkerOptions) -> bool:
             loop.add_signal_handler(each, stop, each)
         await worker.run()
         return bool(signalled)
+
+
+def _exit_at_the_latest(seconds: float) -> None:
+    """The bound of a requested stop: exit 0 after `seconds` unless the process has exited
+    by then. Runs it could not hand back are the reaper's (re-dispatched, not charged)."""
+
+    def exit_now() -> None:
+        time.sleep(seconds)
+        logger.warning("stop took over %.1f s: exiting now; runs not handed back are left "
+                       "for the reaper", seconds)
+        logging.shutdown()  # writes the queued log lines
+        os._exit(0)
+
+    threading.Thread(target=exit_now, name="exit-deadline", daemon=True).start()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -313,9 +337,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if server is not None:
             server.shutdown()
             server.server_close()
-    if not stopped_by_signal:  # e.g. its LISTEN connection failed: let the supervisor act
+    if not stopped_by_signal:  # e.g. a side task failed: let the supervisor act
         logger.error("the worker stopped by itself (see the error above)")
         return 1
+    if any(thread.is_alive() and not thread.daemon
+           for thread in threading.enumerate() if thread is not threading.main_thread()):
+        # Pipeline threads of runs handed back (or left for the reaper) may be blocked in
+        # an LLM or HTTP call for a while yet; the interpreter would wait for them at exit.
+        # Whatever they might still write is fenced, so the process ends now.
+        logging.shutdown()  # writes the queued log lines
+        os._exit(0)
     return 0
 
 

@@ -14,6 +14,7 @@ from queue_jobs.runs.resources import runtime_for
 from queue_jobs.worker import housekeeping, reaper
 from queue_jobs.worker.app import app, settings
 from queue_jobs.worker.job_run import JobRun
+from queue_jobs.worker.link import LINK, DatabaseLink
 
 
 def _settings(context: JobContext) -> QueueSettings:
@@ -21,10 +22,17 @@ def _settings(context: JobContext) -> QueueSettings:
     return given if isinstance(given, QueueSettings) else settings
 
 
+def _link(context: JobContext) -> DatabaseLink | None:
+    """The worker's link to PostgreSQL (queue_jobs.worker.resilient puts it there)."""
+    given = context.additional_context.get(LINK)
+    return given if isinstance(given, DatabaseLink) else None
+
+
 @app.task(name=RUN_TASK, queue=QUEUE, pass_context=True)
 async def run_job(context: JobContext, job_id: str) -> None:
     assert context.job.id is not None
-    run = JobRun(runtime_for(_settings(context)), uuid.UUID(job_id), context.job.id)
+    run = JobRun(runtime_for(_settings(context)), uuid.UUID(job_id), context.job.id,
+                 _link(context))
     await run.execute(is_shutdown=lambda: context.abort_reason() == AbortReason.SHUTDOWN)
 
 
@@ -34,10 +42,12 @@ async def run_job(context: JobContext, job_id: str) -> None:
 async def reap_lost_jobs(context: JobContext, timestamp: int) -> None:
     runtime = runtime_for(_settings(context))
     settings = runtime.settings
+    link = _link(context)
     await asyncio.get_running_loop().run_in_executor(
         runtime.executor, lambda: reaper.reap(
             runtime.pool, stalled_after_s=settings.stalled_after_s,
-            max_lost_runs=settings.max_lost_runs, job_timeout_s=settings.job_timeout_s))
+            max_lost_runs=settings.max_lost_runs, job_timeout_s=settings.job_timeout_s,
+            up_for_s=link.up_for_s() if link else None))
 
 
 @app.periodic(cron="23 * * * *", periodic_id="housekeeping")

@@ -21,10 +21,23 @@ SELECT procrastinate_cancel_job_v1(%(dispatch_id)s, true, false);
 -- name: lost_runs
 -- The reaper (its other queries: sql/queries/reaper.sql). Running or queued jobs whose
 -- procrastinate job is gone or finished without us (crash after procrastinate gave up),
--- or is 'doing' on a worker whose heartbeat stopped.
+-- or is 'doing' on a worker that has been silent for %(stalled_after_s)s of time in which
+-- the database was up: silence is counted from the later of its last heartbeat, the
+-- server's start (a restart is an outage) and the reaper's own worker's reconnection
+-- (%(up_for_s)s ago; NULL if it never lost the database), so a worker living through an
+-- outage has the time to reconnect and beat.
+-- charged: whether this loss counts against the job (lost_runs, WORKER_LOST): only for a
+-- run that had started and whose worker fell silent while the database was up. A worker
+-- last heard of before the database's current up-time went away during an outage (a
+-- shutdown that could not hand its runs back, or a death that is no fault of the job).
 SELECT j.id, j.dispatch_id, pj.status::text AS dispatch_status,
-       j.cancel_requested_at IS NOT NULL AS cancel_requested, j.lost_runs
+       j.cancel_requested_at IS NOT NULL AS cancel_requested, j.lost_runs,
+       (j.status = 'running'
+        AND (pj.status IS DISTINCT FROM 'doing' OR w.id IS NULL
+             OR w.last_heartbeat >= up.since)) AS charged
   FROM jobs j
+  CROSS JOIN (SELECT greatest(pg_postmaster_start_time(),
+                              now() - make_interval(secs => %(up_for_s)s::float8)) AS since) up
   LEFT JOIN procrastinate_jobs pj ON pj.id = j.dispatch_id
   LEFT JOIN procrastinate_workers w ON w.id = pj.worker_id
  WHERE j.status IN ('queued', 'running')
@@ -33,13 +46,27 @@ SELECT j.id, j.dispatch_id, pj.status::text AS dispatch_status,
         OR (pj.status NOT IN ('todo', 'doing') AND j.updated_at < now() - interval '5 seconds')
         OR (pj.status = 'doing'
             AND (w.id IS NULL
-                 OR w.last_heartbeat < now() - make_interval(secs => %(stalled_after_s)s))))
+                 OR greatest(w.last_heartbeat, up.since)
+                    < now() - make_interval(secs => %(stalled_after_s)s))))
  LIMIT 100;
 
 -- name: finish_lost_dispatch
 -- Release the procrastinate row of a dead run (it keeps its lock otherwise).
 UPDATE procrastinate_jobs SET status = 'failed', abort_requested = false
  WHERE id = %(dispatch_id)s AND status IN ('todo', 'doing');
+
+-- name: prune_lost_workers
+-- The reaper, after its recoveries: rows of workers silent as lost_runs counts silence,
+-- and no longer holding a 'doing' dispatch (the reaper must see those first: a row's
+-- heartbeat is what tells it a loss from an outage). Replaces procrastinate's own pruning
+-- at worker start (prune_stalled_workers), which after a restart would delete the rows of
+-- live workers still reconnecting.
+DELETE FROM procrastinate_workers w
+ WHERE greatest(w.last_heartbeat, pg_postmaster_start_time(),
+                now() - make_interval(secs => %(up_for_s)s::float8))
+       < now() - make_interval(secs => %(stalled_after_s)s)
+   AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs pj
+                    WHERE pj.worker_id = w.id AND pj.status = 'doing');
 
 -- name: worker_heartbeat_age
 -- A worker's /healthz: how old its heartbeat is, by the database's clock (no skew).

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,31 +65,46 @@ class WorkerProcess:
             raise AssertionError(f"{error}\n{self.output()}") from None
 
 
-@pytest.fixture
-def start_worker(db_url: str, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
-    started: list[WorkerProcess] = []
+class WorkerLauncher:
+    """Starts `python -m queue_jobs.worker` subprocesses, each on a free health port with a
+    log file of its own under `logs`, and kills whatever is left at the end."""
 
-    def start(**env: str) -> WorkerProcess:
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.started: list[WorkerProcess] = []
+
+    def start(self, env: dict[str, str], args: Sequence[str]) -> WorkerProcess:
         port = _free_port()
         environment = {key: value for key, value in os.environ.items()
                        if not key.startswith(("WORKER_", "PROMETHEUS_"))}
-        environment.update({"DATABASE_URL": db_url, "LLM_PROVIDER": "offline",
-                            "WORKER_METRICS_PORT": str(port),
+        environment.update({"WORKER_METRICS_PORT": str(port),
                             "FETCH_ALLOW_PRIVATE_NETWORKS": "true", **env})
-        log = tmp_path / f"worker-{len(started)}.log"
+        log = self.logs / f"worker-{len(self.started)}.log"
         with log.open("wb") as sink:
             process = subprocess.Popen(
-                [sys.executable, "-m", "queue_jobs.worker", "--concurrency", "1"],
-                cwd=PROJECT_DIR, env=environment, stdout=sink, stderr=subprocess.STDOUT)
+                [sys.executable, "-m", "queue_jobs.worker", *args], cwd=PROJECT_DIR,
+                env=environment, stdout=sink, stderr=subprocess.STDOUT)
         worker = WorkerProcess(process, f"http://127.0.0.1:{port}", log)
-        started.append(worker)
+        self.started.append(worker)
         return worker
 
+    def kill_all(self) -> None:
+        for worker in self.started:
+            if worker.process.poll() is None:
+                worker.process.kill()
+            worker.process.wait(10)
+
+
+@pytest.fixture
+def start_worker(db_url: str, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    launcher = WorkerLauncher(tmp_path)
+
+    def start(**env: str) -> WorkerProcess:
+        return launcher.start({"DATABASE_URL": db_url, "LLM_PROVIDER": "offline", **env},
+                              ["--concurrency", "1"])
+
     yield start
-    for worker in started:
-        if worker.process.poll() is None:
-            worker.process.kill()
-        worker.process.wait(10)
+    launcher.kill_all()
 
 
 def _worker_rows(db_url: str) -> list[int]:
@@ -170,7 +185,7 @@ def test_stale_heartbeat_answers_503_while_the_process_still_serves(
     assert "gone from procrastinate_workers" in gone["reason"]
 
 
-def test_unreachable_database_is_no_reason_to_restart(
+def test_unreachable_database_answers_503_with_the_reason_then_200_again(
         start_worker: Callable[..., WorkerProcess], db_url: str) -> None:
     worker = start_worker(WORKER_HEARTBEAT_S="0.5", WORKER_STALLED_AFTER_S="3")
     worker.wait_health(200)
@@ -179,10 +194,11 @@ def test_unreachable_database_is_no_reason_to_restart(
     maintenance = psycopg.connect(make_conninfo(db_url, dbname="postgres"), autocommit=True)
     maintenance.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
     try:
+        # The worker cannot work (it waits for the database by itself): 503, with why.
         response = worker.get("/healthz")
-        assert response is not None and response.status_code == 200, worker.output()
-        assert response.json()["status"] == "unknown"
-        assert response.json()["reason"].startswith("database unreachable")
+        assert response is not None and response.status_code == 503, worker.output()
+        assert response.json()["status"] == "unhealthy"
+        assert response.json()["reason"].startswith("database unreachable: ")
         metrics = worker.get("/metrics")
         assert metrics is not None and metrics.status_code == 200
         assert _sample(metrics.text, "jobs_worker_heartbeat_age_seconds") == []

@@ -108,16 +108,25 @@ def test_the_worker_accepts_the_command_lines_of_the_deploy_files() -> None:
     assert queues.queues == ["jobs", "maintenance"]
 
 
-def _run_check(tmp_path: Path, host: str | None, curl_exit: int) -> tuple[str, str]:
+OK = '{"status": "ok", "workerId": 1}'
+STALE = '{"status": "unhealthy", "reason": "heartbeat 40.0 s old"}'
+UNREACHABLE = '{"status": "unhealthy", "reason": "database unreachable: OperationalError"}'
+
+
+def _run_check(tmp_path: Path, host: str | None, answer: str) -> tuple[str, str]:
     """The check's shell line as systemd would run it for jobs-worker@9101 ($$ is $, %i the
-    instance), with curl and systemctl replaced by stubs that record their arguments."""
+    instance), with curl and systemctl replaced by stubs that record their arguments; curl
+    prints `answer` (empty: no answer, curl fails)."""
     line = exec_starts()["jobs-worker-check@"]
     assert line[:2] == ["/bin/sh", "-c"]
     script = line[2].replace("$$", "$").replace("%i", "9101")
-    for name, code in (("curl", curl_exit), ("systemctl", 0)):
+    (tmp_path / "answer").write_text(answer)
+    for name, code in (("curl", 0 if answer else 7), ("systemctl", 0)):
         stub = tmp_path / name
-        stub.write_text(f'#!/bin/sh\necho "$@" > "{tmp_path}/{name}.args"\nexit {code}\n')
+        stub.write_text(f'#!/bin/sh\necho "$@" > "{tmp_path}/{name}.args"\n'
+                        f'cat "{tmp_path}/answer"\nexit {code}\n')
         stub.chmod(0o755)
+    (tmp_path / "systemctl.args").unlink(missing_ok=True)
     env = {"PATH": f"{tmp_path}:/usr/bin:/bin", **({"WORKER_METRICS_HOST": host} if host else {})}
     subprocess.run(["/bin/sh", "-c", script], env=env, check=True, timeout=10)
     restart = tmp_path / "systemctl.args"
@@ -126,11 +135,14 @@ def _run_check(tmp_path: Path, host: str | None, curl_exit: int) -> tuple[str, s
 
 
 def test_the_liveness_check_restarts_the_worker_of_its_port(tmp_path: Path) -> None:
-    assert _run_check(tmp_path, None, 0) == ("http://127.0.0.1:9101/healthz", "")
-    assert _run_check(tmp_path, "0.0.0.0", 22) == (
-        "http://127.0.0.1:9101/healthz", "--no-block restart jobs-worker@9101.service")
-    assert _run_check(tmp_path, "::", 0)[0] == "http://[::1]:9101/healthz"
-    assert _run_check(tmp_path, "10.0.0.7", 0)[0] == "http://10.0.0.7:9101/healthz"
+    restart = "--no-block restart jobs-worker@9101.service"
+    assert _run_check(tmp_path, None, OK) == ("http://127.0.0.1:9101/healthz", "")
+    assert _run_check(tmp_path, "0.0.0.0", STALE) == ("http://127.0.0.1:9101/healthz", restart)
+    assert _run_check(tmp_path, None, "")[1] == restart  # no answer at all
+    # The worker waits for the database by itself: a restart would not help.
+    assert _run_check(tmp_path, None, UNREACHABLE)[1] == ""
+    assert _run_check(tmp_path, "::", OK)[0] == "http://[::1]:9101/healthz"
+    assert _run_check(tmp_path, "10.0.0.7", OK)[0] == "http://10.0.0.7:9101/healthz"
     check = (SYSTEMD / "jobs-worker-check@.service").read_text()
     assert "Requisite=jobs-worker@%i.service" in check
     assert "EnvironmentFile=-/etc/jobs/env" in check

@@ -83,7 +83,7 @@ def test_the_probe_clears_the_outage_when_the_server_is_back() -> None:
 ])
 def test_only_a_server_that_accepts_nobody_counts_as_down(error: psycopg.Error,
                                                           down: bool) -> None:
-    assert connections._means_down(error) is down
+    assert connections.is_unreachable(error) is down
 
 
 def test_the_reason_shown_leaves_out_host_and_port() -> None:
