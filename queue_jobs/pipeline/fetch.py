@@ -30,6 +30,7 @@ from queue_jobs.pipeline.failures import (
     JobFailure,
     TransientFetchFailed,
 )
+from queue_jobs.pipeline.hosts import is_valid_host
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -150,11 +151,19 @@ class _Limits:
     should_stop: Callable[[], bool] | None
 
 
-def _check_scheme(url: str) -> None:
-    scheme = urlsplit(url).scheme.lower()
+def _check_scheme_and_host(url: str) -> None:
+    try:
+        parts = urlsplit(url)
+        scheme, host = parts.scheme.lower(), parts.hostname
+    except ValueError as exc:  # a host urlsplit cannot parse, e.g. "http://[::1/"
+        raise FetchFailed(f"Invalid URL {url}: {exc}") from exc
     if scheme not in _ALLOWED_SCHEMES:
         shown = scheme or "none"
         raise FetchFailed(f"Only http and https URLs can be fetched (scheme: {shown})")
+    if not is_valid_host(host):
+        # Checked before requests and urllib3 see it, whose own messages say little.
+        raise FetchFailed(f"Invalid URL {url}: its host is not a valid host name or IP "
+                          f"address")
 
 
 def _prepare(url: str, limits: _Limits) -> requests.PreparedRequest:
@@ -192,7 +201,7 @@ def _pin(prepared: requests.PreparedRequest, limits: _Limits) -> str:
 @contextmanager
 def _open(url: str, limits: _Limits) -> Iterator[requests.Response]:
     """One GET to `url` (no redirects followed), streamed; always closed afterwards."""
-    _check_scheme(url)
+    _check_scheme_and_host(url)
     prepared = _prepare(url, limits)
     hostname = _pin(prepared, limits)
     adapter = _PinnedAdapter(hostname)

@@ -144,7 +144,7 @@ def test_production_refuses_short_secrets(environ: dict[str, str], named: list[s
     assert WebConfig.from_env(environ=environ).app_env == "development"
     assert WebConfig.from_env(environ={"APP_ENV": "production", "JWT_SECRET_KEY": LONG_ENOUGH,
                                        "OPS_TOKEN": LONG_ENOUGH}).ops_token == LONG_ENOUGH
-    with pytest.raises(ConfigError, match="^JWT_SECRET_KEY: must be"):
+    with pytest.raises(ConfigError, match=r"^JWT_SECRET_KEY: must be"):
         WebConfig.from_env({"jwt_secret_key": "short"}, environ={"APP_ENV": "production"})
 
 

@@ -110,6 +110,9 @@ class Handler(BaseHTTPRequestHandler):
     def route_to_loopback(self) -> None:
         self._send(302, "text/html", b"", Location=f"http://127.0.0.1:{self.server.port}/page")
 
+    def route_to_bad_host(self) -> None:
+        self._send(302, "text/html", b"", Location="http://not a host at all/page")
+
     def route_to_ftp(self) -> None:
         self._send(302, "text/html", b"", Location="ftp://example.com/file")
 
@@ -384,6 +387,19 @@ def test_redirect_to_another_scheme(site: Site) -> None:
     assert not isinstance(raised.value, FetchBlocked)
 
 
+@pytest.mark.parametrize("url", ["https://not a url at all", "http://exa_mple-.com/",
+                                 "http:///page", "http://[::1/"])
+def test_an_invalid_host_fails_with_a_clear_message(url: str) -> None:
+    with pytest.raises(FetchFailed, match=r"^Invalid URL .*") as raised:
+        fetch_page(url, allow_private=True)
+    assert not isinstance(raised.value, TransientFetchFailed)
+
+
+def test_a_redirect_to_an_invalid_host_fails_with_a_clear_message(site: Site) -> None:
+    with pytest.raises(FetchFailed, match="its host is not a valid host name or IP address"):
+        get(site, "/to_bad_host")
+
+
 # --- network failures ---------------------------------------------------------------------
 
 
@@ -449,12 +465,19 @@ def test_should_stop_before_any_request(site: Site) -> None:
 # --- SSRF guard ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "host", ["127.0.0.1", "localhost", "2130706433", "[::ffff:127.0.0.1]", "127.1"]
-)
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::ffff:127.0.0.1]"])
 def test_loopback_is_blocked_by_default(site: Site, host: str) -> None:
     with pytest.raises(FetchBlocked):
         fetch_page(site.url("/page", host=host))
+    assert site.state.hosts == []  # refused before connecting
+
+
+# inet_aton's other spellings of 127.0.0.1 are no host name nor dotted quad: refused as
+# invalid hosts (FETCH_FAILED) before any lookup, even where private addresses are allowed.
+@pytest.mark.parametrize("host", ["2130706433", "127.1", "0x7f.1", "017700000001"])
+def test_numeric_hosts_that_are_not_dotted_quads_are_refused(site: Site, host: str) -> None:
+    with pytest.raises(FetchFailed, match="not a valid host name or IP address"):
+        fetch_page(site.url("/page", host=host), allow_private=True)
     assert site.state.hosts == []  # refused before connecting
 
 
