@@ -22,8 +22,8 @@ def test_queue_defaults_are_those_of_env_example() -> None:
             settings.openai_image_model) == ("offline", None, "gpt-4.1-mini", "gpt-image-1")
     assert (settings.llm_timeout_s, settings.job_timeout_s, settings.retention_days,
             settings.step_retries, settings.retry_backoff_s) == (60.0, 600.0, 30, 3, 1.0)
-    assert (settings.stalled_after_s, settings.pool_size, settings.fetch_allow_private) == (
-        30.0, 10, False)
+    assert (settings.stalled_after_s, settings.pool_size, settings.fetch_allow_private,
+            settings.fetch_deadline_s) == (30.0, 10, False, 20.0)
     assert (settings.concurrency, settings.metrics_host, settings.metrics_port,
             settings.heartbeat_s, settings.shutdown_grace_s, settings.reaper_interval_s) == (
         4, "127.0.0.1", 0, 10.0, 10.0, 10)

@@ -32,6 +32,7 @@ from queue_jobs.pipeline.fetch import check_host_allowed, fetch_page, is_public_
 
 HUGE_SIZE = 5 * 1024 * 1024
 PAGE_HTML = "<html><head><title>Café</title></head><body><p>Hello</p></body></html>"
+DRIP_S = 0.05  # the drip pages' pace: one byte every DRIP_S
 SLOW_LIMIT = 5.0  # a slow handler gives up after this long even if the test never releases it
 
 
@@ -140,6 +141,28 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"<p>first bytes")
         self.wfile.flush()
         self.server.state.release.wait(SLOW_LIMIT)
+
+    def _drip(self, data: bytes) -> None:
+        """`data`, one byte every DRIP_S (each well within the read timeout the tests use)."""
+        for byte in data:
+            self.wfile.write(bytes([byte]))
+            self.wfile.flush()
+            time.sleep(DRIP_S)
+        self.close_connection = True
+
+    def route_drip_body(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(PAGE_HTML)))
+        self.end_headers()
+        self._drip(PAGE_HTML.encode())
+
+    def route_drip_headers(self) -> None:
+        self._drip(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 2\r\n\r\nhi")
+
+    def route_slow_hop(self) -> None:
+        time.sleep(DRIP_S * 3)
+        self._send(302, "text/html", b"", Location="/slow_hop")
 
     def route_reset(self) -> None:
         # SO_LINGER with a zero timeout makes close() send a TCP RST instead of a FIN.
@@ -460,6 +483,35 @@ def test_should_stop_before_any_request(site: Site) -> None:
     with pytest.raises(Cancelled):
         get(site, "/page", should_stop=lambda: True)
     assert site.state.hosts == []
+
+
+# --- the overall deadline -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/drip_body", "/drip_headers", "/slow_hop"])
+def test_a_fetch_past_its_deadline_fails(site: Site, path: str) -> None:
+    # Every wait for data is far shorter than the read timeout: only the deadline can end it
+    # (the body alone takes len(PAGE_HTML) * DRIP_S = 3.6 s; the hops never end).
+    started = time.monotonic()
+    with pytest.raises(FetchFailed, match=r"^The website took longer than 0.5 s to send ") \
+            as raised:
+        get(site, path, read_timeout=2.0, deadline_s=0.5, max_redirects=100)
+    assert 0.4 <= time.monotonic() - started < 1.5
+    assert not isinstance(raised.value, TransientFetchFailed)  # not retried: it would drip again
+
+
+def test_a_tls_fetch_past_its_deadline_fails(
+    tls_site: Site, public_site_test: list[str], trust_test_certificate: None
+) -> None:
+    started = time.monotonic()
+    with pytest.raises(FetchFailed, match="took longer than 0.5 s"):
+        fetch_page(tls_site.url("/drip_body", host="site.test"), read_timeout=2.0,
+                   deadline_s=0.5)
+    assert time.monotonic() - started < 1.5
+
+
+def test_a_page_within_its_deadline_is_read_whole(site: Site) -> None:
+    assert get(site, "/drip_headers", deadline_s=10.0).html == "hi"
 
 
 # --- SSRF guard ---------------------------------------------------------------------------
