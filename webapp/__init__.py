@@ -23,12 +23,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from webapp.hooks.around_request import init_around_request
     from webapp.hooks.errors import register_error_handlers
     from webapp.hooks.identity import init_jwt
+    from webapp.hooks.request_body import CappedRequest
     from webapp.views import auth, demo, health, jobs, legacy, media, metrics, openapi, ops, posts
 
     overrides = dict(test_config or {})
     queue_settings: QueueSettings | None = overrides.pop("queue_settings", None)
     config = WebConfig.from_env(overrides)
     app = Flask(__name__)
+    app.request_class = CappedRequest  # MAX_CONTENT_LENGTH holds for chunked bodies too
     app.config.update(
         JWT_SECRET_KEY=config.jwt_secret_key,
         JWT_ALGORITHM="HS256",

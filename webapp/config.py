@@ -16,6 +16,9 @@ from queue_jobs.services.fair_use import FairUse
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEV_SECRET_FILE = PROJECT_DIR / "var" / "jwt-secret"
 MIB = 1024 * 1024
+# In production a secret shorter than this is refused: a short HS256 key or ops token can
+# be guessed offline from one token, or online.
+MIN_SECRET_LENGTH = 32
 
 
 class ConfigError(SettingsError):
@@ -120,4 +123,18 @@ class WebConfig:
             if app_env == "production":
                 raise ConfigError("JWT_SECRET_KEY is required when APP_ENV=production")
             config = replace(config, jwt_secret_key=_dev_jwt_secret())
-        return replace(config, **(overrides or {}))
+        config = replace(config, **(overrides or {}))
+        if config.app_env == "production":
+            _check_secret_lengths({"JWT_SECRET_KEY": config.jwt_secret_key,
+                                   "OPS_TOKEN": config.ops_token})
+        return config
+
+
+def _check_secret_lengths(secrets_by_name: Mapping[str, str | None]) -> None:
+    """One line naming every secret that is set but too short (never its value)."""
+    short = [name for name, value in secrets_by_name.items()
+             if value is not None and len(value) < MIN_SECRET_LENGTH]
+    if short:
+        raise ConfigError("; ".join(
+            f"{name}: must be at least {MIN_SECRET_LENGTH} characters when "
+            f"APP_ENV=production" for name in short))

@@ -34,6 +34,8 @@ class QueueSettings:
     openai_image_model: str
     llm_timeout_s: float
     fetch_allow_private: bool
+    # A whole page fetch (connections, redirects, headers, body) fails past this.
+    fetch_deadline_s: float
     job_timeout_s: float
     retention_days: int
     # Transient faults are retried inside a step this many times, backoff doubling from base.
@@ -70,6 +72,7 @@ class QueueSettings:
             openai_image_model=env.str("OPENAI_IMAGE_MODEL", "") or DEFAULT_IMAGE_MODEL,
             llm_timeout_s=env.seconds("LLM_TIMEOUT_S", 60.0),
             fetch_allow_private=env_bool(env.str("FETCH_ALLOW_PRIVATE_NETWORKS", "")),
+            fetch_deadline_s=env.seconds("FETCH_DEADLINE_S", 20.0),
             job_timeout_s=env.seconds("JOB_TIMEOUT_S", 600.0),
             retention_days=env.int("JOB_RETENTION_DAYS", 30),
             step_retries=env.int("STEP_RETRIES", 3),

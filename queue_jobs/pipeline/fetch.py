@@ -3,22 +3,32 @@
 Redirects are followed by hand so that every hop is checked, and each request is sent to
 the very address that passed the check (see `_PinnedAdapter`), so a hostile DNS server
 cannot answer "public" to the check and "127.0.0.1" to the connection (DNS rebinding).
+
+A whole fetch (connections, redirects, headers and body) has a deadline (`_Deadline`): a
+read timeout bounds one wait for data, so a site sending a byte every few seconds would
+otherwise hold the step, and its worker slot, for as long as it liked.
 """
 
 from __future__ import annotations
 
 import codecs
 import ipaddress
+import math
 import re
 import socket
+import threading
+import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NewConnectionError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
@@ -30,6 +40,7 @@ from queue_jobs.pipeline.failures import (
     JobFailure,
     TransientFetchFailed,
 )
+from queue_jobs.pipeline.hosts import is_valid_host
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -47,6 +58,7 @@ _CHARSET_PARAM = re.compile(r"charset\s*=\s*[\"']?\s*([\w.:-]+)", re.IGNORECASE)
 _META_CHARSET = re.compile(rb"<meta[^>]{0,512}?charset\s*=\s*[\"']?\s*([\w.:-]+)", re.IGNORECASE)
 _META_PRESCAN_BYTES = 4096
 _DETECT_BYTES = 64 * 1024
+_DEADLINE_SLACK_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -119,6 +131,118 @@ def check_host_allowed(host: str, allow_private: bool) -> list[str]:
     return addresses
 
 
+# --- the deadline -------------------------------------------------------------------------
+
+
+class _Deadline:
+    """The end of one whole fetch. At that moment a timer shuts down every connection the
+    fetch opened (`watch`), which ends a read in progress at once: the calling thread then
+    finds `expired` and fails the fetch. Without a deadline (None) nothing is timed."""
+
+    def __init__(self, seconds: float | None) -> None:
+        if seconds is not None and not math.isfinite(seconds):
+            seconds = None  # inf: none (a setting may say so)
+        self.seconds = seconds
+        self._ends = None if seconds is None else time.monotonic() + seconds
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self.expired = False
+        self._timer: threading.Timer | None = None
+        if seconds is not None:
+            self._timer = threading.Timer(max(0.0, seconds), self._expire)
+            self._timer.daemon = True
+            self._timer.name = "fetch-deadline"
+
+    def __enter__(self) -> _Deadline:
+        if self._timer is not None:
+            self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        with self._lock:
+            for sock in self._sockets:
+                sock.close()
+            self._sockets.clear()
+
+    def timeout(self, limit: float) -> float:
+        """`limit`, or less if the deadline comes first."""
+        if self._ends is None:
+            return limit
+        return max(0.001, min(limit, self._ends - time.monotonic()))
+
+    def watch(self, sock: socket.socket) -> None:
+        """Keeps a duplicate of `sock`'s descriptor until the fetch ends: shutting it down
+        cuts the connection whatever became of `sock` (TLS takes over its descriptor), and
+        it cannot be closed and reused by anything else meanwhile."""
+        if self._timer is None:
+            return
+        with self._lock:
+            duplicate = sock.dup()
+            self._sockets.append(duplicate)
+            if self.expired:
+                _shut(duplicate)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+    def passed(self) -> bool:
+        # With a little slack: a socket timeout capped by timeout() may end a hair before
+        # the timer fires.
+        return self.expired or (self._ends is not None
+                                and time.monotonic() >= self._ends - _DEADLINE_SLACK_S)
+
+    def check(self, url: str) -> None:
+        if self.passed():
+            raise self.failure(url)
+
+    def failure(self, url: str) -> FetchFailed:
+        return FetchFailed(f"The website took longer than {self.seconds:g} s to send {url}")
+
+
+def _shut(sock: socket.socket) -> None:
+    # shutdown, not close: it acts on the connection itself, so a read blocked in another
+    # thread on another descriptor of it returns at once.
+    with suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+# The deadline of the fetch running in this thread (or task): its connections register
+# their sockets with it as they open (urllib3 offers no other way to reach them in time).
+_CURRENT_DEADLINE: ContextVar[_Deadline | None] = ContextVar("fetch_deadline", default=None)
+
+
+def _watched(sock: socket.socket) -> socket.socket:
+    deadline = _CURRENT_DEADLINE.get()
+    if deadline is not None:
+        deadline.watch(sock)
+    return sock
+
+
+# Watched as soon as it connects, before TLS starts: a handshake sent byte by byte is cut
+# too.
+class _WatchedHTTPConnection(HTTPConnection):
+    def _new_conn(self) -> socket.socket:
+        return _watched(super()._new_conn())
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def _new_conn(self) -> socket.socket:
+        return _watched(super()._new_conn())
+
+
+class _WatchedHTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
 # --- connection pinning ------------------------------------------------------------------
 
 
@@ -139,22 +263,34 @@ class _PinnedAdapter(HTTPAdapter):
     ) -> None:
         pool_kwargs["server_hostname"] = self._hostname
         super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _WatchedHTTPConnectionPool, "https": _WatchedHTTPSConnectionPool}
 
 
 @dataclass(frozen=True)
 class _Limits:
     allow_private: bool
-    timeout: tuple[float, float]
+    connect_timeout: float
+    read_timeout: float
+    deadline: _Deadline
     max_bytes: int
     user_agent: str
     should_stop: Callable[[], bool] | None
 
 
-def _check_scheme(url: str) -> None:
-    scheme = urlsplit(url).scheme.lower()
+def _check_scheme_and_host(url: str) -> None:
+    try:
+        parts = urlsplit(url)
+        scheme, host = parts.scheme.lower(), parts.hostname
+    except ValueError as exc:  # a host urlsplit cannot parse, e.g. "http://[::1/"
+        raise FetchFailed(f"Invalid URL {url}: {exc}") from exc
     if scheme not in _ALLOWED_SCHEMES:
         shown = scheme or "none"
         raise FetchFailed(f"Only http and https URLs can be fetched (scheme: {shown})")
+    if not is_valid_host(host):
+        # Checked before requests and urllib3 see it, whose own messages say little.
+        raise FetchFailed(f"Invalid URL {url}: its host is not a valid host name or IP "
+                          f"address")
 
 
 def _prepare(url: str, limits: _Limits) -> requests.PreparedRequest:
@@ -192,13 +328,15 @@ def _pin(prepared: requests.PreparedRequest, limits: _Limits) -> str:
 @contextmanager
 def _open(url: str, limits: _Limits) -> Iterator[requests.Response]:
     """One GET to `url` (no redirects followed), streamed; always closed afterwards."""
-    _check_scheme(url)
+    _check_scheme_and_host(url)
     prepared = _prepare(url, limits)
     hostname = _pin(prepared, limits)
     adapter = _PinnedAdapter(hostname)
     try:
         try:
-            response = adapter.send(prepared, stream=True, timeout=limits.timeout, verify=True)
+            timeout = (limits.deadline.timeout(limits.connect_timeout),
+                       limits.deadline.timeout(limits.read_timeout))
+            response = adapter.send(prepared, stream=True, timeout=timeout, verify=True)
         except requests.RequestException as exc:
             raise _failure_for(exc, hostname) from exc
         try:
@@ -268,7 +406,7 @@ def _media_type(response: requests.Response) -> str:
     return response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
 
 
-def _read_body(response: requests.Response, limits: _Limits, host: str) -> bytes:
+def _read_body(response: requests.Response, limits: _Limits, url: str, host: str) -> bytes:
     """At most `max_bytes` of the body; reads no more than one chunk past the cap."""
     body = bytearray()
     try:
@@ -279,6 +417,7 @@ def _read_body(response: requests.Response, limits: _Limits, host: str) -> bytes
                 break  # an oversized page is analysed from its beginning, not rejected
     except requests.RequestException as exc:
         raise _failure_for(exc, host) from exc
+    limits.deadline.check(url)  # a body cut short by the deadline looks complete
     return bytes(body[: limits.max_bytes])
 
 
@@ -341,25 +480,45 @@ def fetch_page(
     allow_private: bool = False,
     connect_timeout: float = 5.0,
     read_timeout: float = 15.0,
+    deadline_s: float | None = 20.0,
     max_bytes: int = 2 * 1024 * 1024,
     max_redirects: int = 3,
     user_agent: str = "JobServiceBot/1.0",
     should_stop: Callable[[], bool] | None = None,
 ) -> FetchedPage:
-    """Fetch an HTML page, following at most `max_redirects` redirects.
+    """Fetch an HTML page, following at most `max_redirects` redirects, all of it within
+    `deadline_s` (None: no deadline; each wait for data still has its own timeout).
 
     Raises FetchFailed/TransientFetchFailed, FetchBlocked, InvalidContent or Cancelled.
     """
-    limits = _Limits(
-        allow_private=allow_private,
-        timeout=(connect_timeout, read_timeout),
-        max_bytes=max_bytes,
-        user_agent=user_agent,
-        should_stop=should_stop,
-    )
+    with _Deadline(deadline_s) as deadline:
+        limits = _Limits(
+            allow_private=allow_private,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            deadline=deadline,
+            max_bytes=max_bytes,
+            user_agent=user_agent,
+            should_stop=should_stop,
+        )
+        token = _CURRENT_DEADLINE.set(deadline)
+        try:
+            return _follow(url, limits, max_redirects)
+        except FetchFailed as exc:
+            # Whatever the cut connection looked like (reset, truncated, TLS error), the
+            # deadline is the cause.
+            if deadline.passed():
+                raise deadline.failure(url) from exc
+            raise
+        finally:
+            _CURRENT_DEADLINE.reset(token)
+
+
+def _follow(url: str, limits: _Limits, max_redirects: int) -> FetchedPage:
     current = url
     for _hop in range(max_redirects + 1):
-        _check_stop(should_stop)
+        _check_stop(limits.should_stop)
+        limits.deadline.check(url)
         with _open(current, limits) as response:
             if response.status_code in _REDIRECT_STATUSES:
                 current = _redirect_target(response, current)
@@ -384,7 +543,7 @@ def _read_page(response: requests.Response, url: str, limits: _Limits) -> Fetche
     if media_type not in HTML_CONTENT_TYPES:
         raise InvalidContent(f"Expected an HTML page, got {media_type or 'no content type'}")
     host = urlsplit(url).hostname or url
-    body = _read_body(response, limits, host)
+    body = _read_body(response, limits, url, host)
     return FetchedPage(
         url=url,
         status=response.status_code,

@@ -165,7 +165,7 @@ def step_services(runtime: RunResources, job_id: uuid.UUID, dispatch_id: int,
 
     def fetch_page(url: str) -> fetch.FetchedPage:
         return fetch.fetch_page(url, allow_private=settings.fetch_allow_private,
-                                should_stop=stop.is_set)
+                                deadline_s=settings.fetch_deadline_s, should_stop=stop.is_set)
 
     def save_image(step: str, part: str, image: GeneratedImage, prompt: str) -> str:
         # The image and the step's part that names it in one statement: no image is kept

@@ -28,7 +28,9 @@ from queue_jobs.db import store
 from queue_jobs.db.store import Conn
 from queue_jobs.models import Login, User
 from queue_jobs.services import rate_limits
+from queue_jobs.services.errors import TokenInvalid
 
+ACCOUNT_GONE = "The account no longer exists."
 _hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 # Verified when the email is unknown, so that a miss costs as long as a wrong password
 # (response time does not tell which emails have accounts).
@@ -115,9 +117,13 @@ def finish_login(conn: Conn, attempt: LoginAttempt, password_hash: str) -> User:
     return User(login.id, login.email, login.name)
 
 
-def user(conn: Conn, user_id: uuid.UUID) -> User | None:
-    """The user a token names, or None if the account no longer exists."""
-    return store.get_user(conn, user_id)
+def existing_user(conn: Conn, user_id: uuid.UUID) -> User:
+    """The user a valid token names; 401 TOKEN_INVALID if the account no longer exists
+    (deleted since the token was issued), as for a bad token."""
+    found = store.get_user(conn, user_id)
+    if found is None:
+        raise TokenInvalid(ACCOUNT_GONE)
+    return found
 
 
 def _password_matches(password_hash: str, password: str) -> bool:

@@ -13,14 +13,14 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from queue_jobs.db import store
 from queue_jobs.db.store import Conn
 from queue_jobs.models import JobRow, Owner, iso_utc
 from queue_jobs.observability import job_metrics, logs
 from queue_jobs.pipeline.registry import PIPELINES
-from queue_jobs.services import fair_use, ids
+from queue_jobs.services import accounts, fair_use, ids
 from queue_jobs.services.errors import JobNotCancellable, JobNotFound, JobNotRetryable, parse_id
 from queue_jobs.services.eta import StepMeanCache, remaining_seconds
 from queue_jobs.services.fair_use import FairUse
@@ -141,10 +141,11 @@ class StatusAnswer:
 def job_status(conn: Conn, job_id: uuid.UUID, owner: Owner,
                known_etags: Sequence[str] = (), any_etag: bool = False) -> StatusAnswer:
     """The status document, unless the caller already has this finished job's version
-    (then not even its result is read)."""
+    (then not even its result is read). A user's account is checked in the same statement
+    (401 if it is gone), so the caller need not."""
     row = store.get_owned_job(conn, job_id, owner, known_etags, any_etag, DOCUMENT_VERSION)
     if row is None:
-        raise JobNotFound()
+        _raise_not_found(conn, owner)
     if row.finished_etag is not None and (any_etag or row.finished_etag in known_etags):
         return StatusAnswer(None, row.finished_etag)
     return StatusAnswer(status_document(row, _eta(conn, row, datetime.now(UTC))),
@@ -152,9 +153,13 @@ def job_status(conn: Conn, job_id: uuid.UUID, owner: Owner,
 
 
 def list_jobs(conn: Conn, owner: Owner, status: str | None, limit: int) -> list[dict[str, Any]]:
+    """The owner's jobs, newest first. Like job_status, it checks a user's account in its
+    own statement, so the caller need not."""
     now = datetime.now(UTC)
-    return [status_document(row, _eta(conn, row, now), with_result=False)
-            for row in store.list_owned_jobs(conn, owner, status, limit)]
+    rows = store.list_owned_jobs(conn, owner, status, limit)
+    if not rows and owner.user_id is not None:
+        accounts.existing_user(conn, owner.user_id)
+    return [status_document(row, _eta(conn, row, now), with_result=False) for row in rows]
 
 
 def retry_job(conn: Conn, job_id: uuid.UUID, owner: Owner, policy: FairUse) -> None:
@@ -192,5 +197,12 @@ def cancel_job(conn: Conn, job_id: uuid.UUID, owner: Owner) -> None:
 def _raise_missing_or(conn: Conn, job_id: uuid.UUID, owner: Owner,
                       conflict: Exception) -> None:
     if store.get_owned_job(conn, job_id, owner) is None:
-        raise JobNotFound()
+        _raise_not_found(conn, owner)
     raise conflict
+
+
+def _raise_not_found(conn: Conn, owner: Owner) -> NoReturn:
+    """404, unless the job was not found because the token's account is gone: 401."""
+    if owner.user_id is not None:
+        accounts.existing_user(conn, owner.user_id)
+    raise JobNotFound()

@@ -26,6 +26,8 @@ SELECT status, result, error, error_code FROM jobs WHERE id = %(id)s;
 -- A finished job's document never changes until the row does: its ETag is the row's
 -- version (finished_etag), so a poll that already has it needs no `result` read (%(known)s:
 -- the client's If-None-Match tags, space-separated; %(any)s: it sent `*`).
+-- A user's token finds nothing once the account is gone (the caller then tells 401 from
+-- 404): checked here, in the status poll's one statement, not in a round trip of its own.
 SELECT id, type, owner_user_id, owner_session_id, status, progress, current_step, error,
        error_code,
        CASE WHEN %(any)s OR finished.etag = ANY (string_to_array(%(known)s, ' ')) THEN NULL
@@ -38,9 +40,11 @@ SELECT id, type, owner_user_id, owner_session_id, status, progress, current_step
                 END AS etag) AS finished
  WHERE id = %(id)s
    AND (owner_user_id = %(user_id)s
-        OR (owner_user_id IS NULL AND owner_session_id = %(session_id)s));
+        OR (owner_user_id IS NULL AND owner_session_id = %(session_id)s))
+   AND (%(user_id)s::uuid IS NULL OR EXISTS (SELECT FROM users WHERE users.id = %(user_id)s));
 
 -- name: list_owned_jobs
+-- Nothing for a user whose account is gone, as get_owned_job.
 SELECT id, type, owner_user_id, owner_session_id, status, progress, current_step, error,
        error_code, NULL::jsonb AS result, step_started_at, created_at, updated_at,
        NULL::text AS finished_etag
@@ -48,6 +52,7 @@ SELECT id, type, owner_user_id, owner_session_id, status, progress, current_step
  WHERE (CASE WHEN %(user_id)s::uuid IS NOT NULL THEN owner_user_id = %(user_id)s
              ELSE owner_user_id IS NULL AND owner_session_id = %(session_id)s END)
    AND (%(status)s::text IS NULL OR status = %(status)s)
+   AND (%(user_id)s::uuid IS NULL OR EXISTS (SELECT FROM users WHERE users.id = %(user_id)s))
  ORDER BY created_at DESC, id DESC
  LIMIT %(limit)s;
 

@@ -12,6 +12,8 @@ Paths (GET and HEAD):
 * ``/redirect/<n>``          302 to ``/redirect/<n-1>``; ``/redirect/1`` goes to ``/``
 * ``/redirect-to?url=<u>``   302 to ``<u>`` (400 without ``url``)
 * ``/slow``                  an HTML page, answered after the `set_slow` delay (default 0)
+* ``/drip?every=<s>``        an HTML page (Content-Length set) sent one byte every `s`
+                             seconds (default 1), until sent, reset or stopped
 
 `hits` counts requests per path (query string ignored), counted on arrival. `set_slow`
 delays any path; `stop` and `reset` interrupt delays (the delayed request is then dropped).
@@ -124,6 +126,7 @@ PAGES: dict[str, tuple[str, str]] = {
     "/demo": ("Book a demo", "Pick a time and we will walk you through Acme Analytics."),
     "/signup": ("Start your free trial", "Create your account in under a minute."),
     "/slow": ("A slow page", "This page took its time to arrive."),
+    "/drip": ("A dripping page", "This page arrived one byte at a time."),
 }
 
 PLAIN_TEXT = "Acme Analytics\nThis is a plain text file, not an HTML page.\n"
@@ -180,6 +183,22 @@ def _html(status: int, text: str) -> _Response:
 def _redirect(location: str) -> _Response:
     page = simple_page("Moved", f"This page moved to {location}.")
     return _Response(302, HTML, page.encode(), headers={"Location": location})
+
+
+def _drip(query: str, interrupt: threading.Event) -> _Response:
+    try:
+        every = float(parse_qs(query).get("every", ["1"])[0])
+    except ValueError:
+        return _html(400, simple_page("Bad request", "every must be a number of seconds."))
+    page = simple_page(*PAGES["/drip"]).encode()
+
+    def one_byte_at_a_time() -> Iterator[bytes]:
+        for index in range(len(page)):
+            if interrupt.wait(every):  # the handler hangs up (an OSError closes it)
+                raise ConnectionAbortedError("the site was reset or stopped")
+            yield page[index:index + 1]
+
+    return _Response(200, HTML, one_byte_at_a_time, length=len(page))
 
 
 def _not_found() -> _Response:
@@ -314,6 +333,8 @@ class FakeWebsite(LoopbackService):
             interrupt = self._interrupt
         if delay and interrupt.wait(delay):
             return None
+        if path == "/drip":  # interrupted like a delay
+            return _drip(query, interrupt)
         return _route(path, query)
 
 

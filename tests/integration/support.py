@@ -77,10 +77,17 @@ class ApiClient:
         self.app.extensions["db_pool"].close()
 
     def token_for(self, user_id: uuid.UUID | None = None,
-                  expires: timedelta = timedelta(minutes=15)) -> dict[str, str]:
+                  expires: timedelta = timedelta(minutes=15), *,
+                  account: bool = True) -> dict[str, str]:
+        """An access token for `user_id` (None: a new one), whose account exists unless
+        `account` is False (then the token is refused, as a deleted user's)."""
+        user_id = user_id or uuid.uuid4()
+        if account:  # a bare row: enough for a token, no password that logs in
+            with self.app.extensions["db_pool"].connection() as conn:
+                conn.execute("INSERT INTO users (id, email, password_hash) VALUES (%s, %s, '-')"
+                             " ON CONFLICT (id) DO NOTHING", (user_id, f"{user_id}@example.test"))
         with self.app.app_context():
-            token = create_access_token(identity=str(user_id or uuid.uuid4()),
-                                        expires_delta=expires)
+            token = create_access_token(identity=str(user_id), expires_delta=expires)
         return {"Authorization": f"Bearer {token}"}
 
     def register(self, email: str | None = None, password: str = "correct horse battery",

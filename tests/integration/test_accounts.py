@@ -247,7 +247,7 @@ def test_me_without_a_token_is_401_auth_required(api: ApiClient) -> None:
 
 
 def test_a_valid_token_for_an_unknown_user_is_401_token_invalid(api: ApiClient) -> None:
-    assert_error(api.http.get(ME, headers=api.token_for()), 401, "TOKEN_INVALID")
+    assert_error(api.http.get(ME, headers=api.token_for(account=False)), 401, "TOKEN_INVALID")
 
 
 # --- forged, expired and garbage tokens -----------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import jwt
 import pytest
@@ -127,3 +128,33 @@ def test_unknown_routes_and_methods_answer_json(api: ApiClient) -> None:
     assert_error(api.http.get(CREATE, headers=new_session()), 405, "METHOD_NOT_ALLOWED")
     assert_error(api.http.get("/api/v1/images/not-an-id", headers=new_session()), 404,
                  "IMAGE_NOT_FOUND")
+
+
+# Every endpoint that takes a URL to fetch, deprecated ones included.
+URL_ENDPOINTS = [CREATE, "/api/analyze-website", "/api/generate-audiences",
+                 "/api/generate-pitches", "/api/generate-audience-images"]
+
+
+@pytest.mark.parametrize("url", ["https://not a url at all", "http://exa_mple-.com/",
+                                 "http://127.1/", "http://a..b/", "http://[fe80::1%25eth0]/"])
+def test_a_url_whose_host_is_not_a_host_name_or_address_is_400(
+        api: ApiClient, url: str) -> None:
+    host = urlsplit(url).hostname
+    for path in URL_ENDPOINTS:
+        body = assert_error(api.http.post(path, json={"url": url}, headers=new_session()),
+                            400, "VALIDATION_ERROR")
+        assert body["fields"]["url"] == [
+            f"The host {host!r} is not a valid host name or IP address."], path
+
+
+def test_a_url_with_a_bad_port_is_400(api: ApiClient) -> None:
+    body = assert_error(api.http.post(CREATE, json={"url": "http://example.com:99999/"},
+                                      headers=new_session()), 400, "VALIDATION_ERROR")
+    assert body["fields"]["url"] == ["The port must be a number from 0 to 65535."]
+
+
+def test_host_names_and_addresses_are_taken(api: ApiClient) -> None:
+    for url in ("https://bücher.example/", "http://my_site.example.org./a?b#c",
+                "http://93.184.216.34:8080/", "http://[2001:db8::1]/"):
+        response = api.http.post(CREATE, json={"url": url}, headers=new_session())
+        assert response.status_code == 201, (url, response.get_json())

@@ -154,6 +154,24 @@ def test_unresolvable_host_fails(api: ApiClient, worker: ThreadWorker) -> None:
     assert (done["status"], done["errorCode"]) == ("failed", "FETCH_FAILED")
 
 
+def test_a_page_sent_one_byte_at_a_time_fails_at_the_fetch_deadline(
+        api: ApiClient, settings: QueueSettings, website: FakeWebsite,
+        fake_llm: FakeOpenAI) -> None:
+    # A byte every 0.2 s never trips the 15 s read timeout; the whole page would take
+    # about a minute. The deadline ends it, and a slow site is not retried.
+    path = "/drip?every=0.2"
+    with ThreadWorker(replace(settings, fetch_deadline_s=1.0)):
+        session = new_session()
+        started = time.monotonic()
+        job_id = api.create_analysis(website.url(path), session)
+        done = api.wait_for_status(job_id, session, {"failed", "succeeded"}, timeout=15)
+        elapsed = time.monotonic() - started
+    assert (done["status"], done["errorCode"]) == ("failed", "FETCH_FAILED"), done
+    assert done["error"] == f"The website took longer than 1 s to send {website.url(path)}"
+    assert elapsed < 10
+    assert website.hits("/drip") == 1 and fake_llm.calls("chat") == 0
+
+
 def test_huge_page_is_capped_and_still_analysed(
         api: ApiClient, worker: ThreadWorker, website: FakeWebsite) -> None:
     session = new_session()

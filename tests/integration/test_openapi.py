@@ -17,7 +17,6 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
-from urllib.parse import urlsplit
 
 import pytest
 import schemathesis
@@ -27,6 +26,7 @@ from schemathesis.specs.openapi.checks import ignored_auth
 from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
 
 from queue_jobs.config.settings import QueueSettings
+from queue_jobs.services import urls
 from queue_jobs.services.accounts import AuthThrottle
 from queue_jobs.services.fair_use import FairUse
 from tests.fakes.website import FakeWebsite
@@ -241,16 +241,14 @@ def _is_uuid(value: object) -> bool:
 
 def _url_the_pattern_cannot_judge(url: object) -> bool:
     """URLs the document's pattern allows but the app rightly refuses (400): a host urlsplit
-    cannot parse, or text UTF-8 cannot hold. A JSON Schema pattern cannot say either."""
+    cannot parse or the host rule refuses for what the pattern leaves out (lengths, hyphens
+    at a label's ends), or text UTF-8 cannot hold. A JSON Schema pattern cannot say these
+    without backtracking."""
     if not isinstance(url, str):
         return False
     if any("\ud800" <= char <= "\udfff" or char == "\x00" for char in url):
         return True
-    try:
-        urlsplit(url).hostname  # noqa: B018 (parsing the host is what raises)
-    except ValueError:
-        return True
-    return False
+    return urls.url_problem(url) is not None
 
 
 KNOWN_IDS = {"jobId": "job_ids", "postId": "post_id", "imageId": "image_ids"}

@@ -6,12 +6,14 @@ import base64
 import io
 import json
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import openai
 import pytest
 import requests
+import urllib3
 from openai.types.chat import ChatCompletion
 from PIL import Image
 
@@ -307,3 +309,23 @@ def test_set_slow(site: FakeWebsite) -> None:
             requests.get(site.url("/slow"), timeout=0.2)
     finally:
         site.set_slow("/slow", 0)
+
+
+def test_the_drip_page_sends_one_byte_at_a_time(site: FakeWebsite) -> None:
+    started = time.monotonic()
+    with requests.get(site.url("/drip?every=0.002"), stream=True, timeout=5) as response:
+        first = response.raw.read(1)
+        body = first + response.raw.read()
+    elapsed = time.monotonic() - started
+    assert response.headers["Content-Length"] == str(len(body))
+    assert body.startswith(b"<!DOCTYPE html>") and b"A dripping page" in body
+    assert elapsed >= len(body) * 0.002
+
+
+def test_a_reset_cuts_the_drip(site: FakeWebsite) -> None:
+    started = time.monotonic()
+    with requests.get(site.url("/drip?every=10"), stream=True, timeout=5) as response:
+        site.reset()
+        with pytest.raises(urllib3.exceptions.ProtocolError):  # short of its length
+            response.raw.read()
+    assert time.monotonic() - started < 5  # not 10 s per byte

@@ -1,2 +1,3 @@
 """What runs around every view: `around_request` (request id, request log line, latency,
-CORS), `identity` (who is calling) and `errors` (the one error envelope)."""
+CORS), `identity` (who is calling), `request_body` (the body size cap, chunked bodies
+included) and `errors` (the one error envelope)."""

@@ -1,5 +1,11 @@
 """Who is calling: a user (Bearer JWT, verified by flask-jwt-extended) or else an anonymous
-session (x-session-id). A bad token is 401 even when a session id is also sent."""
+session (x-session-id). A bad token is 401 even when a session id is also sent, and so is
+a valid token whose account no longer exists (deleted since it was issued).
+
+That last check is a lookup of the users table. current_owner makes it unless the view
+says that its service makes it in its own statement (`account_checked_by_service`): the
+status poll and the job list, the hottest paths, do, and pay no round trip for it.
+"""
 
 from __future__ import annotations
 
@@ -12,22 +18,28 @@ from flask_jwt_extended.exceptions import JWTExtendedException
 from jwt import ExpiredSignatureError, InvalidTokenError
 
 from queue_jobs.models import Owner
+from queue_jobs.services import accounts, connections
 from queue_jobs.services.errors import (
     AuthRequired,
     SessionInvalid,
     TokenExpired,
     TokenInvalid,
 )
+from webapp.context import db_pool
 from webapp.hooks.errors import domain_error_response
 
 SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
 
 
-def current_owner(*, user_required: bool = False) -> Owner:
+def current_owner(*, user_required: bool = False,
+                  account_checked_by_service: bool = False) -> Owner:
     user_id = _user_from_token()
     session_id = session_from_header()
     if user_id is None and (user_required or session_id is None):
         raise AuthRequired("Sign in first." if user_required else None)
+    if user_id is not None and not account_checked_by_service:
+        with connections.autocommit(db_pool()) as conn:
+            accounts.existing_user(conn, user_id)
     owner = Owner(user_id, session_id)
     g.owner_kind = owner.kind  # for the request's log line
     return owner

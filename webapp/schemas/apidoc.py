@@ -23,10 +23,11 @@ Security = tuple[dict[str, list[str]], ...]
 
 ERROR_DESCRIPTIONS = {
     400: "Invalid JSON, fields, query or headers; `fields` names each bad one.",
-    401: "No usable identity: missing, bad or expired token, or malformed x-session-id.",
+    401: "No usable identity: missing, bad or expired token, a token whose account no "
+         "longer exists, or a malformed x-session-id.",
     404: "Unknown, malformed or not visible (existence is never revealed).",
     409: "The request conflicts with the current state.",
-    413: "The body is larger than 1 MiB.",
+    413: "The body is larger than 1 MiB (sent with a Content-Length or chunked).",
     422: "Well-formed but not processable, e.g. an Idempotency-Key used with another "
          "request.",
     429: "Too many active jobs or requests; `Retry-After` says when to try again.",

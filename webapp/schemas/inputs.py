@@ -11,12 +11,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import Request
 from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
 from queue_jobs.models import JobStatus
+from queue_jobs.services import urls
 from queue_jobs.services.errors import ValidationFailed
 
 MAX_URL_LENGTH = 2048
@@ -24,22 +24,24 @@ JOB_STATUSES = tuple(status.value for status in JobStatus)
 
 
 class HttpUrl(validate.Validator):
-    """An http or https URL with a host, as urlsplit reads it."""
+    """An http or https URL whose host is a valid host name or IP address: the fetcher's
+    own rule (queue_jobs.services.urls)."""
 
-    # The same rule as a pattern, for the document: http(s), a host, then anything; a
-    # little stricter than urlsplit, which also forgives leading blanks and control
-    # characters.
-    regex = re.compile(r"^[Hh][Tt][Tt][Pp][Ss]?://([^/?#]*@)?([^/?#@:\[\]]+|"
-                       r"\[[0-9A-Fa-f:.]+\])(:[^/?#]*)?([/?#][\s\S]*)?$")
+    # Nearly the same rule as a pattern, for the document: http(s), then a host name whose
+    # last label is not all digits, a dotted quad or an IPv6 address, then anything. A
+    # little stricter than the code (which also takes non-ASCII names, and leading blanks
+    # or control characters as urlsplit forgives them), and a little looser: hyphens at a
+    # label's ends, lengths and a 0x-prefixed last label are left to the code (each
+    # written out would make the pattern backtrack: slow in a client's validator).
+    regex = re.compile(r"^[Hh][Tt][Tt][Pp][Ss]?://([^/?#]*@)?"
+                       r"(([A-Za-z0-9_-]+\.)*[0-9-]*[A-Za-z_][A-Za-z0-9_-]*\.?|"
+                       r"[0-9]{1,3}(\.[0-9]{1,3}){3}|\[[0-9A-Fa-f:.]+\])"
+                       r"(:[0-9]*)?([/?#][\s\S]*)?$")
 
     def __call__(self, value: str) -> str:
-        try:
-            parts = urlsplit(value)
-            usable = parts.scheme in ("http", "https") and bool(parts.hostname)
-        except ValueError:  # e.g. "http://[::1/": urlsplit raises on a broken host
-            usable = False
-        if not usable:
-            raise ValidationError("Must be an http or https URL with a host.")
+        problem = urls.url_problem(value)
+        if problem is not None:
+            raise ValidationError(problem)
         return value
 
 

@@ -12,7 +12,7 @@ from flask_jwt_extended import create_access_token, create_refresh_token
 
 from queue_jobs.models import Owner, User
 from queue_jobs.services import accounts, organizations
-from queue_jobs.services.errors import InvalidCredentials, TokenInvalid
+from queue_jobs.services.errors import InvalidCredentials
 from webapp.context import client_address, db_pool, web_config
 from webapp.hooks.identity import current_owner, session_from_header, user_from_refresh_token
 from webapp.schemas.inputs import LoginRequest, RegisterRequest, load_json_body
@@ -61,19 +61,15 @@ def login() -> Response:
 def refresh() -> Response:
     user_id = user_from_refresh_token()
     with db_pool().connection() as conn:
-        user = accounts.user(conn, user_id)
-    if user is None:
-        raise TokenInvalid("The account no longer exists.")
+        user = accounts.existing_user(conn, user_id)
     return dumped(AccessToken, {"accessToken": create_access_token(identity=str(user.id))})
 
 
 @bp.get("/me")
 def me() -> Response:
-    owner = current_owner(user_required=True)
+    owner = current_owner(user_required=True, account_checked_by_service=True)  # just below
     assert owner.user_id is not None  # user_required
     with db_pool().connection() as conn:
-        user = accounts.user(conn, owner.user_id)
-        if user is None:
-            raise TokenInvalid("The account no longer exists.")
+        user = accounts.existing_user(conn, owner.user_id)
         owned = organizations.user_organizations(conn, owner)
     return dumped(Me, {"user": user, "organizations": owned})

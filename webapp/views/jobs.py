@@ -57,7 +57,7 @@ def create_content_generation() -> Response:
 
 @bp.get("/<job_id>/status")
 def job_status(job_id: str) -> Response:
-    owner = current_owner()
+    owner = current_owner(account_checked_by_service=True)  # in job_status's one statement
     known = request.if_none_match
     with connections.autocommit(db_pool()) as conn:  # reads only
         answer = jobs.job_status(conn, jobs.parse_job_id(job_id), owner,
@@ -97,7 +97,7 @@ def cancel_job(job_id: str) -> Response:
 # One rule for /api/v1/jobs/ and /api/v1/jobs (no redirect): one operation to document.
 @bp.get("/", strict_slashes=False)
 def list_jobs() -> Response:
-    owner = current_owner()
+    owner = current_owner(account_checked_by_service=True)  # by list_jobs
     query = load(JobListQuery(), request.args.to_dict())
     with connections.autocommit(db_pool()) as conn:  # reads only
         documents = jobs.list_jobs(conn, owner, query.get("status"), query["limit"])

@@ -48,7 +48,8 @@ OPTIONAL_IDENTITY: Security = ({"bearerAuth": []}, {"sessionId": []}, {})
 SECURITY_SCHEMES = {
     "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description":
                    "An access token from register/login (a refresh token for /auth/refresh "
-                   "only). A bad or expired token is 401 even with an x-session-id."},
+                   "only). A bad or expired token, or one whose account no longer "
+                   "exists, is 401 even with an x-session-id."},
     "sessionId": {"type": "apiKey", "in": "header", "name": "x-session-id", "description":
                   "An anonymous session the client makes up: 8 to 128 characters of "
                   "A-Z a-z 0-9 _ -. Malformed: 401 SESSION_INVALID."},

@@ -19,7 +19,7 @@ def _start(command: list[str], **settings: str) -> subprocess.CompletedProcess[s
     # connect (and hang on retries or fail differently), not print the line asserted.
     environment = {key: value for key, value in os.environ.items()
                    if key not in ("DATABASE_URL", "PROMETHEUS_MULTIPROC_DIR")}
-    environment.update(JWT_SECRET_KEY="unit-test-secret", **settings)
+    environment.update({"JWT_SECRET_KEY": "unit-test-secret", **settings})
     return subprocess.run(command, cwd=PROJECT, env=environment, capture_output=True,
                           text=True, timeout=30)
 
@@ -55,3 +55,12 @@ def test_gunicorn_with_the_shipped_conf_names_a_bad_setting() -> None:
     result = _start([str(BIN / "gunicorn"), "-c", "webapp/gunicorn_conf.py", "wsgi:app"],
                     LLM_TIMEOUT_S="soon")
     _assert_one_line(result, "jobs-web", "LLM_TIMEOUT_S: Not a valid number ('soon')")
+
+
+@pytest.mark.parametrize("name", ["JWT_SECRET_KEY", "OPS_TOKEN"])
+def test_production_names_a_short_secret(name: str) -> None:
+    # Read by gunicorn's master as it starts, before any worker or database.
+    result = _start([str(BIN / "jobs-web")], APP_ENV="production",
+                    **{"JWT_SECRET_KEY": "s" * 32, name: "tiny"})
+    _assert_one_line(result, "jobs-web",
+                     f"{name}: must be at least 32 characters when APP_ENV=production")

@@ -11,7 +11,9 @@ from queue_jobs.config.env_reader import EnvReader, SettingsError
 from queue_jobs.config.settings import QueueSettings
 from webapp.config import ConfigError, WebConfig
 
-SECRET = {"JWT_SECRET_KEY": "unit-test-secret"}  # else a development secret file is made
+# Else a development secret file is made; 32 characters, as production requires.
+SECRET = {"JWT_SECRET_KEY": "unit-test-secret-32-characters-!"}
+LONG_ENOUGH = "g" * 32
 
 
 def test_queue_defaults_are_those_of_env_example() -> None:
@@ -20,8 +22,8 @@ def test_queue_defaults_are_those_of_env_example() -> None:
             settings.openai_image_model) == ("offline", None, "gpt-4.1-mini", "gpt-image-1")
     assert (settings.llm_timeout_s, settings.job_timeout_s, settings.retention_days,
             settings.step_retries, settings.retry_backoff_s) == (60.0, 600.0, 30, 3, 1.0)
-    assert (settings.stalled_after_s, settings.pool_size, settings.fetch_allow_private) == (
-        30.0, 10, False)
+    assert (settings.stalled_after_s, settings.pool_size, settings.fetch_allow_private,
+            settings.fetch_deadline_s) == (30.0, 10, False, 20.0)
     assert (settings.concurrency, settings.metrics_host, settings.metrics_port,
             settings.heartbeat_s, settings.shutdown_grace_s, settings.reaper_interval_s) == (
         4, "127.0.0.1", 0, 10.0, 10.0, 10)
@@ -123,8 +125,27 @@ def test_production_without_a_secret_is_a_settings_error_too() -> None:
     with pytest.raises(ConfigError, match="JWT_SECRET_KEY is required") as raised:
         WebConfig.from_env(environ={"APP_ENV": "production"})
     assert isinstance(raised.value, SettingsError)
-    assert WebConfig.from_env({"jwt_secret_key": "given"}, environ={"APP_ENV": "production"}
-                              ).jwt_secret_key == "given"
+    assert WebConfig.from_env({"jwt_secret_key": LONG_ENOUGH},
+                              environ={"APP_ENV": "production"}).jwt_secret_key == LONG_ENOUGH
+
+
+@pytest.mark.parametrize(("environ", "named"), [
+    ({"JWT_SECRET_KEY": "x"}, ["JWT_SECRET_KEY"]),
+    ({"JWT_SECRET_KEY": "s" * 31}, ["JWT_SECRET_KEY"]),
+    ({**SECRET, "OPS_TOKEN": "o" * 31}, ["OPS_TOKEN"]),
+    ({"JWT_SECRET_KEY": "x", "OPS_TOKEN": "y"}, ["JWT_SECRET_KEY", "OPS_TOKEN"]),
+])
+def test_production_refuses_short_secrets(environ: dict[str, str], named: list[str]) -> None:
+    with pytest.raises(ConfigError) as raised:
+        WebConfig.from_env(environ={**environ, "APP_ENV": "production"})
+    assert str(raised.value) == "; ".join(
+        f"{name}: must be at least 32 characters when APP_ENV=production" for name in named)
+    # The same values are fine elsewhere, and 32 characters are enough in production.
+    assert WebConfig.from_env(environ=environ).app_env == "development"
+    assert WebConfig.from_env(environ={"APP_ENV": "production", "JWT_SECRET_KEY": LONG_ENOUGH,
+                                       "OPS_TOKEN": LONG_ENOUGH}).ops_token == LONG_ENOUGH
+    with pytest.raises(ConfigError, match=r"^JWT_SECRET_KEY: must be"):
+        WebConfig.from_env({"jwt_secret_key": "short"}, environ={"APP_ENV": "production"})
 
 
 def test_a_reader_goes_on_with_the_default_until_checked() -> None:

@@ -32,6 +32,7 @@ from queue_jobs.pipeline.fetch import check_host_allowed, fetch_page, is_public_
 
 HUGE_SIZE = 5 * 1024 * 1024
 PAGE_HTML = "<html><head><title>Café</title></head><body><p>Hello</p></body></html>"
+DRIP_S = 0.05  # the drip pages' pace: one byte every DRIP_S
 SLOW_LIMIT = 5.0  # a slow handler gives up after this long even if the test never releases it
 
 
@@ -110,6 +111,9 @@ class Handler(BaseHTTPRequestHandler):
     def route_to_loopback(self) -> None:
         self._send(302, "text/html", b"", Location=f"http://127.0.0.1:{self.server.port}/page")
 
+    def route_to_bad_host(self) -> None:
+        self._send(302, "text/html", b"", Location="http://not a host at all/page")
+
     def route_to_ftp(self) -> None:
         self._send(302, "text/html", b"", Location="ftp://example.com/file")
 
@@ -137,6 +141,28 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"<p>first bytes")
         self.wfile.flush()
         self.server.state.release.wait(SLOW_LIMIT)
+
+    def _drip(self, data: bytes) -> None:
+        """`data`, one byte every DRIP_S (each well within the read timeout the tests use)."""
+        for byte in data:
+            self.wfile.write(bytes([byte]))
+            self.wfile.flush()
+            time.sleep(DRIP_S)
+        self.close_connection = True
+
+    def route_drip_body(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(PAGE_HTML)))
+        self.end_headers()
+        self._drip(PAGE_HTML.encode())
+
+    def route_drip_headers(self) -> None:
+        self._drip(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 2\r\n\r\nhi")
+
+    def route_slow_hop(self) -> None:
+        time.sleep(DRIP_S * 3)
+        self._send(302, "text/html", b"", Location="/slow_hop")
 
     def route_reset(self) -> None:
         # SO_LINGER with a zero timeout makes close() send a TCP RST instead of a FIN.
@@ -384,6 +410,19 @@ def test_redirect_to_another_scheme(site: Site) -> None:
     assert not isinstance(raised.value, FetchBlocked)
 
 
+@pytest.mark.parametrize("url", ["https://not a url at all", "http://exa_mple-.com/",
+                                 "http:///page", "http://[::1/"])
+def test_an_invalid_host_fails_with_a_clear_message(url: str) -> None:
+    with pytest.raises(FetchFailed, match=r"^Invalid URL .*") as raised:
+        fetch_page(url, allow_private=True)
+    assert not isinstance(raised.value, TransientFetchFailed)
+
+
+def test_a_redirect_to_an_invalid_host_fails_with_a_clear_message(site: Site) -> None:
+    with pytest.raises(FetchFailed, match="its host is not a valid host name or IP address"):
+        get(site, "/to_bad_host")
+
+
 # --- network failures ---------------------------------------------------------------------
 
 
@@ -446,15 +485,51 @@ def test_should_stop_before_any_request(site: Site) -> None:
     assert site.state.hosts == []
 
 
+# --- the overall deadline -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/drip_body", "/drip_headers", "/slow_hop"])
+def test_a_fetch_past_its_deadline_fails(site: Site, path: str) -> None:
+    # Every wait for data is far shorter than the read timeout: only the deadline can end it
+    # (the body alone takes len(PAGE_HTML) * DRIP_S = 3.6 s; the hops never end).
+    started = time.monotonic()
+    with pytest.raises(FetchFailed, match=r"^The website took longer than 0\.5 s to send ") \
+            as raised:
+        get(site, path, read_timeout=2.0, deadline_s=0.5, max_redirects=100)
+    assert 0.4 <= time.monotonic() - started < 1.5
+    assert not isinstance(raised.value, TransientFetchFailed)  # not retried: it would drip again
+
+
+def test_a_tls_fetch_past_its_deadline_fails(
+    tls_site: Site, public_site_test: list[str], trust_test_certificate: None
+) -> None:
+    started = time.monotonic()
+    with pytest.raises(FetchFailed, match=r"took longer than 0\.5 s"):
+        fetch_page(tls_site.url("/drip_body", host="site.test"), read_timeout=2.0,
+                   deadline_s=0.5)
+    assert time.monotonic() - started < 1.5
+
+
+def test_a_page_within_its_deadline_is_read_whole(site: Site) -> None:
+    assert get(site, "/drip_headers", deadline_s=10.0).html == "hi"
+
+
 # --- SSRF guard ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "host", ["127.0.0.1", "localhost", "2130706433", "[::ffff:127.0.0.1]", "127.1"]
-)
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::ffff:127.0.0.1]"])
 def test_loopback_is_blocked_by_default(site: Site, host: str) -> None:
     with pytest.raises(FetchBlocked):
         fetch_page(site.url("/page", host=host))
+    assert site.state.hosts == []  # refused before connecting
+
+
+# inet_aton's other spellings of 127.0.0.1 are no host name nor dotted quad: refused as
+# invalid hosts (FETCH_FAILED) before any lookup, even where private addresses are allowed.
+@pytest.mark.parametrize("host", ["2130706433", "127.1", "0x7f.1", "017700000001"])
+def test_numeric_hosts_that_are_not_dotted_quads_are_refused(site: Site, host: str) -> None:
+    with pytest.raises(FetchFailed, match="not a valid host name or IP address"):
+        fetch_page(site.url("/page", host=host), allow_private=True)
     assert site.state.hosts == []  # refused before connecting
 
 
