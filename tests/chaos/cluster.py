@@ -72,13 +72,37 @@ def _get_json(url: str) -> tuple[int, dict[str, Any]] | None:
         return None
 
 
-class Database:
-    """pgserver's PostgreSQL in `pgdata`; stop() and start() keep the same address."""
+# pg_ctl daemonizes PostgreSQL, so it would outlive a harness killed with SIGKILL. This
+# guard waits for the harness's end of a pipe to close (however the harness ends), then stops
+# the server of the data directory (SIGINT: fast shutdown) and removes the directory.
+_GUARD = """
+import os, shutil, signal, sys, time
+sys.stdin.read()
+pgdata, remove = sys.argv[1], sys.argv[2]
+try:
+    with open(os.path.join(pgdata, "postmaster.pid")) as pidfile:
+        postmaster = int(pidfile.readline())
+    os.kill(postmaster, signal.SIGINT)
+    for _ in range(100):
+        time.sleep(0.1)
+        os.kill(postmaster, 0)
+except (OSError, ValueError):
+    pass
+shutil.rmtree(remove, ignore_errors=True)
+"""
 
-    def __init__(self, pgdata: Path) -> None:
+
+class Database:
+    """pgserver's PostgreSQL in `pgdata`; stop() and start() keep the same address. The
+    directory `remove` (which holds pgdata) is deleted when the harness ends."""
+
+    def __init__(self, pgdata: Path, remove: Path) -> None:
         self.pgdata = pgdata
         self.server: Any = None
         self.uri = ""
+        self.guard = subprocess.Popen([sys.executable, "-c", _GUARD, str(pgdata), str(remove)],
+                                      stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                      start_new_session=True)
 
     def start(self) -> None:
         self.server = start_embedded(self.pgdata)
@@ -90,6 +114,15 @@ class Database:
         if self.server is not None:
             self.server.cleanup()  # pg_ctl stop, fast mode: every connection is cut
             self.server = None
+
+    def close(self) -> None:
+        self.stop()
+        assert self.guard.stdin is not None
+        self.guard.stdin.close()  # the guard removes the directory
+        try:
+            self.guard.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.guard.kill()
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """One statement on a connection of its own (the harness's reads survive restarts)."""
@@ -240,7 +273,7 @@ class Cluster:
             stop_process(worker.process)
         if self.web is not None:
             stop_process(self.web)
-        self.database.stop()
+        self.database.close()
 
 
 def environment(**changes: str) -> dict[str, str]:

@@ -74,7 +74,7 @@ class Clock:
 
 
 class Run:
-    def __init__(self, plan: plans.Plan, pgdata: Path, logs: Path, llm: FakeOpenAI,
+    def __init__(self, plan: plans.Plan, workdir: Path, logs: Path, llm: FakeOpenAI,
                  site: FakeWebsite) -> None:
         self.plan = plan
         self.llm = llm
@@ -86,7 +86,7 @@ class Run:
             # Fair use lifted: many visitors from one address, several jobs per session.
             MAX_ACTIVE_JOBS_PER_SESSION="1000", MAX_ACTIVE_JOBS_PER_USER="1000",
             JOB_CREATE_RATE_PER_ADDRESS="0", REGISTRATIONS_PER_ADDRESS_PER_HOUR="1000000")
-        self.db = Database(pgdata)
+        self.db = Database(workdir / "pgdata", remove=workdir)
         self.cluster = Cluster(logs, env, self.db, plan.concurrency, self.clock)
         self.site = site
         self.load: Load | None = None
@@ -359,9 +359,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(plan: plans.Plan, logs: Path) -> Facts:
     signal.alarm(int(plan.deadline_s))
-    with tempfile.TemporaryDirectory(prefix="chaos-pg-") as pgdata, \
-            FakeOpenAI() as llm, FakeWebsite() as site:
-        run = Run(plan, Path(pgdata) / "data", logs, llm, site)
+    workdir = Path(tempfile.mkdtemp(prefix="chaos-pg-"))  # removed by the database's guard
+    with FakeOpenAI() as llm, FakeWebsite() as site:
+        run = Run(plan, workdir, logs, llm, site)
         try:
             return run.execute()
         finally:
