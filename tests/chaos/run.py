@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections import Counter
 from pathlib import Path
 from types import FrameType
@@ -346,8 +347,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("chaos: interrupted", file=sys.stderr)
         return 130
-    except RuntimeError as error:
-        print(f"chaos: the run could not be carried out: {error}", file=sys.stderr)
+    except Exception as error:  # the harness or the service's start-up: not a verdict
+        traceback.print_exc()
+        print(f"chaos: the run could not be carried out: {error}; see {logs}",
+              file=sys.stderr)
         return 2
     rows = judge(facts)
     text = (f"# Chaos test: the {plan.name} plan\n\n{table(rows)}\n\n"
