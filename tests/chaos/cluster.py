@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ import psycopg
 import requests
 
 from queue_jobs.db.embedded import start_embedded, uri_for
-from tests.integration.support import free_port
+from tests.integration.support import free_port, wait_until
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent  # the virtualenv's console scripts
@@ -29,19 +28,6 @@ SETPRIV = shutil.which("setpriv")
 STOP_TIMEOUT_S = 30  # SIGTERM, then SIGKILL after this long
 READY_TIMEOUT_S = 90
 PROBE_TIMEOUT_S = 3
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float,
-             interval: float = 0.2) -> Any:
-    """The condition's first true value; RuntimeError after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
 
 
 def spawn(command: list[str], env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -199,8 +185,8 @@ class Cluster:
             answer = _get_json(f"{self.web_url}/readyz")
             return bool(answer and answer[0] == 200)
 
-        wait_for(ready, "jobs-web to answer /readyz", READY_TIMEOUT_S)
-        wait_for(lambda: len(self.web_workers()) >= processes, "gunicorn's workers", 30)
+        wait_until(ready, READY_TIMEOUT_S, 0.2, "jobs-web to answer /readyz")
+        wait_until(lambda: len(self.web_workers()) >= processes, 30, 0.2, "gunicorn's workers")
 
     def start_worker(self, slot: int) -> Worker:
         port = free_port()
@@ -224,7 +210,7 @@ class Cluster:
             answer = _get_json(worker.health_url)
             return bool(answer and answer[0] == 200 and answer[1].get("status") == "ok")
 
-        wait_for(healthy, f"worker {worker.slot}'s /healthz", READY_TIMEOUT_S)
+        wait_until(healthy, READY_TIMEOUT_S, 0.2, f"worker {worker.slot}'s /healthz")
         worker.current_worker_id()
 
     # --- watching ------------------------------------------------------------------------

@@ -40,11 +40,12 @@ import psycopg
 import requests
 
 from tests.chaos import plan as plans
-from tests.chaos.cluster import Cluster, Database, Worker, environment, wait_for
+from tests.chaos.cluster import Cluster, Database, Worker, environment
 from tests.chaos.load import ANALYSIS, CONTENT, FINISHED, Job, Load
 from tests.chaos.verdict import Facts, image_urls, incomplete_reason, judge, passed, table
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.website import FakeWebsite
+from tests.integration.support import wait_until
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 OUT_DIR = PROJECT_DIR / "var" / "chaos"
@@ -256,8 +257,9 @@ class Run:
             return "skipped: no gunicorn worker"
         os.kill(pids[0], signal.SIGKILL)
         self.facts.web_kills.append(self.clock())
-        wait_for(lambda: pids[0] not in (now := self.cluster.web_workers())
-                 and len(now) >= self.plan.web_processes, "gunicorn to replace its worker", 60)
+        wait_until(lambda: pids[0] not in (now := self.cluster.web_workers())
+                   and len(now) >= self.plan.web_processes, 60, 0.2,
+                   "gunicorn to replace its worker")
         return ""
 
     def stop_postgres(self, seconds: float) -> str:
@@ -295,12 +297,14 @@ class Run:
 
     def final_check(self, load: Load, http: requests.Session, job: Job) -> str | None:
         """The job's last status as a frontend reads it, and every image it names."""
+        def read_status() -> requests.Response | None:
+            answer = load.send(http, "final", "GET", f"/api/v1/jobs/{job.id}/status",
+                               headers=job.headers)
+            return answer if answer is not None and answer.status_code == 200 else None
+
         try:
-            response = wait_for(
-                lambda: (r := load.send(http, "final", "GET", f"/api/v1/jobs/{job.id}/status",
-                                        headers=job.headers)) is not None
-                and r.status_code == 200 and r, f"job {job.id}'s status", 30, interval=0.5)
-        except RuntimeError:
+            response = wait_until(read_status, 30, 0.5, f"job {job.id}'s status")
+        except AssertionError:
             return "status unreadable"
         document = dict(response.json())
         reason = incomplete_reason(job.type, document)
