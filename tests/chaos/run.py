@@ -32,9 +32,9 @@ import tempfile
 import time
 import traceback
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import psycopg
 import requests
@@ -168,7 +168,7 @@ class Run:
     def answered(self) -> int:
         return sum(self.llm.answered(kind) for kind in LLM_KINDS)
 
-    def idle_until(self, when: float, stop_when: Any = None) -> None:
+    def idle_until(self, when: float, stop_when: Callable[[], bool] | None = None) -> None:
         """Watches the processes until `when` (or until stop_when() is true)."""
         while self.clock() < when:
             self.watch()
@@ -239,15 +239,20 @@ class Run:
             running = {row[0] for row in self.db.query(IN_FLIGHT, (worker_id,))}
             worker.signalled = "SIGTERM"
             worker.process.terminate()
+            killed = ""
             try:
                 code = worker.process.wait(TERM_WAIT_S)
-            except subprocess.TimeoutExpired:
+            except subprocess.TimeoutExpired:  # a stop that hangs: killed, its runs lost
                 worker.process.kill()
                 code = worker.process.wait(10)
-            unfinished = running & {row[0] for row in self.db.query(UNFINISHED)}
+                killed = f", SIGKILLed after {TERM_WAIT_S} s with " \
+                         f"{self.count_in_flight(worker_id)} runs in flight"
+            # Handed back: still to finish (not counted again when lost with a kill above).
+            unfinished = set() if killed else \
+                running & {row[0] for row in self.db.query(UNFINISHED)}
             self.facts.handed_back += len(unfinished)
             note = (f"({len(running)} runs in flight, {len(unfinished)} handed back, "
-                    f"exit code {code})")
+                    f"exit code {code}{killed})")
         self.cluster.wait_ready(self.cluster.start_worker(worker.slot))
         return note
 
