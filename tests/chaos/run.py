@@ -166,6 +166,7 @@ class Run:
                                f"without faults ({reason}); see {self.cluster.workdir}")
 
     def answered(self) -> int:
+        """LLM calls answered with success: what a provider bills."""
         return sum(self.llm.answered(kind) for kind in LLM_KINDS)
 
     def idle_until(self, when: float, stop_when: Callable[[], bool] | None = None) -> None:
@@ -293,6 +294,7 @@ class Run:
         succeeded = Counter(row[1] for row in rows if row[2] == "succeeded")
         facts.clean_calls = sum(self.clean[kind] * n for kind, n in succeeded.items())
         facts.answered_calls = self.answered()
+        facts.delivered_calls = sum(self.llm.delivered(kind) for kind in LLM_KINDS)
         facts.received_calls = sum(self.llm.calls(kind) for kind in LLM_KINDS)
         facts.recorded_calls = int(self.db.query(RECORDED_CALLS)[0][0])
         facts.unexpected_exits = [f"{e.name} at {e.at_s:.0f}s, code {e.code}"

@@ -47,8 +47,9 @@ class Facts:
     # jobId -> deaths of the worker running it (SIGKILLed, or exited by itself)
     in_flight_at_death: Counter[str] = field(default_factory=Counter)
     handed_back: int = 0  # runs a SIGTERMed worker had not finished when it exited
-    answered_calls: int = 0  # LLM calls the fake server answered to a live caller
-    received_calls: int = 0  # ... that it received
+    received_calls: int = 0  # LLM calls the fake server received
+    answered_calls: int = 0  # ... answered with success (what a provider bills)
+    delivered_calls: int = 0  # ... of those, the answers that reached a live caller
     clean_calls: int = 0  # what the succeeded jobs need, run without faults
     recorded_calls: int = 0  # sum of llm_usage_daily.calls
     answers: list[Answer] = field(default_factory=list)
@@ -143,15 +144,17 @@ def judge(facts: Facts) -> list[Row]:
         Row("lost runs recorded (jobs.lost_runs)", str(sum(facts.lost_runs.values())), "",
             None),
         zero("lost runs charged to a live worker", unexplained),
-        Row("LLM calls received / answered", f"{facts.received_calls} / "
-            f"{facts.answered_calls}", "", None),
+        Row("LLM calls received / answered / delivered to a live caller",
+            f"{facts.received_calls} / {facts.answered_calls} / {facts.delivered_calls}", "",
+            None),
         Row("LLM calls a clean run of the succeeded jobs needs", str(facts.clean_calls), "",
             None),
         Row("wasted LLM calls (answered - clean)", str(wasted),
             f"<= {interrupted} (runs in flight on a worker that died or was stopped)",
             wasted <= interrupted),
         Row("LLM calls recorded (llm_usage_daily)", str(facts.recorded_calls),
-            f"= {facts.answered_calls} (answered)", facts.recorded_calls == facts.answered_calls),
+            f"= {facts.delivered_calls} (delivered)",
+            facts.recorded_calls == facts.delivered_calls),
         Row("requests / 503s while PostgreSQL was down",
             f"{len(down)} / {sum(1 for a in down if a.status == 503)}", "", None),
         Row("slowest 503", f"{slowest_503:.2f} s", f"<= {MAX_503_S:g} s",
