@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test web worker migrate bench deps lint install clean
+.PHONY: run test web worker migrate bench chaos chaos-short deps lint install clean
 
 # The package, editable, with the test, dev and bench extras.
 $(STAMP): requirements.txt pyproject.toml
@@ -59,6 +59,17 @@ migrate: $(STAMP)
 ## writes bench/results.md and bench/results.json
 bench: $(STAMP) deps
 	$(BIN)/python -m bench.run
+
+## make chaos: the chaos test, full plan (about 15 minutes): the service as separate
+## processes under load while workers, gunicorn workers and PostgreSQL are killed, stopped
+## and restarted (a 45 s outage); prints a pass/fail table, also in var/chaos/full.md
+chaos: $(STAMP)
+	$(BIN)/python -m tests.chaos
+
+## make chaos-short: the same in a few minutes, with a 12 s outage (var/chaos/short.md);
+## CI runs it after make test
+chaos-short: $(STAMP)
+	$(BIN)/python -m tests.chaos --short
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

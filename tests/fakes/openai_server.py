@@ -34,6 +34,10 @@ request kind exactly (``"chat:business_analysis"``, ``"images"``) or a prefix be
   ``maxItems``, or one longer when unbounded). `messages(kind)` gives the conversation each
   request of `kind` sent, so a test can read the follow-up a client wrote.
 * `answered` counts the requests answered with success (200), the calls a client pays for.
+  `delivered` counts those of them that reached a live caller: after the delay, an answer
+  whose caller has already hung up (its process was killed mid-call) is dropped, and one
+  whose write fails is not counted. `answered` minus `delivered` is what was paid for and
+  never received.
 """
 
 from __future__ import annotations
@@ -45,12 +49,14 @@ import copy
 import itertools
 import json
 import math
+import select
+import socket
 import threading
 import time
 import zlib
 from collections import defaultdict, deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -318,6 +324,7 @@ class _Reply:
     body: bytes
     content_type: str = "application/json"
     headers: tuple[tuple[str, str], ...] = ()
+    kind: str | None = None  # set on a successful answer (counted in `answered`)
 
 
 def _json_reply(status: int, payload: Any, headers: tuple[tuple[str, str], ...] = ()) -> _Reply:
@@ -364,7 +371,8 @@ class _Handler(TrackingHandler):
             self.rfile.readline()
 
     def _answer(self, reply: _Reply | None) -> None:
-        if reply is None:  # stopped while delaying: drop the request
+        if reply is None or (reply.kind is not None and self._caller_gone()):
+            # Stopped while delaying, or the caller died meanwhile: drop the request.
             self.close_connection = True
             return
         try:
@@ -378,6 +386,19 @@ class _Handler(TrackingHandler):
             self.wfile.write(reply.body)
         except OSError:
             self.close_connection = True
+            return
+        if reply.kind is not None:
+            self.server.fake._delivered(reply.kind)
+
+    def _caller_gone(self) -> bool:
+        """The peer closed its end (a killed process's sockets are closed by the kernel): the
+        connection reads as end-of-file, or is reset. A live keep-alive caller sends nothing
+        while it waits for the answer, so its socket is not readable."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
 
 
 def _not_found(method: str, path: str) -> _Reply:
@@ -405,6 +426,7 @@ class FakeOpenAI(LoopbackService):
         self._delays: dict[str, float] = {}
         self._undelayed: dict[str, int] = {}  # set_delay(after=n): requests still let through
         self._answered: dict[str, int] = defaultdict(int)
+        self._delivered_counts: dict[str, int] = defaultdict(int)
         self._files: dict[str, bytes] = {}
         self._ids = itertools.count(1)
         self.requests_log: list[dict[str, Any]] = []
@@ -457,6 +479,12 @@ class FakeOpenAI(LoopbackService):
         with self._lock:
             return sum(count for k, count in self._answered.items() if _kind_matches(kind, k))
 
+    def delivered(self, kind: str) -> int:
+        """Successful answers of `kind` that reached a live caller (see the module doc)."""
+        with self._lock:
+            return sum(count for k, count in self._delivered_counts.items()
+                       if _kind_matches(kind, k))
+
     def set_delay(self, kind: str, seconds: float, *, after: int = 0) -> None:
         """Answer requests of `kind` only after `seconds` (0 removes the delay); the next
         `after` requests of the kind are let through undelayed first."""
@@ -484,6 +512,7 @@ class FakeOpenAI(LoopbackService):
             self._delays.clear()
             self._undelayed.clear()
             self._answered.clear()
+            self._delivered_counts.clear()
             self._files.clear()
             self.requests_log.clear()
 
@@ -508,6 +537,10 @@ class FakeOpenAI(LoopbackService):
             self.requests_log.append({**body, "kind": kind, "path": path})
             self._changed.notify_all()
             return self._interrupt, self._delay_for(kind)
+
+    def _delivered(self, kind: str) -> None:
+        with self._lock:
+            self._delivered_counts[kind] += 1
 
     def _take_failure(self, kind: str) -> _Failure | None:
         return self._take(self._failures, kind)
@@ -565,6 +598,7 @@ class FakeOpenAI(LoopbackService):
             with self._changed:
                 self._answered[kind] += 1
                 self._changed.notify_all()
+            reply = replace(reply, kind=kind)  # the handler counts its delivery
         return reply
 
     def _chat_reply(self, body: dict[str, Any]) -> _Reply:
@@ -682,8 +716,14 @@ def main(argv: list[str] | None = None) -> None:
     """Run the fake in the foreground: ``python -m tests.fakes.openai_server --port 8090``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--delay", type=float, default=0.0,
+                        help="seconds before every chat answer (a slow model)")
+    parser.add_argument("--image-delay", type=float, default=None,
+                        help="seconds before every images answer (default: --delay)")
     args = parser.parse_args(argv)
     with FakeOpenAI(port=args.port) as fake:
+        fake.set_delay("chat", args.delay)
+        fake.set_delay("images", args.delay if args.image_delay is None else args.image_delay)
         print(f"Fake OpenAI API on {fake.base_url} (Ctrl-C to stop)", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()

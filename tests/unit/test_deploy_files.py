@@ -77,6 +77,15 @@ def test_makefile_and_make_run_start_the_same_worker() -> None:
     assert 'BIN / "jobs-worker"' in run_dev and 'BIN / "jobs-web"' in run_dev
 
 
+def test_ci_runs_the_short_chaos_test_after_the_suite() -> None:
+    assert makefile_recipe("chaos") == ["$(BIN)/python", "-m", "tests.chaos"]
+    assert makefile_recipe("chaos-short") == ["$(BIN)/python", "-m", "tests.chaos", "--short"]
+    assert_runnable(makefile_recipe("chaos-short"))
+    steps = [line.split("#")[0].strip() for line in (PROJECT / ".ci" / "run").read_text()
+             .splitlines() if line.startswith("make ")]
+    assert steps == ["make test", "make chaos-short"]
+
+
 def test_systemd_units_run_the_same_entry_points_and_restart() -> None:
     units = exec_starts()
     assert set(units) == {"jobs-web", "jobs-worker@", "jobs-worker-check@", "jobs-migrate"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -229,6 +230,33 @@ def test_wait_for_calls(client: openai.OpenAI, fake: FakeOpenAI) -> None:
     worker.join(timeout=5)
     with pytest.raises(TimeoutError):
         fake.wait_for_calls("images", 1, timeout=0.05)
+
+
+def test_delivered_counts_answers_that_reached_the_caller(
+        client: openai.OpenAI, fake: FakeOpenAI) -> None:
+    _ask(client)
+    client.images.generate(model="gpt-image-1", prompt="a fox")
+
+    assert (fake.delivered("chat"), fake.delivered("images"), fake.delivered("chat:x")) \
+        == (1, 1, 0)
+    fake.reset()
+    assert fake.delivered("chat") == 0
+
+
+def test_an_answer_to_a_caller_gone_meanwhile_is_paid_but_not_delivered(
+        client: openai.OpenAI, fake: FakeOpenAI) -> None:
+    fake.set_delay("chat", 0.3)
+    host, port = fake.base_url.removeprefix("http://").split("/")[0].split(":")
+    body = b'{"model": "m", "messages": []}'
+    with socket.create_connection((host, int(port)), timeout=5) as caller:  # a killed worker
+        caller.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                       b"Content-Type: application/json\r\n"
+                       b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        fake.wait_for_calls("chat", 1, timeout=5)
+
+    # Asked after the first one, so answered after its delay ran out too.
+    client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    assert (fake.calls("chat"), fake.answered("chat"), fake.delivered("chat")) == (2, 2, 1)
 
 
 def test_unknown_path_is_404(fake: FakeOpenAI) -> None:
