@@ -42,7 +42,15 @@ import requests
 from tests.chaos import plan as plans
 from tests.chaos.cluster import Cluster, Database, Worker, environment
 from tests.chaos.load import ANALYSIS, CONTENT, FINISHED, Job, Load
-from tests.chaos.verdict import Facts, image_urls, incomplete_reason, judge, passed, table
+from tests.chaos.verdict import (
+    KILL_RACE_S,
+    Facts,
+    image_urls,
+    incomplete_reason,
+    judge,
+    passed,
+    table,
+)
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.website import FakeWebsite
 from tests.integration.support import wait_until
@@ -233,6 +241,7 @@ class Run:
         worker_id = worker.current_worker_id()
         if kill:
             worker.signalled = "SIGKILL"
+            self.facts.worker_kills.append(time.monotonic())
             worker.process.kill()
             worker.process.wait(10)
             note = f"({self.count_in_flight(worker_id)} runs in flight)"
@@ -244,6 +253,7 @@ class Run:
             try:
                 code = worker.process.wait(TERM_WAIT_S)
             except subprocess.TimeoutExpired:  # a stop that hangs: killed, its runs lost
+                self.facts.worker_kills.append(time.monotonic())
                 worker.process.kill()
                 code = worker.process.wait(10)
                 killed = f", SIGKILLed after {TERM_WAIT_S} s with " \
@@ -297,6 +307,8 @@ class Run:
         facts.delivered_calls = sum(self.llm.delivered(kind) for kind in LLM_KINDS)
         facts.received_calls = sum(self.llm.calls(kind) for kind in LLM_KINDS)
         facts.recorded_calls = int(self.db.query(RECORDED_CALLS)[0][0])
+        facts.delivered_just_before_kills = sum(
+            self.llm.delivered_between(at - KILL_RACE_S, at) for at in facts.worker_kills)
         facts.unexpected_exits = [f"{e.name} at {e.at_s:.0f}s, code {e.code}"
                                   for e in self.cluster.unexpected_exits]
         facts.answers = load.answers

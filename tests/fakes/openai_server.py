@@ -427,6 +427,7 @@ class FakeOpenAI(LoopbackService):
         self._undelayed: dict[str, int] = {}  # set_delay(after=n): requests still let through
         self._answered: dict[str, int] = defaultdict(int)
         self._delivered_counts: dict[str, int] = defaultdict(int)
+        self._delivered_at: list[float] = []  # time.monotonic() of each delivered answer
         self._files: dict[str, bytes] = {}
         self._ids = itertools.count(1)
         self.requests_log: list[dict[str, Any]] = []
@@ -485,6 +486,11 @@ class FakeOpenAI(LoopbackService):
             return sum(count for k, count in self._delivered_counts.items()
                        if _kind_matches(kind, k))
 
+    def delivered_between(self, start: float, end: float) -> int:
+        """Answers of any kind delivered between two time.monotonic() instants."""
+        with self._lock:
+            return sum(1 for at in self._delivered_at if start <= at <= end)
+
     def set_delay(self, kind: str, seconds: float, *, after: int = 0) -> None:
         """Answer requests of `kind` only after `seconds` (0 removes the delay); the next
         `after` requests of the kind are let through undelayed first."""
@@ -513,6 +519,7 @@ class FakeOpenAI(LoopbackService):
             self._undelayed.clear()
             self._answered.clear()
             self._delivered_counts.clear()
+            self._delivered_at.clear()
             self._files.clear()
             self.requests_log.clear()
 
@@ -541,6 +548,7 @@ class FakeOpenAI(LoopbackService):
     def _delivered(self, kind: str) -> None:
         with self._lock:
             self._delivered_counts[kind] += 1
+            self._delivered_at.append(time.monotonic())
 
     def _take_failure(self, kind: str) -> _Failure | None:
         return self._take(self._failures, kind)

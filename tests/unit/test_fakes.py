@@ -234,13 +234,17 @@ def test_wait_for_calls(client: openai.OpenAI, fake: FakeOpenAI) -> None:
 
 def test_delivered_counts_answers_that_reached_the_caller(
         client: openai.OpenAI, fake: FakeOpenAI) -> None:
+    before = time.monotonic()
     _ask(client)
     client.images.generate(model="gpt-image-1", prompt="a fox")
 
     assert (fake.delivered("chat"), fake.delivered("images"), fake.delivered("chat:x")) \
         == (1, 1, 0)
+    assert fake.delivered_between(before, time.monotonic()) == 2
+    assert fake.delivered_between(before - 10, before) == 0
     fake.reset()
     assert fake.delivered("chat") == 0
+    assert fake.delivered_between(before, time.monotonic()) == 0
 
 
 def test_an_answer_to_a_caller_gone_meanwhile_is_paid_but_not_delivered(

@@ -115,3 +115,12 @@ def test_the_table_is_markdown_with_a_verdict_per_limited_row() -> None:
     text = table([Row("a", "1", "0", False), Row("b", "x", "", None)])
     assert text.splitlines() == ["| figure | value | limit | pass |", "|---|---|---|---|",
                                  "| a | 1 | 0 | FAIL |", "| b | x |  |  |"]
+
+
+def test_recorded_usage_may_miss_only_answers_delivered_just_before_a_kill() -> None:
+    # 63 delivered; 2 of them arrived within KILL_RACE_S before a SIGKILL.
+    racing = {"delivered_just_before_kills": 2}
+    assert _row(judge(_clean(recorded_calls=61, **racing)), "LLM calls recorded").passed
+    assert _row(judge(_clean(recorded_calls=60, **racing)), "LLM calls recorded").passed is False
+    assert _row(judge(_clean(recorded_calls=62)), "LLM calls recorded").passed is False
+    assert _row(judge(_clean(recorded_calls=64, **racing)), "LLM calls recorded").passed is False
