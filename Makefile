@@ -23,7 +23,7 @@ run: $(STAMP)
 
 ## make test: lint, types, architecture contracts, then the whole suite (hermetic)
 test: $(STAMP) deps lint
-	$(BIN)/python -m pytest -n 2  # two processes: most tests wait on sockets, not CPU
+	$(BIN)/python -m pytest -n 3  # three processes on two cores: most tests wait on sockets, not CPU
 
 ## make deps: the system tools the tests and the benchmarks drive, from Debian (needs
 ## root): Chromium for the browser tests (Playwright drives the system binary; browser
