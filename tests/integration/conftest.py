@@ -53,9 +53,15 @@ def pg_server() -> Iterator[ServerParams]:
         server = start_embedded(PROJECT_DIR / "var" / "test-pgdata")
         url = uri_for(server)
     params = conninfo_to_dict(url)
-    yield ServerParams(host=str(params.get("host", "localhost")),
-                       port=int(str(params.get("port", 5432))), user=str(params.get("user")),
-                       password=str(params["password"]) if params.get("password") else None)
+    try:
+        yield ServerParams(host=str(params.get("host", "localhost")),
+                           port=int(str(params.get("port", 5432))), user=str(params.get("user")),
+                           password=str(params["password"]) if params.get("password") else None)
+    finally:
+        if server is not None:
+            # pgserver lets go at exit (atexit), which pytest-xdist's worker processes never
+            # run: without this the last of them would leave the server running.
+            server.cleanup()
 
 
 def _load_schema(host: str, port: int, user: str, dbname: str, password: str | None,

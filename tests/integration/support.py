@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any, TypeVar
 
+import requests
 from flask.testing import FlaskClient
 from flask_jwt_extended import create_access_token
 from psycopg_pool import AsyncConnectionPool
@@ -201,3 +202,14 @@ def recorded_llm_calls(db: Any, job_id: str) -> tuple[int, int]:
     job = db.execute("SELECT llm_calls FROM jobs WHERE id = %s", (job_id,)).fetchone()
     daily = db.execute("SELECT coalesce(sum(calls), 0) FROM llm_usage_daily").fetchone()
     return int(job[0]), int(daily[0])
+
+
+def wait_until_serving(base: str, timeout: float = 30.0) -> None:
+    """Until a just-started server answers GET /healthz with 200."""
+    def up() -> bool:
+        try:
+            return requests.get(f"{base}/healthz", timeout=5).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    wait_until(up, timeout=timeout, message=f"{base} to answer")

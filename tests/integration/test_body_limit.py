@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from tests.integration.conftest import start_gunicorn
-from tests.integration.support import ApiClient, new_session, wait_until
+from tests.integration.support import ApiClient, new_session, wait_until_serving
 
 MIB = 1024 * 1024
 # Every POST route takes a JSON body except these, which read none.
@@ -27,13 +27,7 @@ WITH_BODY = ["/api/v1/jobs/website-analysis", "/api/v1/jobs/content-generation",
 def gunicorn(db_url: str) -> Iterator[str]:
     server, base = start_gunicorn(db_url, processes=1, ACCESS_LOG="0")
     try:
-        def up() -> bool:
-            try:
-                return requests.get(f"{base}/healthz", timeout=5).status_code == 200
-            except requests.ConnectionError:
-                return False
-
-        wait_until(up, timeout=30, message="gunicorn to answer")
+        wait_until_serving(base, timeout=30)
         yield base
     finally:
         server.terminate()

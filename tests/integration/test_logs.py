@@ -24,6 +24,7 @@ from tests.integration.support import (
     ThreadWorker,
     new_session,
     wait_until,
+    wait_until_serving,
 )
 
 
@@ -38,13 +39,7 @@ def test_gunicorn_writes_a_json_line_per_request_joined_to_its_job_events(
         gunicorn, base = start_gunicorn(db_url, processes=1, output=sink)
     session = new_session()
     try:
-        def up() -> bool:
-            try:
-                return requests.get(f"{base}/healthz", timeout=5).status_code == 200
-            except requests.ConnectionError:
-                return False
-
-        wait_until(up, timeout=20, message="gunicorn to answer")
+        wait_until_serving(base, timeout=20)
         created = requests.post(f"{base}/api/v1/jobs/website-analysis",
                                 json={"url": website.url("/")}, timeout=5,
                                 headers={**session, "X-Request-Id": "req-from-proxy-1"})

@@ -55,18 +55,6 @@ AUDIENCES_SCHEMA: dict[str, Any] = {
 }
 
 
-@pytest.fixture(scope="module")
-def fake_server() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(fake_server: FakeOpenAI) -> FakeOpenAI:
-    fake_server.reset()
-    return fake_server
-
-
 @pytest.fixture
 def client(fake: FakeOpenAI) -> openai.OpenAI:
     return openai.OpenAI(base_url=fake.base_url, api_key="test", max_retries=0, timeout=5)

@@ -4,7 +4,6 @@ and what the step's meter counts."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,18 +22,6 @@ ANALYSIS: dict[str, Any] = {"businessName": "Acme", "businessType": "SaaS",
                             "keywords": ["invoicing"]}
 AUDIENCES = [{"name": n, "description": f"{n}.", "painPoints": ["Late payments"]}
              for n in ("Freelancers", "Agencies")]
-
-
-@pytest.fixture(scope="module")
-def fake_server() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(fake_server: FakeOpenAI) -> FakeOpenAI:
-    fake_server.reset()
-    return fake_server
 
 
 @pytest.fixture
