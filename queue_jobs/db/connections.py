@@ -216,10 +216,17 @@ class Reachability:
         self.reached()
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message ("" if it has none): libpq's messages go on
+    with hints on further lines, which a log line or a health answer does without."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else ""
+
+
 def _short_reason(error: psycopg.Error) -> str:
     """libpq's last complaint without the host, port or user that precede it (readyz shows
     it to anyone): "Connection refused", "the database system is shutting down"."""
-    message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    message = first_line(error)
     reason = message.rsplit("failed: ", 1)[-1].removeprefix("FATAL:").strip()
     return reason[:200] or type(error).__name__
 

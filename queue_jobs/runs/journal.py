@@ -74,8 +74,7 @@ class Patience:
                     raise
                 if not waited:
                     log.warning("database unreachable (%s): waiting for it",
-                                str(error).strip().splitlines()[0] if str(error).strip()
-                                else type(error).__name__)
+                                connections.first_line(error) or type(error).__name__)
                     waited = True
                 self.wake.wait(backoff.delay())
                 if self.gives_up():

@@ -14,6 +14,8 @@ import logging
 import threading
 import time
 
+from queue_jobs.db.connections import first_line
+
 log = logging.getLogger("queue_jobs.worker")
 LINK = "database_link"  # its key in the jobs' additional_context
 
@@ -30,10 +32,9 @@ class DatabaseLink:
         self.given_up = threading.Event()
 
     def lost(self, error: BaseException) -> None:
-        detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        cause = error.__cause__
-        if not detail and cause is not None and str(cause).strip():
-            detail = str(cause).strip().splitlines()[0]
+        detail = first_line(error)
+        if not detail and error.__cause__ is not None:
+            detail = first_line(error.__cause__)
         self.reason = f"{type(error).__name__}: {detail}" if detail else type(error).__name__
         if self.reachable:
             self.reachable = False

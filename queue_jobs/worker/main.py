@@ -59,7 +59,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from queue_jobs.config.env_reader import exit_on_bad_settings
 from queue_jobs.config.settings import DEFAULT_CONCURRENCY, DEFAULT_METRICS_HOST, QueueSettings
-from queue_jobs.db import store
+from queue_jobs.db import connections, store
 from queue_jobs.observability import logs
 from queue_jobs.worker.app import app, settings
 from queue_jobs.worker.health import WorkerState, WorkerStateCollector
@@ -168,9 +168,8 @@ class HeartbeatProbe:
             # Not fit for work (nothing can be taken or written), though the worker waits
             # for the database by itself. Once it answers, the worker beats at once; a
             # worker that hung meanwhile shows a stale heartbeat.
-            detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            return Health(False, worker_id, None,
-                          f"database unreachable: {type(error).__name__}: {detail}")
+            return Health(False, worker_id, None, "database unreachable: "
+                          f"{type(error).__name__}: {connections.first_line(error)}")
         if age is None:
             return Health(False, worker_id, None,
                           f"worker {worker_id} is gone from procrastinate_workers (pruned "
