@@ -12,7 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from queue_jobs.config.settings import QueueSettings
 from queue_jobs.observability import logs
-from queue_jobs.services import connections
+from queue_jobs.services import connections, live
 from webapp.config import WebConfig
 
 
@@ -58,6 +58,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             "will answer heuristic results (set the same LLM settings as the workers)")
     app.extensions["run_resources"] = connections.in_process_resources(settings, pool)
     app.extensions["legacy_slots"] = threading.BoundedSemaphore(config.legacy_calls_per_process)
+    # Started by its first use (a poll or a stream): one LISTEN connection per process.
+    app.extensions["live_feed"] = live.LiveFeed(
+        pool, config.database_url, max_streams=config.streams_per_process,
+        eta_tick_s=config.stream_eta_tick_s)
     init_jwt(app)
     register_error_handlers(app)
     # Before the blueprints: its hooks run first and last, so every request is counted,

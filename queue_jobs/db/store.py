@@ -108,7 +108,7 @@ def get_owned_job(conn: Conn, job_id: uuid.UUID, owner: Owner,
     # of a 304's time in this call. Our tags contain no space (a tag that does is not ours).
     known = " ".join(tag for tag in known_etags if " " not in tag)
     return _typed_one(conn, JobRow, "get_owned_job", id=job_id, known=known, any=any_etag,
-                      version=document_version, **owner.params())
+                      document_version=document_version, **owner.params())
 
 
 def list_owned_jobs(conn: Conn, owner: Owner, status: str | None, limit: int) -> list[JobRow]:
@@ -415,3 +415,7 @@ def beat_inline_run(conn: Conn, job_id: uuid.UUID, dispatch_id: int) -> None:
 
 def overdue_runs(conn: Conn, timeout_s: float) -> list[dict[str, Any]]:
     return _all(conn, "overdue_runs", timeout_s=timeout_s)
+
+
+def jobs_by_ids(conn: Conn, job_ids: Sequence[uuid.UUID]) -> list[JobRow]:
+    return _typed_all(conn, JobRow, "jobs_by_ids", ids=list(job_ids))

@@ -41,6 +41,14 @@ class StepMeanCache:
         self._entries: dict[str, tuple[float, dict[str, int]]] = {}
         self._lock = threading.Lock()
 
+    def peek(self, job_type: str) -> dict[str, int] | None:
+        """The means if cached and fresh, else None (never reads the database)."""
+        with self._lock:
+            entry = self._entries.get(job_type)
+        if entry and time.monotonic() - entry[0] < self._ttl_s:
+            return entry[1]
+        return None
+
     def get(self, job_type: str, load: Callable[[], dict[str, int]]) -> dict[str, int]:
         now = time.monotonic()
         with self._lock:

@@ -125,6 +125,22 @@ def _eta(conn: Conn, row: JobRow, now: datetime) -> int | None:
                              row.step_started_at, now, means)
 
 
+def _eta_from_memory(row: JobRow, now: datetime) -> int | _Cold | None:
+    if row.status not in ("queued", "running"):
+        return None
+    means = _step_means.peek(row.type)
+    if means is None:
+        return COLD
+    return remaining_seconds(PIPELINES[row.type], row.status, row.current_step,
+                             row.step_started_at, now, means)
+
+
+class _Cold:
+    """A cache this process would have to fill from the database first."""
+
+
+COLD = _Cold()
+
 # Part of a finished job's ETag, with its row version: the document's shape and the step
 # labels it shows (a deploy that changes them must not leave clients a stale 304).
 DOCUMENT_VERSION = "1." + hashlib.blake2b(json.dumps(
@@ -132,10 +148,28 @@ DOCUMENT_VERSION = "1." + hashlib.blake2b(json.dumps(
      in sorted(PIPELINES.items())}).encode(), digest_size=4).hexdigest()
 
 
+def finished_etag(job_id: uuid.UUID, version: int) -> str:
+    """A finished job's ETag, as get_owned_job computes it in SQL (a test keeps them equal)."""
+    return f"f{DOCUMENT_VERSION}-" + hashlib.md5(f"{job_id}:{version}".encode(),
+                                                 usedforsecurity=False).hexdigest()
+
+
+def body_digest(body: bytes) -> str:
+    """An active job's ETag: its document's digest (the ETA in it changes while the row
+    does not)."""
+    return hashlib.blake2b(body, digest_size=16).hexdigest()
+
+
+def _body(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
 @dataclass(frozen=True)
 class StatusAnswer:
-    document: dict[str, Any] | None  # None: the caller's copy is current (answer 304)
-    etag: str | None  # a finished job's version; None: derive the ETag from the document
+    body: bytes | None  # the document; None: the caller's copy is current (answer 304)
+    etag: str
+    row: JobRow | None = None  # as read, when it was (live status remembers it)
+    position: int | None = None
 
 
 def job_status(conn: Conn, job_id: uuid.UUID, owner: Owner,
@@ -147,9 +181,25 @@ def job_status(conn: Conn, job_id: uuid.UUID, owner: Owner,
     if row is None:
         _raise_not_found(conn, owner)
     if row.finished_etag is not None and (any_etag or row.finished_etag in known_etags):
-        return StatusAnswer(None, row.finished_etag)
-    return StatusAnswer(status_document(row, _eta(conn, row, datetime.now(UTC))),
-                        row.finished_etag)
+        return StatusAnswer(None, row.finished_etag, row)
+    position, body = render_status(conn, row, datetime.now(UTC))
+    return StatusAnswer(body, row.finished_etag or body_digest(body), row, position)
+
+
+def render_status(conn: Conn, row: JobRow, now: datetime) -> tuple[int | None, bytes]:
+    """(queue position, the status document's bytes) of a job as read."""
+    return None, _body(status_document(row, _eta(conn, row, now)))
+
+
+def status_answer_in_memory(row: JobRow, position: int | None,
+                            now: datetime) -> StatusAnswer | None:
+    """An active job's answer from a row read earlier and still current; None if an
+    estimate would need the database (a cache to fill)."""
+    eta = _eta_from_memory(row, now)
+    if isinstance(eta, _Cold):
+        return None
+    body = _body(status_document(row, eta))
+    return StatusAnswer(body, body_digest(body), row, position)
 
 
 def list_jobs(conn: Conn, owner: Owner, status: str | None, limit: int) -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ SELECT status, result, error, error_code FROM jobs WHERE id = %(id)s;
 
 -- name: get_owned_job
 -- A finished job's document never changes until the row does: its ETag is the row's
--- version (finished_etag), so a poll that already has it needs no `result` read (%(known)s:
+-- version (finished_etag; queue_jobs.services.live computes the same from memory), so a poll that already has it needs no `result` read (%(known)s:
 -- the client's If-None-Match tags, space-separated; %(any)s: it sent `*`).
 -- A user's token finds nothing once the account is gone (the caller then tells 401 from
 -- 404): checked here, in the status poll's one statement, not in a round trip of its own.
@@ -32,11 +32,10 @@ SELECT id, type, owner_user_id, owner_session_id, status, progress, current_step
        error_code,
        CASE WHEN %(any)s OR finished.etag = ANY (string_to_array(%(known)s, ' ')) THEN NULL
             ELSE result END AS result,
-       step_started_at, created_at, updated_at, finished.etag AS finished_etag
+       step_started_at, created_at, updated_at, version, finished.etag AS finished_etag
   FROM jobs,
        LATERAL (SELECT CASE WHEN status IN ('succeeded', 'failed') THEN
-                    'f' || %(version)s || '-' || md5(id::text || status
-                                                    || extract(epoch FROM updated_at)::text)
+                    'f' || %(document_version)s || '-' || md5(id::text || ':' || version)
                 END AS etag) AS finished
  WHERE id = %(id)s
    AND (owner_user_id = %(user_id)s
@@ -46,7 +45,7 @@ SELECT id, type, owner_user_id, owner_session_id, status, progress, current_step
 -- name: list_owned_jobs
 -- Nothing for a user whose account is gone, as get_owned_job.
 SELECT id, type, owner_user_id, owner_session_id, status, progress, current_step, error,
-       error_code, NULL::jsonb AS result, step_started_at, created_at, updated_at,
+       error_code, NULL::jsonb AS result, step_started_at, created_at, updated_at, version,
        NULL::text AS finished_etag
   FROM jobs
  WHERE (CASE WHEN %(user_id)s::uuid IS NOT NULL THEN owner_user_id = %(user_id)s
@@ -249,3 +248,15 @@ DELETE FROM jobs
       WHERE status IN ('succeeded', 'failed')
         AND finished_at < now() - make_interval(days => %(retention_days)s)
       LIMIT %(batch)s));
+
+-- name: listen_job_changes
+-- The change feed (sql/functions/jobs_notify_change.sql), on a connection of its own.
+LISTEN jobs_changed;
+
+-- name: jobs_by_ids
+-- Event streams' jobs, read again after a change: the owners were checked when each
+-- stream opened (get_owned_job), and a job's owner never changes.
+SELECT id, type, owner_user_id, owner_session_id, status, progress, current_step, error,
+       error_code, result, step_started_at, created_at, updated_at, version
+  FROM jobs
+ WHERE id = ANY (%(ids)s);

@@ -51,6 +51,7 @@ def live_server(app: Any) -> Iterator[str]:
     finally:
         server.shutdown()
         thread.join(5)
+        app.extensions["live_feed"].close()
         app.extensions["db_pool"].close()
 
 
@@ -75,6 +76,7 @@ class ApiClient:
         return cls(create_app({"database_url": db_url, "jwt_secret_key": jwt_secret}))
 
     def close(self) -> None:
+        self.app.extensions["live_feed"].close()
         self.app.extensions["db_pool"].close()
 
     def token_for(self, user_id: uuid.UUID | None = None,
