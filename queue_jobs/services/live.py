@@ -179,6 +179,7 @@ class LiveFeed:
         self._queue_moved = False
         self._reread_all = False
         self.changes_seen = 0
+        self.answered_from_memory = 0
         self.gaps = 0
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -245,10 +246,15 @@ class LiveFeed:
         row = snapshot.row
         if not row.visible_to(owner):
             return None  # the database tells 404 from 401
+        answer: StatusAnswer | None
         if row.status in FINISHED:
             etag = jobs.finished_etag(row.id, row.version)
-            return StatusAnswer(None, etag) if any_etag or etag in known_etags else None
-        return jobs.status_answer_in_memory(row, snapshot.position, datetime.now(UTC))
+            answer = StatusAnswer(None, etag) if any_etag or etag in known_etags else None
+        else:
+            answer = jobs.status_answer_in_memory(row, snapshot.position, datetime.now(UTC))
+        if answer is not None:
+            self.answered_from_memory += 1
+        return answer
 
     # -- event streams ----------------------------------------------------------------
 

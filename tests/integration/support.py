@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -215,3 +217,62 @@ def wait_until_serving(base: str, timeout: float = 30.0) -> None:
             return False
 
     wait_until(up, timeout=timeout, message=f"{base} to answer")
+
+
+# --- live status: a server-sent events reader --------------------------------------------
+
+@dataclass
+class SseMessage:
+    """One frame of an event stream: an event (`event`, `id`, `data`) or a comment."""
+
+    event: str | None = None
+    event_id: str | None = None
+    data: str | None = None
+    comment: str | None = None
+
+    @property
+    def document(self) -> dict[str, Any]:
+        assert self.data is not None, self
+        return dict(json.loads(self.data))
+
+
+class SseReader:
+    """Reads `GET /api/v1/jobs/:id/events` frame by frame over real HTTP."""
+
+    def __init__(self, base: str, job_id: str, headers: dict[str, str],
+                 last_event_id: str | None = None, read_timeout: float = 20.0) -> None:
+        extra = {"Last-Event-ID": last_event_id} if last_event_id else {}
+        self.response = requests.get(f"{base}/api/v1/jobs/{job_id}/events",
+                                     headers={**headers, **extra}, stream=True,
+                                     timeout=(5, read_timeout))
+        self._lines = self.response.iter_lines(decode_unicode=True)
+
+    def next(self) -> SseMessage | None:
+        """The next frame; None once the server closed the stream."""
+        message = SseMessage()
+        for line in self._lines:
+            if line == "":
+                if message != SseMessage():
+                    return message
+                continue
+            field, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if field == "":
+                message.comment = value
+            elif field == "event":
+                message.event = value
+            elif field == "id":
+                message.event_id = value
+            elif field == "data":
+                message.data = value if message.data is None else f"{message.data}\n{value}"
+        return None
+
+    def next_event(self) -> SseMessage | None:
+        """The next event, past keep-alive comments; None once closed."""
+        while (message := self.next()) is not None:
+            if message.comment is None:
+                return message
+        return None
+
+    def close(self) -> None:
+        self.response.close()
