@@ -245,7 +245,7 @@ class SseReader:
         self.response = requests.get(f"{base}/api/v1/jobs/{job_id}/events",
                                      headers={**headers, **extra}, stream=True,
                                      timeout=(5, read_timeout))
-        self._lines = self.response.iter_lines(decode_unicode=True)
+        self._lines = (line.decode() for line in self.response.iter_lines())
 
     def next(self) -> SseMessage | None:
         """The next frame; None once the server closed the stream."""

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 import requests
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import make_conninfo
 
 from queue_jobs.services import jobs
 from tests.fakes.website import FakeWebsite
@@ -145,9 +145,8 @@ def test_last_event_id_waits_for_a_change_unless_there_was_one(web: str) -> None
 def _block_connections(db: psycopg.Connection[Any], blocked: bool) -> None:
     """New connections to the test's database refused (or allowed again); said from
     another database, as PostgreSQL requires."""
-    params = {**conninfo_to_dict(db.info.dsn), "password": db.info.password,
-              "dbname": "postgres"}
-    with psycopg.connect(make_conninfo(**params), autocommit=True) as admin:
+    other = make_conninfo(db.info.dsn, password=db.info.password, dbname="postgres")
+    with psycopg.connect(other, autocommit=True) as admin:
         admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS {}").format(
             sql.Identifier(db.info.dbname), sql.SQL("false" if blocked else "true")))
 
