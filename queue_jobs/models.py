@@ -87,6 +87,7 @@ class JobRow:
     updated_at: datetime
     version: int = 0  # one more at every change of its status document (jobs_bump_version)
     finished_etag: str | None = None  # get_owned_job: set once the job has finished
+    dispatch_id: int | None = None  # its procrastinate job (queue position)
 
     def visible_to(self, owner: Owner) -> bool:
         """get_owned_job's rule: a user's job to that user, a session's to that session."""
@@ -180,6 +181,26 @@ class CreateLimits:
     address_key: str  # the creating address's rate counter
     address_limit: int  # creates per window from that address; 0: no limit
     address_window_s: int
+    fair_dispatch: bool = True  # the dispatch's priority by its owner's rank
+
+
+@dataclass(frozen=True)
+class StepTiming:
+    """A step's recent successful runs (ETA): mean and 90th percentile."""
+
+    mean_ms: int
+    p90_ms: int
+
+
+@dataclass(frozen=True)
+class QueuePace:
+    """How fast the workers take queued jobs (store.queue_pace; ETA's wait)."""
+
+    recent_starts: int  # runs started by workers in the window
+    window_s: float
+    live_workers: int
+    busy_slots: int  # our queue's dispatches those workers are running
+    mean_run_s: float | None  # recent successful runs, start to finish
 
 
 @dataclass(frozen=True)

@@ -113,6 +113,7 @@ class WebConfig:
                 max_active_per_user=env.int("MAX_ACTIVE_JOBS_PER_USER", 20),
                 creates_per_address_per_minute=env.int("JOB_CREATE_RATE_PER_ADDRESS", 60),
                 idempotency_window_s=env.int("IDEMPOTENCY_WINDOW_S", 24 * 3600),
+                fair_dispatch=env.bool("FAIR_DISPATCH", True),
             ),
             auth_throttle=AuthThrottle(
                 failures_per_email_and_address=env.int("LOGIN_FAILURES_PER_EMAIL_AND_ADDRESS",

@@ -64,6 +64,12 @@ class EnvReader:
             return default
         return self._read(self._env.int, name, default, validate=validate)
 
+    def bool(self, name: builtins.str, default: builtins.bool) -> builtins.bool:
+        """true/false, 1/0, yes/no, on/off; set but empty means the default."""
+        if self._env.mapping.get(name) == "":
+            return default
+        return self._read(self._env.bool, name, default)
+
     def seconds(self, name: builtins.str, default: builtins.float) -> builtins.float:
         """A float as float() reads it: marshmallow's Float refuses inf and nan unless told,
         and a setting that took them before must still take them."""

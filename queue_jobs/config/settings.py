@@ -54,6 +54,8 @@ class QueueSettings:
     heartbeat_s: float
     shutdown_grace_s: float
     reaper_interval_s: int
+    # Fair turns per owner when the worker re-dispatches (the web side's in webapp.config).
+    fair_dispatch: bool
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None,
@@ -88,6 +90,7 @@ class QueueSettings:
             heartbeat_s=env.seconds("WORKER_HEARTBEAT_S", 10.0),
             shutdown_grace_s=env.seconds("WORKER_SHUTDOWN_GRACE_S", 10.0),
             reaper_interval_s=env.int("REAPER_INTERVAL_S", 10),
+            fair_dispatch=env.bool("FAIR_DISPATCH", True),
         )
         env.check()
         if provider not in {"openai", "offline"}:

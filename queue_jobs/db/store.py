@@ -26,7 +26,9 @@ from queue_jobs.models import (
     Organization,
     Owner,
     Post,
+    QueuePace,
     RunState,
+    StepTiming,
     UsageRows,
     User,
     WindowCount,
@@ -89,7 +91,7 @@ def create_job(conn: Conn, job_id: uuid.UUID, job_type: str, owner: Owner,
         input=Jsonb(job_input), owner_lock=_owner_lock_key(owner),
         max_active=limits.max_active, address_key=limits.address_key,
         address_limit=limits.address_limit, address_window_s=limits.address_window_s,
-        inline=inline, **_DISPATCH)
+        inline=inline, fair=limits.fair_dispatch, **_DISPATCH)
     assert outcome is not None  # a function call answers one row
     return outcome
 
@@ -116,29 +118,52 @@ def list_owned_jobs(conn: Conn, owner: Owner, status: str | None, limit: int) ->
                       **owner.params())
 
 
-def retry_failed_job(conn: Conn, job_id: uuid.UUID, owner: Owner) -> bool:
-    return _changed(conn, "retry_failed_job", id=job_id, **owner.params(), **_DISPATCH)
+def retry_failed_job(conn: Conn, job_id: uuid.UUID, owner: Owner, *,
+                     fair: bool) -> int | None:
+    """The job's new row version, or None if no failed job of the owner's matched."""
+    return _returned(conn, "version", "retry_failed_job", id=job_id, fair=fair,
+                     **owner.params(), **_DISPATCH)
 
 
 def cancel_queued_job(conn: Conn, job_id: uuid.UUID,
-                      owner: Owner) -> tuple[int, FinishedJob] | None:
-    """(dispatch id, the job) of the job it cancelled, or None if no queued job matched."""
+                      owner: Owner) -> tuple[int, FinishedJob, int] | None:
+    """(dispatch id, the job, its new row version) of the job it cancelled, or None if no
+    queued job matched."""
     row = _one(conn, "cancel_queued_job", id=job_id, **owner.params())
-    return (row["dispatch_id"], FinishedJob(row["type"], row["elapsed_ms"])) if row else None
+    if row is None:
+        return None
+    return row["dispatch_id"], FinishedJob(row["type"], row["elapsed_ms"]), row["version"]
 
 
-def request_running_job_cancel(conn: Conn, job_id: uuid.UUID, owner: Owner) -> int | None:
+def request_running_job_cancel(conn: Conn, job_id: uuid.UUID,
+                               owner: Owner) -> tuple[int, int] | None:
+    """(dispatch id, new row version) of the running job told to stop, or None."""
     row = _one(conn, "request_running_job_cancel", id=job_id, **owner.params())
-    return row["dispatch_id"] if row else None
+    return (row["dispatch_id"], row["version"]) if row else None
 
 
 def cancel_dispatch(conn: Conn, dispatch_id: int) -> None:
     conn.execute(_sql("cancel_dispatch"), {"dispatch_id": dispatch_id})
 
 
-def recent_step_durations(conn: Conn, job_type: str, sample: int = 20) -> dict[str, int]:
+def recent_step_durations(conn: Conn, job_type: str,
+                          sample: int = 20) -> dict[str, StepTiming]:
     rows = _all(conn, "recent_step_durations", type=job_type, sample=sample)
-    return {row["step"]: row["mean_ms"] for row in rows}
+    return {row["step"]: StepTiming(row["mean_ms"], row["p90_ms"]) for row in rows}
+
+
+def queue_positions(conn: Conn, dispatch_ids: Sequence[int]) -> dict[int, int]:
+    """Each dispatch's place in our queue's line (1: the next to start)."""
+    rows = _all(conn, "queue_positions", dispatch_ids=list(dispatch_ids), queue=QUEUE)
+    return {row["dispatch_id"]: row["position"] for row in rows}
+
+
+def queue_pace(conn: Conn, *, window_s: float, stalled_after_s: float,
+               sample: int = 50) -> QueuePace:
+    row = _one(conn, "queue_pace", window_s=window_s, stalled_after_s=stalled_after_s,
+               sample=sample, queue=QUEUE)
+    assert row is not None  # a SELECT of scalar subqueries answers one row
+    return QueuePace(window_s=window_s, **row)
 
 
 def get_owned_image(conn: Conn, image_id: uuid.UUID, owner: Owner) -> tuple[str, bytes] | None:
@@ -333,9 +358,10 @@ def fail_job(conn: Conn, job_id: uuid.UUID, dispatch_id: int, error: str,
                       error=error, error_code=error_code)
 
 
-def redispatch_job(conn: Conn, job_id: uuid.UUID, dispatch_id: int, *, lost: bool) -> bool:
+def redispatch_job(conn: Conn, job_id: uuid.UUID, dispatch_id: int, *, lost: bool,
+                   fair: bool) -> bool:
     return _changed(conn, "redispatch_job", id=job_id, dispatch_id=dispatch_id,
-                    lost=int(lost), **_DISPATCH)
+                    lost=int(lost), fair=fair, **_DISPATCH)
 
 
 def get_run_state(conn: Conn, job_id: uuid.UUID) -> RunState | None:
@@ -344,12 +370,13 @@ def get_run_state(conn: Conn, job_id: uuid.UUID) -> RunState | None:
 
 def insert_step_image(conn: Conn, image_id: uuid.UUID, job_id: uuid.UUID, dispatch_id: int,
                       step: str, part: str, url: str, content_type: str, data: bytes,
-                      prompt: str) -> bool:
-    """The image and the step's part that names it (`url`), together; False if this run
-    was fenced out (nothing is stored)."""
+                      prompt: str, progress: int | None = None) -> bool:
+    """The image and the step's part that names it (`url`), together, and the job's
+    progress raised to `progress` (None: left); False if this run was fenced out
+    (nothing is stored)."""
     return _changed(conn, "insert_step_image", id=image_id, job_id=job_id,
                     dispatch_id=dispatch_id, step=step, part=part, url=url,
-                    content_type=content_type, data=data, prompt=prompt)
+                    content_type=content_type, data=data, prompt=prompt, progress=progress)
 
 
 def insert_post(conn: Conn, post_id: uuid.UUID, organization_id: uuid.UUID,

@@ -69,9 +69,10 @@ class StepServices:
 
     provider: LLMProvider
     fetch_page: Callable[[str], Any]
-    # (step, part, image, prompt) -> image URL: the image and the step's part naming it,
-    # saved together (a run that lost the job gets RunSuperseded). Steps use StepInput.image.
-    save_image: Callable[[str, str, GeneratedImage, str], str]
+    # (step, part, image, prompt, progress) -> image URL: the image and the step's part
+    # naming it, saved together (a run that lost the job gets RunSuperseded), with the
+    # job's progress raised to `progress` (None: left). Steps use StepInput.image.
+    save_image: Callable[[str, str, GeneratedImage, str, int | None], str]
     create_organization: Callable[[str, str, dict[str, Any]], str]  # -> organization id
     # (organization id, post fields, "draft" | "published") -> the result's savedPost
     save_post: Callable[[str, dict[str, Any], str], dict[str, Any]]
@@ -92,16 +93,26 @@ class StepInput:
     # part -> value. It grows as parts are saved, and the runner hands the same dict to
     # every try of the step.
     parts: dict[str, Any] = field(default_factory=dict)
+    # The job's progress when this step starts and when it ends (Pipeline.progress_before).
+    progress_span: tuple[int, int] = (0, 0)
 
-    def image(self, part: str, prompt: str) -> str:
+    def image(self, part: str, prompt: str, *, unit: tuple[int, int] | None = None) -> str:
         """The URL of the step's image `part`: the one kept, or one generated now and saved
-        with its part (so it is paid for once, however often the step is run again)."""
+        with its part (so it is paid for once, however often the step is run again).
+        unit (n, of): the image is the step's n-th unit of `of`: once saved, the job's
+        progress moves to that share of the step's span (the ETA reads its pace there)."""
         url = self.parts.get(part)
         if url is None:
             image = self.services.provider.generate_image(prompt)
-            url = self.services.save_image(self.step, part, image, prompt)
+            url = self.services.save_image(self.step, part, image, prompt,
+                                           self.progress_after(*unit) if unit else None)
             self.parts[part] = url
         return str(url)
+
+    def progress_after(self, done: int, of: int) -> int:
+        """The job's progress once `done` of this step's `of` units are finished."""
+        low, high = self.progress_span
+        return low + (high - low) * min(done, of) // max(1, of)
 
 
 @dataclass(frozen=True)
@@ -187,7 +198,9 @@ def run_pipeline(pipeline: Pipeline, job_id: str, job_input: dict[str, Any],
             journal.start_step(step.key, pipeline.progress_before(index))
         started = time.monotonic()
         step_input = StepInput(job_id, job_input, dict(outputs), services, step.key,
-                               dict(parts.get(step.key, {})))
+                               dict(parts.get(step.key, {})),
+                               (pipeline.progress_before(index),
+                                pipeline.progress_before(index + 1)))
         meter = usage.Meter(on_call=functools.partial(services.record_llm_call, step.key))
         try:
             with usage.metering(meter):

@@ -52,13 +52,17 @@ def image_prompt(analysis: dict[str, Any], audience: dict[str, Any]) -> str:
 
 def generate_images(step: StepInput) -> dict[str, Any]:
     """One image per audience, each kept as it is made (part: the audience's index), so a
-    step cut short and run again draws only the missing ones."""
+    step cut short and run again draws only the missing ones; each one saved raises the
+    job's progress by its share of the step."""
     analysis = step.outputs["analyze"]["analysis"]
+    audiences = step.outputs["audiences"]["audiences"]
     urls = []
-    for index, audience in enumerate(step.outputs["audiences"]["audiences"]):
+    for index, audience in enumerate(audiences):
         if step.services.should_stop():
             break  # the runner raises the stop reason right after the step returns
-        urls.append(step.image(str(index), image_prompt(analysis, audience)))
+        # Each image moves the progress bar its share of the step as it is saved.
+        urls.append(step.image(str(index), image_prompt(analysis, audience),
+                               unit=(index + 1, len(audiences))))
     return {"imageUrls": urls}
 
 

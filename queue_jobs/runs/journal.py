@@ -166,14 +166,15 @@ def step_services(runtime: RunResources, job_id: uuid.UUID, dispatch_id: int,
         return fetch.fetch_page(url, allow_private=settings.fetch_allow_private,
                                 deadline_s=settings.fetch_deadline_s, should_stop=stop.is_set)
 
-    def save_image(step: str, part: str, image: GeneratedImage, prompt: str) -> str:
+    def save_image(step: str, part: str, image: GeneratedImage, prompt: str,
+                   progress: int | None) -> str:
         # The image and the step's part that names it in one statement: no image is kept
         # that a resumed run would not find (and so draw again), none is lost once kept.
         image_id = uuid.uuid4()
         url = f"/api/v1/images/{image_id}"
         if not write(lambda conn: store.insert_step_image(conn, image_id, job_id, dispatch_id,
                                                           step, part, url, image.content_type,
-                                                          image.data, prompt)):
+                                                          image.data, prompt, progress)):
             raise RunSuperseded()
         return url
 

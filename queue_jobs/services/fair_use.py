@@ -32,6 +32,8 @@ class FairUse:
     max_active_per_user: int = 20
     creates_per_address_per_minute: int = 60  # 0: no limit
     idempotency_window_s: int = 24 * 3600
+    # Dispatch priority by the owner's rank (round robin between owners); off: FIFO.
+    fair_dispatch: bool = True
 
 
 def request_hash(job_type: str, request_body: dict[str, Any]) -> bytes:
@@ -54,7 +56,8 @@ def create_limits(policy: FairUse, owner: Owner, address: str) -> models.CreateL
     return models.CreateLimits(max_active=_max_active(policy, owner),
                               address_key=f"create-address:{address}",
                               address_limit=max(0, policy.creates_per_address_per_minute),
-                              address_window_s=ADDRESS_WINDOW_S)
+                              address_window_s=ADDRESS_WINDOW_S,
+                              fair_dispatch=policy.fair_dispatch)
 
 
 def refusal(outcome: models.CreateOutcome, owner: Owner, policy: FairUse,

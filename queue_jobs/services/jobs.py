@@ -17,17 +17,28 @@ from typing import Any, NoReturn
 
 from queue_jobs.db import store
 from queue_jobs.db.store import Conn
-from queue_jobs.models import JobRow, Owner, iso_utc
+from queue_jobs.models import JobRow, Owner, QueuePace, StepTiming, iso_utc
 from queue_jobs.observability import job_metrics, logs
 from queue_jobs.pipeline.registry import PIPELINES
 from queue_jobs.services import accounts, fair_use, ids
 from queue_jobs.services.errors import JobNotCancellable, JobNotFound, JobNotRetryable, parse_id
-from queue_jobs.services.eta import StepMeanCache, remaining_seconds
+from queue_jobs.services.eta import (
+    PACE_TTL_S,
+    PACE_WINDOW_S,
+    TtlCache,
+    pipeline_seconds,
+    queue_wait_s,
+    remaining_seconds,
+)
 from queue_jobs.services.fair_use import FairUse
 
 log = logging.getLogger(__name__)
 
-_step_means = StepMeanCache()
+_step_timings: TtlCache[dict[str, StepTiming]] = TtlCache()
+_queue_pace: TtlCache[QueuePace] = TtlCache(PACE_TTL_S)
+# A worker whose heartbeat (every 10 s) is older than this is not counted as a live one
+# by the wait estimate (the ops page's workers table draws the same line).
+LIVE_WORKER_S = 30.0
 
 
 def parse_job_id(text: str) -> uuid.UUID:
@@ -83,13 +94,15 @@ def create_job(conn: Conn, new: NewJob, policy: FairUse, *, inline: bool = False
 def _soonest_end(conn: Conn, owner: Owner) -> int | None:
     """Seconds until the first of the owner's running jobs should finish (Retry-After)."""
     now = datetime.now(UTC)
-    estimates = [_eta(conn, row, now)
+    estimates = [_eta(conn, row, now, None)
                  for row in store.list_owned_jobs(conn, owner, "running", 100)]
     return min((eta for eta in estimates if eta is not None), default=None)
 
 
-def status_document(row: JobRow, eta_seconds: int | None, *,
+def status_document(row: JobRow, eta_seconds: int | None, queue_position: int | None, *,
                     with_result: bool = True) -> dict[str, Any]:
+    """The document of `row`, a pure function of the row, its estimate and its place in
+    the queue (queue_positions; shown while queued only)."""
     document: dict[str, Any] = {
         "jobId": str(row.id),
         "type": row.type,
@@ -97,6 +110,7 @@ def status_document(row: JobRow, eta_seconds: int | None, *,
         "progress": row.progress,
         "currentStep": _current_step_label(row),
         "estimatedTimeRemaining": eta_seconds,
+        "queuePosition": queue_position if row.status == "queued" else None,
         "error": row.error if row.status == "failed" else None,
         "errorCode": row.error_code if row.status == "failed" else None,
         "createdAt": iso_utc(row.created_at),
@@ -117,22 +131,36 @@ def _current_step_label(row: JobRow) -> str | None:
     return PIPELINES[row.type].label(row.current_step)
 
 
-def _eta(conn: Conn, row: JobRow, now: datetime) -> int | None:
+def _eta(conn: Conn, row: JobRow, now: datetime, position: int | None) -> int | None:
     if row.status not in ("queued", "running"):
         return None
-    means = _step_means.get(row.type, lambda: store.recent_step_durations(conn, row.type))
-    return remaining_seconds(PIPELINES[row.type], row.status, row.current_step,
-                             row.step_started_at, now, means)
+    timings = _step_timings.get(row.type, lambda: store.recent_step_durations(conn, row.type))
+    pace = None
+    if row.status == "queued" and position is not None:
+        pace = _queue_pace.get("pace", lambda: store.queue_pace(
+            conn, window_s=PACE_WINDOW_S, stalled_after_s=LIVE_WORKER_S))
+    return _estimate(row, now, position, timings, pace)
 
 
-def _eta_from_memory(row: JobRow, now: datetime) -> int | _Cold | None:
+def _eta_from_memory(row: JobRow, now: datetime, position: int | None) -> int | _Cold | None:
+    """As _eta, from this process's caches alone: COLD if one would need the database."""
     if row.status not in ("queued", "running"):
         return None
-    means = _step_means.peek(row.type)
-    if means is None:
+    timings = _step_timings.peek(row.type)
+    pace = _queue_pace.peek("pace")
+    if timings is None or (row.status == "queued" and position is not None and pace is None):
         return COLD
-    return remaining_seconds(PIPELINES[row.type], row.status, row.current_step,
-                             row.step_started_at, now, means)
+    return _estimate(row, now, position, timings, pace)
+
+
+def _estimate(row: JobRow, now: datetime, position: int | None,
+              timings: dict[str, StepTiming], pace: QueuePace | None) -> int | None:
+    pipeline = PIPELINES[row.type]
+    wait_s = 0.0
+    if row.status == "queued" and position is not None and pace is not None:
+        wait_s = queue_wait_s(position, pace, pipeline_seconds(pipeline, timings))
+    return remaining_seconds(pipeline, row.status, row.current_step, row.step_started_at,
+                             now, timings, progress=row.progress, wait_s=wait_s)
 
 
 class _Cold:
@@ -140,6 +168,30 @@ class _Cold:
 
 
 COLD = _Cold()
+
+
+def _queue_positions(conn: Conn, rows: Sequence[JobRow]) -> dict[int, int]:
+    """The queued rows' places in the queue, in one statement (none if none is queued)."""
+    dispatch_ids = [row.dispatch_id for row in rows
+                    if row.status == "queued" and row.dispatch_id is not None]
+    return store.queue_positions(conn, dispatch_ids) if dispatch_ids else {}
+
+
+def _position_of(row: JobRow, positions: dict[int, int]) -> int | None:
+    return positions.get(row.dispatch_id) if row.dispatch_id is not None else None
+
+
+def _documents(conn: Conn, rows: Sequence[JobRow], *,
+               with_result: bool) -> list[dict[str, Any]]:
+    now = datetime.now(UTC)
+    positions = _queue_positions(conn, rows)
+    documents = []
+    for row in rows:
+        position = _position_of(row, positions)
+        documents.append(status_document(row, _eta(conn, row, now, position), position,
+                                         with_result=with_result))
+    return documents
+
 
 # Part of a finished job's ETag, with its row version: the document's shape and the step
 # labels it shows (a deploy that changes them must not leave clients a stale 304).
@@ -182,43 +234,52 @@ def job_status(conn: Conn, job_id: uuid.UUID, owner: Owner,
         _raise_not_found(conn, owner)
     if row.finished_etag is not None and (any_etag or row.finished_etag in known_etags):
         return StatusAnswer(None, row.finished_etag, row)
-    position, body = render_status(conn, row, datetime.now(UTC))
+    (position, body), = render_statuses(conn, [row]).values()
     return StatusAnswer(body, row.finished_etag or body_digest(body), row, position)
 
 
-def render_status(conn: Conn, row: JobRow, now: datetime) -> tuple[int | None, bytes]:
-    """(queue position, the status document's bytes) of a job as read."""
-    return None, _body(status_document(row, _eta(conn, row, now)))
+def render_statuses(conn: Conn,
+                    rows: Sequence[JobRow]) -> dict[uuid.UUID, tuple[int | None, bytes]]:
+    """Job id -> (queue position, the status document's bytes), for jobs as read: one
+    statement for the positions of all the queued ones."""
+    now = datetime.now(UTC)
+    positions = _queue_positions(conn, rows)
+    rendered = {}
+    for row in rows:
+        position = _position_of(row, positions)
+        rendered[row.id] = (position, _body(status_document(
+            row, _eta(conn, row, now, position), position)))
+    return rendered
 
 
 def status_answer_in_memory(row: JobRow, position: int | None,
                             now: datetime) -> StatusAnswer | None:
     """An active job's answer from a row read earlier and still current; None if an
     estimate would need the database (a cache to fill)."""
-    eta = _eta_from_memory(row, now)
+    eta = _eta_from_memory(row, now, position)
     if isinstance(eta, _Cold):
         return None
-    body = _body(status_document(row, eta))
+    body = _body(status_document(row, eta, position))
     return StatusAnswer(body, body_digest(body), row, position)
 
 
 def list_jobs(conn: Conn, owner: Owner, status: str | None, limit: int) -> list[dict[str, Any]]:
     """The owner's jobs, newest first. Like job_status, it checks a user's account in its
     own statement, so the caller need not."""
-    now = datetime.now(UTC)
     rows = store.list_owned_jobs(conn, owner, status, limit)
     if not rows and owner.user_id is not None:
         accounts.existing_user(conn, owner.user_id)
-    return [status_document(row, _eta(conn, row, now), with_result=False) for row in rows]
+    return _documents(conn, rows, with_result=False)
 
 
-def retry_job(conn: Conn, job_id: uuid.UUID, owner: Owner, policy: FairUse) -> None:
+def retry_job(conn: Conn, job_id: uuid.UUID, owner: Owner, policy: FairUse) -> int:
+    """Queues the failed job again; its new row version (for live status)."""
     row = store.get_owned_job(conn, job_id, owner)
     if row is not None:
         store.lock_owner(conn, row.owner)
-    if not store.retry_failed_job(conn, job_id, owner):
+    version = store.retry_failed_job(conn, job_id, owner, fair=policy.fair_dispatch)
+    if version is None:
         _raise_missing_or(conn, job_id, owner, JobNotRetryable())
-        return
     assert row is not None  # the guarded UPDATE found it visible
     # Active again, it counts against its owner's limit like a new job (its owner's: a
     # session's job retried with a JWT is still the session's). Over the limit, the raise
@@ -226,26 +287,28 @@ def retry_job(conn: Conn, job_id: uuid.UUID, owner: Owner, policy: FairUse) -> N
     job_owner = row.owner
     fair_use.check_active_jobs(conn, job_owner, policy, lambda: _soonest_end(conn, job_owner))
     logs.event(log, "job.retried", jobId=job_id, type=row.type, ownerKind=owner.kind)
+    return version
 
 
-def cancel_job(conn: Conn, job_id: uuid.UUID, owner: Owner) -> None:
+def cancel_job(conn: Conn, job_id: uuid.UUID, owner: Owner) -> int:
+    """Cancels the queued job, or tells its run to stop; its new row version."""
     queued = store.cancel_queued_job(conn, job_id, owner)
     if queued is not None:
-        dispatch_id, cancelled = queued
+        dispatch_id, cancelled, version = queued
         job_metrics.job_finished(job_id, cancelled, "CANCELLED", ownerKind=owner.kind)
     else:
         running = store.request_running_job_cancel(conn, job_id, owner)
         if running is None:
             _raise_missing_or(conn, job_id, owner, JobNotCancellable())
-            return
-        dispatch_id = running
+        dispatch_id, version = running
         logs.event(log, "job.cancel_requested", jobId=job_id, ownerKind=owner.kind)
     # queued: its dispatch becomes 'cancelled'; running: the worker is told to abort
     store.cancel_dispatch(conn, dispatch_id)
+    return version
 
 
 def _raise_missing_or(conn: Conn, job_id: uuid.UUID, owner: Owner,
-                      conflict: Exception) -> None:
+                      conflict: Exception) -> NoReturn:
     if store.get_owned_job(conn, job_id, owner) is None:
         _raise_not_found(conn, owner)
     raise conflict

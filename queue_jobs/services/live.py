@@ -256,6 +256,13 @@ class LiveFeed:
             self.answered_from_memory += 1
         return answer
 
+    def written_here(self, job_id: uuid.UUID, version: int) -> None:
+        """This process committed `version` of the job: its own next poll must not be
+        answered from before it, even if the notification has not arrived yet. (Another
+        process may answer from before it until the notification reaches it, a few ms.)"""
+        with self._lock:
+            self._saw_version(job_id, version)
+
     # -- event streams ----------------------------------------------------------------
 
     def open_stream(self, job_id: uuid.UUID, owner: Owner,
@@ -354,12 +361,8 @@ class LiveFeed:
                 self._generation += 1
                 self._snapshots.clear()
                 return
-            version = change.version or 2**62  # a deleted job: nothing read before counts
-            if self._versions.get(change.job_id, 0) < version:
-                self._versions[change.job_id] = version
-                self._versions.move_to_end(change.job_id)
-                if len(self._versions) > REMEMBERED_JOBS:
-                    self._versions.popitem(last=False)
+            # a deleted job: nothing read before counts
+            self._saw_version(change.job_id, change.version or 2**62)
             if change.moves_queue:
                 self._queue_epoch += 1
                 self._queue_moved = True
@@ -367,6 +370,14 @@ class LiveFeed:
                 self._pending.add(change.job_id)
             if change.job_id in self._streams or change.moves_queue:
                 self._lock.notify_all()
+
+    def _saw_version(self, job_id: uuid.UUID, version: int) -> None:
+        """Under the lock: snapshots older than `version` are void from now on."""
+        if self._versions.get(job_id, 0) < version:
+            self._versions[job_id] = version
+            self._versions.move_to_end(job_id)
+            if len(self._versions) > REMEMBERED_JOBS:
+                self._versions.popitem(last=False)
 
     # -- reading changed jobs for the streams -----------------------------------------
 
@@ -406,11 +417,9 @@ class LiveFeed:
 
     def _reread(self, job_ids: set[uuid.UUID]) -> None:
         token = self.token()
-        now = datetime.now(UTC)
         with autocommit(self._pool) as conn:
             rows = {row.id: row for row in store.jobs_by_ids(conn, sorted(job_ids))}
-            rendered = {job_id: jobs.render_status(conn, row, now)
-                        for job_id, row in rows.items()}
+            rendered = jobs.render_statuses(conn, list(rows.values()))
         for job_id in job_ids:
             row = rows.get(job_id)
             for stream in self._streams_of(job_id):

@@ -178,7 +178,8 @@ class JobRun:
     def _requeue(self) -> None:
         try:
             self.final_patience.run(self.runtime.pool, lambda conn: store.redispatch_job(
-                conn, self.job_id, self.dispatch_id, lost=False))
+                conn, self.job_id, self.dispatch_id, lost=False,
+                fair=self.runtime.settings.fair_dispatch))
         except psycopg.Error as error:
             if not connections.is_unreachable(error):
                 raise

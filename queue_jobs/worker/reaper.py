@@ -38,15 +38,17 @@ class ReapReport:
 
 
 def reap(pool: ConnectionPool, *, stalled_after_s: float, max_lost_runs: int,
-         job_timeout_s: float, up_for_s: float | None = None) -> ReapReport:
-    """up_for_s: how long ago this worker reconnected after an outage (None: never)."""
+         job_timeout_s: float, up_for_s: float | None = None,
+         fair_dispatch: bool = True) -> ReapReport:
+    """up_for_s: how long ago this worker reconnected after an outage (None: never);
+    fair_dispatch: the re-dispatches' priority (FAIR_DISPATCH)."""
     report = ReapReport()
     with pool.connection() as conn:
         lost = store.lost_runs(conn, stalled_after_s, up_for_s)
         dead_inline = store.dead_inline_runs(conn, stalled_after_s)
         overdue = store.overdue_runs(conn, job_timeout_s + TIMEOUT_GRACE_S)
     for run in lost:
-        _recover(pool, run, max_lost_runs, report)
+        _recover(pool, run, max_lost_runs, report, fair_dispatch)
     for run in dead_inline:  # nobody can resume a request that is gone
         _fail(pool, run, Cancelled() if run["cancel_requested"] else WorkerLost(), report)
     for run in overdue:
@@ -60,7 +62,7 @@ def reap(pool: ConnectionPool, *, stalled_after_s: float, max_lost_runs: int,
 
 
 def _recover(pool: ConnectionPool, run: dict[str, Any], max_lost_runs: int,
-             report: ReapReport) -> None:
+             report: ReapReport, fair_dispatch: bool) -> None:
     charged = bool(run["charged"])
     if run["cancel_requested"]:
         _fail(pool, run, Cancelled(), report)
@@ -70,7 +72,7 @@ def _recover(pool: ConnectionPool, run: dict[str, Any], max_lost_runs: int,
         with pool.connection() as conn, conn.transaction():
             store.finish_lost_dispatch(conn, run["dispatch_id"])
             redispatched = store.redispatch_job(conn, run["id"], run["dispatch_id"],
-                                                lost=charged)
+                                                lost=charged, fair=fair_dispatch)
         if redispatched:
             report.redispatched.append(str(run["id"]))
             if not charged:

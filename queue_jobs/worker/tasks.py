@@ -47,7 +47,8 @@ async def reap_lost_jobs(context: JobContext, timestamp: int) -> None:
         runtime.executor, lambda: reaper.reap(
             runtime.pool, stalled_after_s=settings.stalled_after_s,
             max_lost_runs=settings.max_lost_runs, job_timeout_s=settings.job_timeout_s,
-            up_for_s=link.up_for_s() if link else None))
+            up_for_s=link.up_for_s() if link else None,
+            fair_dispatch=settings.fair_dispatch))
 
 
 @app.periodic(cron="23 * * * *", periodic_id="housekeeping")

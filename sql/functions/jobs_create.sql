@@ -5,7 +5,7 @@
 -- Under the owner's lock: the active-job limit, then the creating address's rate
 -- (address_limit 0: none), then the row and its dispatch, which commit (and NOTIFY)
 -- together. inline: the row is already running under a local (negative) dispatch id, for
--- the caller to run in-process.
+-- the caller to run in-process. fair: fair dispatch's priority (jobs_dispatch_run).
 -- Answers refused ('active_jobs' or 'address_rate', with retry_after_s for the latter)
 -- having written nothing, else the job's dispatch id.
 CREATE OR REPLACE FUNCTION jobs_create(new_id uuid, new_type text, user_id uuid,
@@ -13,6 +13,7 @@ CREATE OR REPLACE FUNCTION jobs_create(new_id uuid, new_type text, user_id uuid,
                                        max_active integer, address_key text,
                                        address_limit integer, address_window_s integer,
                                        queue_name text, task_name text, inline boolean,
+                                       fair boolean,
                                        OUT refused text, OUT retry_after_s integer,
                                        OUT dispatch_id bigint)
     LANGUAGE plpgsql
@@ -42,7 +43,8 @@ BEGIN
     ELSE
         INSERT INTO jobs (id, type, owner_user_id, owner_session_id, input, dispatch_id)
         VALUES (new_id, new_type, user_id, session_id, new_input,
-                jobs_dispatch_run(queue_name, task_name, new_id))
+                jobs_dispatch_run(queue_name, task_name, new_id, user_id, session_id,
+                                  fair))
         RETURNING jobs.dispatch_id INTO dispatch_id;
     END IF;
 END

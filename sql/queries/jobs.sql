@@ -13,7 +13,7 @@
 SELECT refused, retry_after_s, dispatch_id
   FROM jobs_create(%(id)s, %(type)s, %(owner_user_id)s, %(owner_session_id)s, %(input)s,
                    %(owner_lock)s, %(max_active)s, %(address_key)s, %(address_limit)s,
-                   %(address_window_s)s, %(queue)s, %(task)s, %(inline)s);
+                   %(address_window_s)s, %(queue)s, %(task)s, %(inline)s, %(fair)s);
 
 -- name: beat_inline_run
 UPDATE jobs SET inline_heartbeat_at = now()
@@ -32,7 +32,8 @@ SELECT id, type, owner_user_id, owner_session_id, status, progress, current_step
        error_code,
        CASE WHEN %(any)s OR finished.etag = ANY (string_to_array(%(known)s, ' ')) THEN NULL
             ELSE result END AS result,
-       step_started_at, created_at, updated_at, version, finished.etag AS finished_etag
+       step_started_at, created_at, updated_at, version, finished.etag AS finished_etag,
+       dispatch_id
   FROM jobs,
        LATERAL (SELECT CASE WHEN status IN ('succeeded', 'failed') THEN
                     'f' || %(document_version)s || '-' || md5(id::text || ':' || version)
@@ -46,7 +47,7 @@ SELECT id, type, owner_user_id, owner_session_id, status, progress, current_step
 -- Nothing for a user whose account is gone, as get_owned_job.
 SELECT id, type, owner_user_id, owner_session_id, status, progress, current_step, error,
        error_code, NULL::jsonb AS result, step_started_at, created_at, updated_at, version,
-       NULL::text AS finished_etag
+       NULL::text AS finished_etag, dispatch_id
   FROM jobs
  WHERE (CASE WHEN %(user_id)s::uuid IS NOT NULL THEN owner_user_id = %(user_id)s
              ELSE owner_user_id IS NULL AND owner_session_id = %(session_id)s END)
@@ -63,11 +64,12 @@ UPDATE jobs
    SET status = 'queued', error = NULL, error_code = NULL, finished_at = NULL,
        cancel_requested_at = NULL, attempt = attempt + 1, lost_runs = 0,
        run_started_at = NULL, step_started_at = NULL, updated_at = now(),
-       dispatch_id = jobs_dispatch_run(%(queue)s, %(task)s, id)
+       dispatch_id = jobs_dispatch_run(%(queue)s, %(task)s, id, owner_user_id, owner_session_id,
+                                     %(fair)s)
  WHERE id = %(id)s AND status = 'failed' AND NOT input ? 'legacyStep'
    AND (owner_user_id = %(user_id)s
         OR (owner_user_id IS NULL AND owner_session_id = %(session_id)s))
-RETURNING id;
+RETURNING version;
 
 -- name: cancel_queued_job
 UPDATE jobs
@@ -76,7 +78,7 @@ UPDATE jobs
  WHERE id = %(id)s AND status = 'queued'
    AND (owner_user_id = %(user_id)s
         OR (owner_user_id IS NULL AND owner_session_id = %(session_id)s))
-RETURNING dispatch_id, type,
+RETURNING dispatch_id, type, version,
           (extract(epoch FROM now() - created_at) * 1000)::bigint AS elapsed_ms;
 
 -- name: request_running_job_cancel
@@ -87,7 +89,7 @@ UPDATE jobs
  WHERE id = %(id)s AND status = 'running'
    AND (owner_user_id = %(user_id)s
         OR (owner_user_id IS NULL AND owner_session_id = %(session_id)s))
-RETURNING dispatch_id;
+RETURNING dispatch_id, version;
 
 -- name: claim_job
 -- The worker takes its job: only the current dispatch may, and only if still active. The
@@ -196,7 +198,8 @@ RETURNING type, (extract(epoch FROM now() - created_at) * 1000)::bigint AS elaps
 UPDATE jobs
    SET status = 'queued', lost_runs = lost_runs + %(lost)s, updated_at = now(),
        step_started_at = NULL,
-       dispatch_id = jobs_dispatch_run(%(queue)s, %(task)s, id)
+       dispatch_id = jobs_dispatch_run(%(queue)s, %(task)s, id, owner_user_id, owner_session_id,
+                                     %(fair)s)
  WHERE id = %(id)s AND dispatch_id = %(dispatch_id)s AND status IN ('queued', 'running')
 RETURNING dispatch_id;
 
@@ -207,9 +210,11 @@ SELECT status, dispatch_id, cancel_requested_at IS NOT NULL AS cancel_requested,
  WHERE id = %(id)s;
 
 -- name: recent_step_durations
--- Mean duration of each step over the last successful jobs of a type (ETA). Deprecated
--- per-step calls' jobs are left out: they ran one step on input of the caller's choosing.
-SELECT step.key AS step, avg(step.value::numeric)::int AS mean_ms
+-- Mean and 90th percentile duration of each step over the last successful jobs of a type
+-- (ETA: the mean, and the p90 for a step that overruns it). Deprecated per-step calls'
+-- jobs are left out: they ran one step on input of the caller's choosing.
+SELECT step.key AS step, avg(step.value::numeric)::int AS mean_ms,
+       percentile_disc(0.9) WITHIN GROUP (ORDER BY step.value::numeric)::int AS p90_ms
   FROM (SELECT step_durations_ms
           FROM jobs
          WHERE type = %(type)s AND status = 'succeeded' AND NOT input ? 'legacyStep'
@@ -257,6 +262,6 @@ LISTEN jobs_changed;
 -- Event streams' jobs, read again after a change: the owners were checked when each
 -- stream opened (get_owned_job), and a job's owner never changes.
 SELECT id, type, owner_user_id, owner_session_id, status, progress, current_step, error,
-       error_code, result, step_started_at, created_at, updated_at, version
+       error_code, result, step_started_at, created_at, updated_at, version, dispatch_id
   FROM jobs
  WHERE id = ANY (%(ids)s);

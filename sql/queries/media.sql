@@ -3,12 +3,14 @@
 -- {part -> URL}), in one statement: a run cut short after it resumes with the image, so
 -- it is neither paid for again nor left behind unused. Fenced like every worker write: a
 -- run that lost the job stores nothing (and the next run draws the image itself).
--- updated_at: a part made is progress (the stuck-jobs dashboard reads it).
+-- updated_at: a part made is progress (the stuck-jobs dashboard reads it), and so is
+-- %(progress)s (a unit's share of its step; NULL: unchanged), which never goes down.
 WITH job AS (
     UPDATE jobs
        SET step_parts = jsonb_set(step_parts, ARRAY[%(step)s::text],
                                   coalesce(step_parts -> %(step)s::text, '{}')
                                   || jsonb_build_object(%(part)s::text, %(url)s::text)),
+           progress = greatest(progress, coalesce(%(progress)s::int, progress)),
            updated_at = now()
      WHERE id = %(job_id)s AND dispatch_id = %(dispatch_id)s AND status = 'running'
        AND cancel_requested_at IS NULL

@@ -9,6 +9,8 @@
 --     (sql/functions/jobs_create.sql) and the queries retry_failed_job and redispatch_job
 --     (sql/queries/jobs.sql), which call it and nothing of procrastinate's themselves.
 --     Migration 0003 holds its first version, history only.
+--   sql/functions/jobs_rerank_owner.sql: the trigger (migration 0015) that raises an
+--     owner's 'todo' dispatches' priorities as its active jobs end (fair dispatch).
 --   ops/dashboards/live_workers.sql: the ops page's workers (procrastinate_workers,
 --     procrastinate_jobs); a dashboard is a file of its own, not a named query.
 -- procrastinate's Python API is used in queue_jobs/worker/ (app.py, tasks.py) only.
@@ -17,6 +19,46 @@
 -- Cancelling a job (web side).
 -- abort=true: a todo procrastinate job becomes cancelled, a doing one gets abort_requested.
 SELECT procrastinate_cancel_job_v1(%(dispatch_id)s, true, false);
+
+-- name: queue_positions
+-- Status documents: each queued dispatch's place in the line, 1 + the 'todo' dispatches
+-- of its queue that procrastinate_fetch_job_v2 takes first (priority DESC, id ASC). Two
+-- ranges of procrastinate_jobs_priority_idx_v1 (partial on 'todo') per dispatch, not one
+-- OR, so each is an index range scan. A dispatch no longer 'todo' (being claimed) is 1.
+SELECT d.id AS dispatch_id,
+       1 + coalesce((SELECT count(*) FROM procrastinate_jobs o
+                      WHERE o.status = 'todo' AND o.queue_name = %(queue)s
+                        AND o.priority > me.priority)
+                    + (SELECT count(*) FROM procrastinate_jobs o
+                        WHERE o.status = 'todo' AND o.queue_name = %(queue)s
+                          AND o.priority = me.priority AND o.id < me.id), 0) AS position
+  FROM unnest(%(dispatch_ids)s::bigint[]) AS d(id)
+  LEFT JOIN procrastinate_jobs me ON me.id = d.id AND me.status = 'todo';
+
+-- name: queue_pace
+-- The estimate of a queued job's wait (services.eta.queue_wait_s), cached per process:
+-- runs started by workers in the last %(window_s)s seconds (jobs_run_started_idx; negative
+-- dispatch ids are in-request runs, which take no worker slot); live workers (a heartbeat
+-- younger than %(stalled_after_s)s) and the dispatches of our queue they are running (the
+-- busy slots); the mean run time of the last successful worker runs of the last hour
+-- (a range of jobs_finished_idx, however long the history).
+SELECT (SELECT count(*) FROM jobs
+         WHERE run_started_at > now() - make_interval(secs => %(window_s)s)
+           AND dispatch_id > 0) AS recent_starts,
+       (SELECT count(*) FROM procrastinate_workers
+         WHERE last_heartbeat > now() - make_interval(secs => %(stalled_after_s)s))
+           AS live_workers,
+       (SELECT count(*) FROM procrastinate_jobs pj
+          JOIN procrastinate_workers w ON w.id = pj.worker_id
+         WHERE pj.status = 'doing' AND pj.queue_name = %(queue)s
+           AND w.last_heartbeat > now() - make_interval(secs => %(stalled_after_s)s))
+           AS busy_slots,
+       (SELECT avg(extract(epoch FROM finished_at - run_started_at))::float8
+          FROM (SELECT finished_at, run_started_at FROM jobs
+                 WHERE finished_at > now() - interval '1 hour' AND status = 'succeeded'
+                   AND run_started_at IS NOT NULL AND dispatch_id > 0
+                 ORDER BY finished_at DESC
+                 LIMIT %(sample)s) recent) AS mean_run_s;
 
 -- name: lost_runs
 -- The reaper (its other queries: sql/queries/reaper.sql). Running or queued jobs whose

@@ -35,7 +35,7 @@ def limited_api(db_url: str) -> Iterator[Any]:
     """An API whose fair-use policy the test chooses."""
     clients: list[ApiClient] = []
 
-    def make(**policy: int) -> ApiClient:
+    def make(**policy: Any) -> ApiClient:
         client = ApiClient(create_app({"database_url": db_url, "jwt_secret_key": TEST_JWT_SECRET,
                                        "fair_use": replace(FairUse(), **policy)}))
         clients.append(client)

@@ -82,7 +82,12 @@ class JobSummary(Schema):
         metadata={"description": "null while queued; the failing step's label when failed."})
     estimatedTimeRemaining = fields.Integer(
         required=True, allow_none=True, validate=validate.Range(min=0),
-        metadata={"description": "Seconds; null unless queued or running."})
+        metadata={"description": "Seconds; null unless queued or running. While queued it "
+                                 "includes the expected wait for a worker."})
+    queuePosition = fields.Integer(
+        required=True, allow_none=True, validate=validate.Range(min=1),
+        metadata={"description": "While queued: 1 + the queued jobs (of every owner) that "
+                                 "will start before this one; null otherwise."})
     error = fields.String(required=True, allow_none=True,
                           metadata={"description": "null unless failed."})
     errorCode = fields.String(required=True, allow_none=True,

@@ -48,7 +48,8 @@ const API_PATH = /^\/(?![/\\])[^\\\s\u0000-\u001f\u007f]*$/;
  * @property {"queued"|"running"|"succeeded"|"failed"} status
  * @property {number} progress                  0-100
  * @property {string|null} currentStep
- * @property {number|null} estimatedTimeRemaining  seconds
+ * @property {number|null} estimatedTimeRemaining  seconds (the wait included while queued)
+ * @property {number|null} queuePosition  while queued: 1 = the next to start; else null
  * @property {string|null} error
  * @property {string|null} errorCode
  * @property {Object|null} result

@@ -100,15 +100,18 @@ def retry_job(job_id: str) -> Response:
     owner = current_owner()
     parsed = jobs.parse_job_id(job_id)
     with db_pool().connection() as conn:
-        jobs.retry_job(conn, parsed, owner, web_config().fair_use)
+        version = jobs.retry_job(conn, parsed, owner, web_config().fair_use)
+    live_feed().written_here(parsed, version)  # committed: no answer from before it
     return dumped(JobCreated, {"jobId": parsed})
 
 
 @bp.post("/<job_id>/cancel")
 def cancel_job(job_id: str) -> Response:
     owner = current_owner()
+    parsed = jobs.parse_job_id(job_id)
     with db_pool().connection() as conn:
-        jobs.cancel_job(conn, jobs.parse_job_id(job_id), owner)
+        version = jobs.cancel_job(conn, parsed, owner)
+    live_feed().written_here(parsed, version)  # committed: no answer from before it
     return dumped(JobCancelled, {"cancelled": True})
 
 

@@ -4,6 +4,7 @@ returns, not when its step ends."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -101,3 +102,23 @@ def test_each_llm_call_is_handed_on_as_it_returns_even_if_its_run_is_cut_short()
                      stop, RetryPolicy())
     assert seen_during_the_step == [1]
     assert calls == [("a", "gpt-x", 3, 4), ("a", "gpt-x", 5, 6)]
+
+
+def test_each_image_saved_moves_progress_its_share_of_the_step() -> None:
+    saved: list[tuple[str, int | None]] = []
+
+    def save_image(step: str, part: str, image: GeneratedImage, prompt: str,
+                   progress: int | None) -> str:
+        saved.append((part, progress))
+        return f"/{step}/{part}"
+
+    services = replace(_services(ImageProvider()), save_image=save_image)
+    # the real pipeline: images is its last step, from progress_before(3) to (4)
+    pipeline = website_analysis.PIPELINE
+    low, high = pipeline.progress_before(3), pipeline.progress_before(4)
+    run_pipeline(replace(pipeline, build_result=lambda step: {}), "job", {}, BEFORE_IMAGES,
+                 services, RecordingJournal(), StopSignal(), RetryPolicy())
+    assert [part for part, _ in saved] == ["0", "1", "2"]
+    assert [progress for _, progress in saved] == [low + (high - low) * n // 3
+                                                   for n in (1, 2, 3)]
+    assert low < saved[0][1] < saved[1][1] < saved[2][1] == high  # type: ignore[operator]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from queue_jobs.models import JobRow
+from queue_jobs.models import JobRow, StepTiming
 from queue_jobs.pipeline.failures import Cancelled, FetchFailed, TransientLLMError
 from queue_jobs.pipeline.llm import usage
 from queue_jobs.pipeline.runner import (
@@ -64,7 +65,7 @@ def _services(provider: Any = None,
             calls.append((step, model, input_tokens, output_tokens))
 
     return StepServices(provider=provider, fetch_page=lambda url: None,
-                        save_image=lambda step, part, image, prompt: f"/{step}/{part}",
+                        save_image=lambda step, part, image, prompt, _: f"/{step}/{part}",
                         create_organization=lambda *a: "", save_post=lambda *a: {},
                         should_stop=lambda: False, record_llm_call=record_llm_call)
 
@@ -241,7 +242,8 @@ NOW = datetime(2026, 1, 29, 12, 0, 0, tzinfo=UTC)
 
 
 def test_eta_uses_recent_means_and_defaults() -> None:
-    means = {"analyze": 4000, "audiences": 2000, "pitches": 2000, "images": 10000}
+    means = {key: StepTiming(ms, ms) for key, ms in
+             {"analyze": 4000, "audiences": 2000, "pitches": 2000, "images": 10000}.items()}
     assert remaining_seconds(PIPELINE, "queued", None, None, NOW, means) == 18
     running = remaining_seconds(PIPELINE, "running", "audiences", NOW - timedelta(seconds=1),
                                 NOW, means)
@@ -249,9 +251,11 @@ def test_eta_uses_recent_means_and_defaults() -> None:
     defaults = sum(PIPELINE.default_step_seconds.values())
     assert remaining_seconds(PIPELINE, "queued", None, None, NOW, {}) == defaults
     assert remaining_seconds(PIPELINE, "succeeded", "images", None, NOW, means) is None
+    # Changed with the queue-wait estimate (tests/unit/services/test_eta.py): an hour past
+    # its 10 s mean, the last step no longer shows 1 s but a share of its overrun.
     overrun = remaining_seconds(PIPELINE, "running", "images", NOW - timedelta(hours=1), NOW,
                                 means)
-    assert overrun == 1
+    assert overrun == math.ceil(0.25 * (3600 - 10))
 
 
 def _row(**changes: Any) -> JobRow:
@@ -265,22 +269,25 @@ def _row(**changes: Any) -> JobRow:
 
 
 def test_status_document_follows_the_contract() -> None:
-    document = status_document(_row(), 12)
+    document = status_document(_row(), 12, None)
     assert document == {
         "jobId": "00000000-0000-0000-0000-000000000001", "type": "website-analysis",
         "status": "running", "progress": 40, "currentStep": "Generating audiences...",
-        "estimatedTimeRemaining": 12, "error": None, "errorCode": None,
+        "estimatedTimeRemaining": 12, "queuePosition": None, "error": None, "errorCode": None,
         "createdAt": "2026-01-29T12:00:00Z", "updatedAt": "2026-01-29T12:01:15Z",
         "result": None}
-    queued = status_document(_row(status="queued"), 30)
-    assert queued["currentStep"] is None
-    failed = status_document(_row(status="failed", error="Boom", error_code="LLM_ERROR"), None)
+    queued = status_document(_row(status="queued"), 30, 3)
+    assert (queued["currentStep"], queued["queuePosition"]) == (None, 3)
+    # a position is shown while queued only (a document re-rendered for a running job)
+    assert status_document(_row(), 30, 3)["queuePosition"] is None
+    failed = status_document(_row(status="failed", error="Boom", error_code="LLM_ERROR"), None,
+                             None)
     assert (failed["currentStep"], failed["errorCode"]) == ("Generating audiences...",
                                                             "LLM_ERROR")
-    just_claimed = status_document(_row(current_step=None, progress=0), 30)
+    just_claimed = status_document(_row(current_step=None, progress=0), 30, None)
     assert just_claimed["currentStep"] == "Analyzing website..."  # running shows a step
-    cancelled_while_queued = status_document(_row(status="failed", current_step=None), None)
+    cancelled_while_queued = status_document(_row(status="failed", current_step=None), None, None)
     assert cancelled_while_queued["currentStep"] is None
-    succeeded = status_document(_row(status="succeeded", progress=100), None)
+    succeeded = status_document(_row(status="succeeded", progress=100), None, None)
     assert succeeded["result"] == {"x": 1}
-    assert "result" not in status_document(_row(), None, with_result=False)
+    assert "result" not in status_document(_row(), None, None, with_result=False)

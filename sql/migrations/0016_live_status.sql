@@ -1,25 +1,21 @@
 -- Live status (docs/api.md, "Live status"): every write that can change a job's status
 -- document bumps jobs.version and NOTIFYs jobs_changed with it, in the writer's own
 -- transaction, whoever the writer is (API, worker, reaper, an operator's SQL). The
--- functions' current bodies are in sql/functions; they are created here too because the
--- triggers need them before those files are applied.
+-- functions' bodies are in sql/functions (jobs_bump_version, jobs_notify_change,
+-- users_notify_deleted).
 SET LOCAL lock_timeout = '5s';
 
 ALTER TABLE jobs ADD COLUMN version bigint NOT NULL DEFAULT 1;
 
-CREATE FUNCTION jobs_bump_version()
-    RETURNS trigger
-    LANGUAGE plpgsql
-AS $$
-BEGIN
-    NEW.version := OLD.version + 1;
-    RETURN NEW;
-END
-$$;
+-- Placeholders, replaced by the files in the same transaction (see 0015).
+CREATE FUNCTION jobs_bump_version() RETURNS trigger LANGUAGE plpgsql
+AS $$ BEGIN RETURN NULL; END $$;
 
--- Their bodies are in sql/functions/ (jobs_notify_change.sql, users_notify_deleted.sql).
-CREATE FUNCTION jobs_notify_change() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
-CREATE FUNCTION users_notify_deleted() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+CREATE FUNCTION jobs_notify_change() RETURNS trigger LANGUAGE plpgsql
+AS $$ BEGIN RETURN NULL; END $$;
+
+CREATE FUNCTION users_notify_deleted() RETURNS trigger LANGUAGE plpgsql
+AS $$ BEGIN RETURN NULL; END $$;
 
 -- Not llm_calls, llm_tokens, step_parts, step_outputs alone: they are not in the document.
 CREATE TRIGGER jobs_version

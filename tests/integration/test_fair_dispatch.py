@@ -1,0 +1,203 @@
+"""Fair turns per owner, queue position and the wait in the estimate, on real PostgreSQL:
+jobs are created through the API and taken with procrastinate's own fetch function
+(procrastinate_fetch_job_v2, as a worker does), so the order asserted is the order in which
+workers start them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import psycopg
+import pytest
+
+from queue_jobs.db import store
+from queue_jobs.services import jobs as job_service
+from queue_jobs.services.eta import TtlCache
+from queue_jobs.services.fair_use import FairUse
+from queue_jobs.worker.job_run import FIRST_STEPS
+from tests.fakes.website import FakeWebsite
+from tests.integration.conftest import TEST_JWT_SECRET
+from tests.integration.support import ApiClient, new_session
+from webapp import create_app
+
+
+@pytest.fixture
+def make_api(db_url: str) -> Iterator[Any]:
+    """An API with room for a backlog per owner, fair dispatch on or off."""
+    clients: list[ApiClient] = []
+
+    def make(fair: bool = True) -> ApiClient:
+        policy = replace(FairUse(), max_active_per_session=30, max_active_per_user=30,
+                         creates_per_address_per_minute=0, fair_dispatch=fair)
+        client = ApiClient(create_app({"database_url": db_url,
+                                       "jwt_secret_key": TEST_JWT_SECRET,
+                                       "fair_use": policy}))
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def fresh_estimates(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No cached pace or step timings from another test's database."""
+    monkeypatch.setattr(job_service, "_queue_pace", TtlCache(ttl_s=0))
+    monkeypatch.setattr(job_service, "_step_timings", TtlCache(ttl_s=0))
+
+
+class Workers:
+    """Takes jobs the way a procrastinate worker does, on a live worker row of its own."""
+
+    def __init__(self, db: psycopg.Connection[Any]) -> None:
+        self.db = db
+        row = db.execute("INSERT INTO procrastinate_workers DEFAULT VALUES RETURNING id")
+        self.worker_id = row.fetchone()[0]  # type: ignore[index]
+
+    def take(self) -> str | None:
+        """The next job procrastinate hands out, claimed (running) as the worker would."""
+        row = self.db.execute(
+            "SELECT id, args ->> 'job_id' FROM procrastinate_fetch_job_v2(ARRAY['jobs'], %s)",
+            (self.worker_id,)).fetchone()
+        if row is None or row[0] is None:
+            return None
+        dispatch_id, job_id = row
+        assert store.claim_job(self.db, uuid.UUID(job_id), dispatch_id, FIRST_STEPS)
+        return str(job_id)
+
+    def finish(self, job_id: str) -> None:
+        """The job fails as a worker fails it (the fenced fail_job)."""
+        dispatch_id = _dispatch(self.db, job_id)
+        assert store.fail_job(self.db, uuid.UUID(job_id), dispatch_id, "Boom", "LLM_ERROR")
+        self.db.execute("UPDATE procrastinate_jobs SET status = 'failed' WHERE id = %s",
+                        (dispatch_id,))
+
+
+def _dispatch(db: psycopg.Connection[Any], job_id: str) -> int:
+    row = db.execute("SELECT dispatch_id FROM jobs WHERE id = %s", (job_id,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _priorities(db: psycopg.Connection[Any], job_ids: list[str]) -> list[int]:
+    return [db.execute("SELECT pj.priority FROM jobs JOIN procrastinate_jobs pj "
+                       "ON pj.id = jobs.dispatch_id WHERE jobs.id = %s", (job_id,)
+                       ).fetchone()[0]  # type: ignore[index]
+            for job_id in job_ids]
+
+
+def _create(api: ApiClient, website: FakeWebsite, owner: dict[str, str], count: int) -> list[str]:
+    return [api.create_analysis(website.url("/"), owner) for _ in range(count)]
+
+
+def test_a_newcomer_starts_before_a_backlog_with_every_slot_busy(
+        make_api: Any, db: psycopg.Connection[Any], website: FakeWebsite) -> None:
+    api = make_api()
+    workers = Workers(db)
+    heavy = new_session()
+    backlog = _create(api, website, heavy, 22)
+    running = [workers.take(), workers.take()]  # every slot (two) busy with the first two
+    assert running == backlog[:2]
+    newcomer = api.create_analysis(website.url("/"), new_session())
+    # The newcomer's owner has nothing else active: rank 1, ahead of the 20 queued.
+    assert _priorities(db, [newcomer]) == [0]
+    assert _priorities(db, backlog[2:5]) == [-2, -3, -4]
+    assert workers.take() == newcomer
+    # then the backlog, in its order
+    assert [workers.take() for _ in range(3)] == backlog[2:5]
+
+
+def test_owners_take_turns_and_each_owner_is_fifo(
+        make_api: Any, db: psycopg.Connection[Any], website: FakeWebsite) -> None:
+    api = make_api()
+    ann, bob, cat = new_session(), new_session(), new_session()
+    a = _create(api, website, ann, 3)
+    b = _create(api, website, bob, 2)
+    c = _create(api, website, cat, 1)
+    workers = Workers(db)
+    taken = [workers.take() for _ in range(6)]
+    assert taken == [a[0], b[0], c[0], a[1], b[1], a[2]]
+    assert workers.take() is None
+
+
+def test_queue_position_is_the_place_in_the_fetch_order(
+        make_api: Any, db: psycopg.Connection[Any], website: FakeWebsite) -> None:
+    api = make_api()
+    ann, bob = new_session(), new_session()
+    a = _create(api, website, ann, 3)
+    b = _create(api, website, bob, 1)
+    # fetch order: a0, b0, a1, a2
+    assert [api.status(job, ann)["queuePosition"] for job in a] == [1, 3, 4]
+    assert api.status(b[0], bob)["queuePosition"] == 2
+    listed = api.http.get("/api/v1/jobs", headers=ann).get_json()["jobs"]
+    assert [doc["queuePosition"] for doc in listed] == [4, 3, 1]  # newest first
+    workers = Workers(db)
+    assert workers.take() == a[0]
+    assert api.status(a[0], ann)["queuePosition"] is None  # running
+    assert [api.status(job, ann)["queuePosition"] for job in a[1:]] == [2, 3]
+    assert api.status(b[0], bob)["queuePosition"] == 1
+    workers.finish(a[0])
+    assert api.status(a[0], ann)["queuePosition"] is None  # finished
+
+
+def test_a_finished_or_cancelled_job_moves_its_owners_queue_up(
+        make_api: Any, db: psycopg.Connection[Any], website: FakeWebsite) -> None:
+    api = make_api()
+    ann, bob = new_session(), new_session()
+    a = _create(api, website, ann, 4)
+    b = _create(api, website, bob, 3)
+    workers = Workers(db)
+    assert workers.take() == a[0]
+    assert _priorities(db, a[1:]) == [-1, -2, -3]
+    # a running job finishes: the owner's queued ones each move up one rank
+    workers.finish(a[0])
+    assert _priorities(db, a[1:]) == [0, -1, -2]
+    # a queued one is cancelled: only those behind it move up
+    assert api.http.post(f"/api/v1/jobs/{a[2]}/cancel", headers=ann).status_code == 200
+    assert _priorities(db, [a[1], a[3]]) == [0, -1]
+    assert _priorities(db, b) == [0, -1, -2]  # another owner's are not touched
+    # a retried job is active again: it ranks last among its owner's
+    assert api.http.post(f"/api/v1/jobs/{a[2]}/retry", headers=ann).status_code == 200
+    assert _priorities(db, [a[1], a[3], a[2]]) == [0, -1, -2]
+
+
+def test_with_fair_dispatch_off_the_queue_is_fifo(
+        make_api: Any, db: psycopg.Connection[Any], website: FakeWebsite) -> None:
+    api = make_api(fair=False)
+    ann, bob = new_session(), new_session()
+    created = _create(api, website, ann, 3) + _create(api, website, bob, 1)
+    assert _priorities(db, created) == [0, 0, 0, 0]
+    workers = Workers(db)
+    assert workers.take() == created[0]
+    workers.finish(created[0])  # the re-rank leaves FIFO priorities at 0
+    assert _priorities(db, created[1:]) == [0, 0, 0]
+    assert api.status(created[3], bob)["queuePosition"] == 3
+    assert [workers.take() for _ in range(3)] == created[1:]
+
+
+@pytest.mark.usefixtures("fresh_estimates")
+def test_the_estimate_of_a_job_behind_a_backlog_includes_the_wait(
+        make_api: Any, db: psycopg.Connection[Any], website: FakeWebsite) -> None:
+    api = make_api()
+    workers = Workers(db)  # a live worker
+    alone, owner = new_session(), new_session()
+    idle_job = api.create_analysis(website.url("/"), alone)
+    idle = api.status(idle_job, alone)
+    # a live worker running nothing has a free slot: no wait, just the pipeline (defaults)
+    pipeline_s = idle["estimatedTimeRemaining"]
+    assert idle["queuePosition"] == 1 and pipeline_s == 40
+    assert workers.take() == idle_job
+    backlog = _create(api, website, owner, 11)
+    assert workers.take() == backlog[0]  # two busy slots, ten queued
+    last = api.status(backlog[-1], owner)
+    assert last["queuePosition"] == 10
+    # Two starts in the window are no rate yet: two busy slots of 40 s runs (no run
+    # history: the pipeline's own time) start one job every 20 s; the tenth waits 200 s.
+    assert last["estimatedTimeRemaining"] == pytest.approx(pipeline_s + 10 * 20, abs=2)
+    first = api.status(backlog[1], owner)
+    assert first["queuePosition"] == 1
+    assert first["estimatedTimeRemaining"] == pytest.approx(pipeline_s + 20, abs=2)
