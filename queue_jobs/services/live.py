@@ -35,6 +35,7 @@ import psycopg
 from queue_jobs.db import notifications, store
 from queue_jobs.db.connections import Backoff, first_line
 from queue_jobs.models import JobRow, Owner
+from queue_jobs.observability import live_metrics
 from queue_jobs.services import jobs
 from queue_jobs.services.connections import ConnectionPool, autocommit
 from queue_jobs.services.jobs import StatusAnswer
@@ -254,6 +255,7 @@ class LiveFeed:
             answer = jobs.status_answer_in_memory(row, snapshot.position, datetime.now(UTC))
         if answer is not None:
             self.answered_from_memory += 1
+            live_metrics.FROM_MEMORY.inc()
         return answer
 
     def written_here(self, job_id: uuid.UUID, version: int) -> None:
@@ -277,6 +279,7 @@ class LiveFeed:
                 raise StreamsFull()
             self._streams.setdefault(job_id, set()).add(stream)
             self._stream_count += 1
+        live_metrics.STREAMS_OPEN.inc()
         try:
             token = self.token()
             with autocommit(self._pool) as conn:
@@ -295,11 +298,13 @@ class LiveFeed:
     def close_stream(self, stream: Stream) -> None:
         with self._lock:
             streams = self._streams.get(stream.job_id)
-            if streams is not None and stream in streams:
-                streams.discard(stream)
-                self._stream_count -= 1
-                if not streams:
-                    del self._streams[stream.job_id]
+            if streams is None or stream not in streams:
+                return
+            streams.discard(stream)
+            self._stream_count -= 1
+            if not streams:
+                del self._streams[stream.job_id]
+        live_metrics.STREAMS_OPEN.dec()
 
     @property
     def stream_count(self) -> int:
@@ -346,6 +351,7 @@ class LiveFeed:
             self._snapshots.clear()
         if was_connected:
             self.gaps += 1
+            live_metrics.LISTENER_GAPS.inc()
             if error is not None:
                 log.warning("live status: lost the listening connection (%s); polls read "
                             "the database until it is back", first_line(error))

@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from queue_jobs.models import JobType, Owner
+from queue_jobs.observability import live_metrics
 from queue_jobs.services import connections, jobs, live, organizations
 from queue_jobs.services.errors import StreamsRefused
 from webapp.context import client_address, db_pool, live_feed, web_config
@@ -69,6 +70,7 @@ def job_status(job_id: str) -> Response:
             answer = jobs.job_status(conn, parsed, owner, tags, known.star_tag)
         if answer.row is not None:
             feed.remember(token, answer.row, answer.position)
+        live_metrics.FROM_DATABASE.inc()
     if answer.body is None or known.contains_weak(answer.etag):
         response = Response(status=304)
     else:
