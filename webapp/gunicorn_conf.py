@@ -14,21 +14,15 @@ No preload_app: each worker opens its own connection pool after the fork.
 """
 
 import os
-
-# gevent's monkey-patching first, before anything imports ssl, socket or threading (the
-# settings below import requests and urllib3): patched after them, as gunicorn's worker
-# would do at boot, their direct imports stay blocking. WebConfig validates the value.
-if os.environ.get("WEB_WORKER_CLASS", "gevent") == "gevent":
-    from gevent import monkey
-
-    monkey.patch_all()
-
 import tempfile
 from typing import Any
 
 from gunicorn.arbiter import Arbiter
 from gunicorn.glogging import Logger
 from gunicorn.workers.base import Worker
+
+# First: gevent's monkey-patching (webapp/green.py), before anything imports psycopg.
+import webapp.green  # noqa: F401
 
 # /metrics sums every worker process's samples from files in this directory. Set here, in
 # the master, before anything (the webapp package below) imports prometheus_client, which

@@ -9,6 +9,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+# First: gevent's monkey-patching (webapp/green.py), before anything imports psycopg.
+import webapp.green  # noqa: F401
 from queue_jobs.config.env_reader import exit_on_bad_settings
 
 # By file, not `python:webapp.gunicorn_conf`: importing it as a module would import the
