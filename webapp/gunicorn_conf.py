@@ -21,8 +21,10 @@ from gunicorn.arbiter import Arbiter
 from gunicorn.glogging import Logger
 from gunicorn.workers.base import Worker
 
+from webapp.green import patch_for_gevent_worker
+
 # First: gevent's monkey-patching (webapp/green.py), before anything imports psycopg.
-import webapp.green  # noqa: F401
+patch_for_gevent_worker()
 
 # /metrics sums every worker process's samples from files in this directory. Set here, in
 # the master, before anything (the webapp package below) imports prometheus_client, which
@@ -30,9 +32,9 @@ import webapp.green  # noqa: F401
 # earlier run are counted.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="jobs-metrics-"))
 
-from queue_jobs.config.env_reader import exit_on_bad_settings
-from queue_jobs.config.settings import QueueSettings
-from webapp.config import WebConfig
+from queue_jobs.config.env_reader import exit_on_bad_settings  # noqa: E402 (patched first)
+from queue_jobs.config.settings import QueueSettings  # noqa: E402
+from webapp.config import WebConfig  # noqa: E402
 
 
 def child_exit(server: Arbiter, worker: Worker) -> None:
