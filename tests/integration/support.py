@@ -219,7 +219,8 @@ def wait_until_serving(base: str, timeout: float = 30.0) -> None:
     def up() -> bool:
         try:
             return requests.get(f"{base}/healthz", timeout=5).status_code == 200
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
+            # refused, or accepted into the listen backlog while the worker still boots
             return False
 
     wait_until(up, timeout=timeout, message=f"{base} to answer")
