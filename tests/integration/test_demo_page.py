@@ -46,6 +46,7 @@ TEST_IDS = (
     "progress-steps", "progress-percent", "current-step", "eta", "job", "job-status",
     "job-id", "result", "scenario-card", "scenario-image", "scenario-pitch", "cta-link",
     "error-box", "error-code", "error-message", "connection-notice", "session-id",
+    "transport",
 )
 STEP_LABELS = ("Analyzing website...", "Generating audiences...", "Generating pitches...",
                "Generating images...")
