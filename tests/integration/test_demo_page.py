@@ -5,8 +5,8 @@ origin and never turn server strings into markup. Where `node` is installed, the
 (jobs-client.js) is also run for real: against a scripted fetch (ETag/304, backoff,
 Retry-After, idempotent create retries, 404, cancel, retry, images; the event stream:
 frames split anywhere, reconnects with Last-Event-ID, the fall back to polling, a reload)
-and against the live API with a worker (create, reload and resume, done, images). Browser tests of the page
-itself (Playwright) drive the data-testid attributes checked here.
+and against the live API with a worker (create, reload and resume, done, images). Browser
+tests of the page itself (Playwright) drive the data-testid attributes checked here.
 """
 
 from __future__ import annotations
@@ -600,15 +600,15 @@ function frame(id, document) {
   return `event: status\nid: ${id}\ndata: ${JSON.stringify(document)}\n\n`;
 }
 
-/** An event stream answer sending `chunks` one read each, then closing or ("hang")
- * staying open until the request is aborted. */
+/** An event stream answer sending `chunks` (text or bytes) one read each, then closing or
+ * ("hang") staying open until the request is aborted. */
 function sse(chunks, then = "close") {
   return (url, init) => {
     const encoder = new TextEncoder();
     const body = new ReadableStream({
       start(controller) {
         for (const chunk of chunks) {
-          controller.enqueue(encoder.encode(chunk));
+          controller.enqueue(typeof chunk === "string" ? encoder.encode(chunk) : chunk);
         }
         if (then === "close") {
           controller.close();
@@ -652,9 +652,13 @@ const session = { "x-session-id": "sess_test_1234" };
 const quick = { pollMs: 5, maxBackoffMs: 20, streamRetryMs: 60000 };
 
 function recorder(client, jobId) {
-  const seen = { updates: [], transports: [], problems: [], done: null, failed: null };
+  const seen = { updates: [], steps: [], transports: [], problems: [], done: null,
+                 failed: null };
   client.watch(jobId, {
-    onUpdate: (d) => seen.updates.push(d.progress === 0 ? d.status : `${d.status}:${d.progress}`),
+    onUpdate: (d) => {
+      seen.updates.push(d.progress === 0 ? d.status : `${d.status}:${d.progress}`);
+      seen.steps.push(d.currentStep);
+    },
     onTransport: (t) => seen.transports.push(`${t.transport}:${t.reason}`),
     onConnectionProblem: (info) => seen.problems.push(info.errorCode),
     onDone: (d) => { seen.done = d; },
@@ -664,20 +668,24 @@ function recorder(client, jobId) {
 }
 
 async function framesSplitAnywhere() {
-  const running = JSON.stringify(doc("s1", "running", { progress: 30 }));
-  const text = `: keep-alive\r\n\r\nevent: status\r\nid: 1-1-a\r\ndata: ${JSON.stringify(doc("s1", "queued"))}\r\n\r\n`
+  const queued = JSON.stringify(doc("s1", "queued"));
+  const running = JSON.stringify(doc("s1", "running", { progress: 30, currentStep: "Café ✓" }));
+  const done = JSON.stringify(doc("s1", "succeeded", { progress: 100 }));
+  const text = `: keep-alive\r\n\r\nevent: status\r\nid: 1-1-a\r\ndata: ${queued}\r\n\r\n`
     + "event: other\ndata: not a document\n\n"  // another event type: ignored
     + "retry: 7\n"
     + `event: status\nid: 2-2-b\ndata: ${running.slice(0, 20)}\ndata: ${running.slice(20)}\n\n`
-    + `event:status\rid:3-3-c\rdata:${JSON.stringify(doc("s1", "succeeded", { progress: 100 }))}\r\r`;
-  // Every split of the text in two chunks, CR|LF pairs and multi-byte-free JSON included.
-  for (let cut = 0; cut <= text.length; cut += 1) {
-    const fake = scripted([sse([text.slice(0, cut), text.slice(cut)], "hang")]);
+    + `event:status\rid:3-3-c\rdata:${done}\r\r`;
+  const bytes = new TextEncoder().encode(text);
+  // Every split of the bytes in two chunks: inside a CRLF, a field, a UTF-8 character...
+  for (let cut = 0; cut <= bytes.length; cut += 1) {
+    const fake = scripted([sse([bytes.slice(0, cut), bytes.slice(cut)], "hang")]);
     const client = new JobsClient({ identity: session, storage: memoryStorage(),
                                     fetchImpl: fake.fetchImpl, ...quick });
     const seen = recorder(client, "s1");
     await until(() => seen.done, 2000, `done (cut ${cut})`);
     assert.deepEqual(seen.updates, ["queued", "running:30", "succeeded:100"], `cut ${cut}`);
+    assert.equal(seen.steps[1], "Café ✓", `cut ${cut}`);
     assert.deepEqual(seen.transports, ["stream:null"]);
     assert.equal(fake.calls.length, 1, "one stream, no poll");
     assert.equal(fake.calls[0].url, "/api/v1/jobs/s1/events");
