@@ -194,10 +194,9 @@ def test_the_client_runs_a_website_analysis_through_the_api(
              timeout=90)
 
 
-UNIT_SCRIPT = r"""import assert from "node:assert/strict";
-
-const { JobsClient, JobsApiError, anonymousSession } = await import(process.argv[2]);
-
+# Helpers of the scripted-fetch scripts: storage in memory, answers, documents, a
+# fetch answering from a list (Response, Error thrown, function, or "hang"), waiting.
+SCRIPTED_HELPERS = r"""
 function memoryStorage(initial = {}) {
   const items = new Map(Object.entries(initial));
   return { getItem: (k) => (items.has(k) ? items.get(k) : null),
@@ -220,7 +219,8 @@ function doc(jobId, status, extra = {}) {
 function scripted(answers) {
   const calls = [];
   const fetchImpl = async (url, init) => {
-    calls.push({ url, method: init.method, headers: { ...init.headers }, body: init.body });
+    calls.push({ url, method: init.method, headers: { ...init.headers }, body: init.body,
+                 signal: init.signal });
     const next = answers.shift();
     if (next === undefined) {
       throw new Error(`unexpected request ${init.method} ${url}`);
@@ -248,6 +248,13 @@ async function until(predicate, ms = 2000, what = "condition") {
 }
 
 const session = { "x-session-id": "sess_test_1234" };
+"""
+
+
+UNIT_SCRIPT = r"""import assert from "node:assert/strict";
+
+const { JobsClient, JobsApiError, anonymousSession } = await import(process.argv[2]);
+""" + SCRIPTED_HELPERS + r"""
 // These tests are of polling (the stream's are in STREAM_SCRIPT).
 const quiet = { pollMs: 5, maxBackoffMs: 20, stream: false };
 
@@ -577,25 +584,7 @@ console.log("ok live");
 STREAM_SCRIPT = r"""import assert from "node:assert/strict";
 
 const { JobsClient } = await import(process.argv[2]);
-
-function memoryStorage(initial = {}) {
-  const items = new Map(Object.entries(initial));
-  return { getItem: (k) => (items.has(k) ? items.get(k) : null),
-           setItem: (k, v) => { items.set(k, String(v)); },
-           removeItem: (k) => { items.delete(k); }, items };
-}
-
-function json(status, body, headers = {}) {
-  return new Response(JSON.stringify(body),
-                      { status, headers: { "Content-Type": "application/json", ...headers } });
-}
-
-function doc(jobId, status, extra = {}) {
-  return { jobId, type: "website-analysis", status, progress: 0, currentStep: null,
-           estimatedTimeRemaining: null, error: null, errorCode: null, result: null,
-           createdAt: "2026-01-29T12:00:00Z", updatedAt: "2026-01-29T12:00:00Z", ...extra };
-}
-
+""" + SCRIPTED_HELPERS + r"""
 function frame(id, document) {
   return `event: status\nid: ${id}\ndata: ${JSON.stringify(document)}\n\n`;
 }
@@ -622,33 +611,6 @@ function sse(chunks, then = "close") {
   };
 }
 
-function scripted(answers) {
-  const calls = [];
-  const fetchImpl = async (url, init) => {
-    calls.push({ url, headers: { ...init.headers }, signal: init.signal });
-    const next = answers.shift();
-    if (next === undefined) {
-      throw new Error(`unexpected request ${init.method} ${url}`);
-    }
-    if (next instanceof Error) {
-      throw next;
-    }
-    return typeof next === "function" ? next(url, init) : next;
-  };
-  return { calls, fetchImpl };
-}
-
-async function until(predicate, ms = 2000, what = "condition") {
-  const deadline = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-}
-
-const session = { "x-session-id": "sess_test_1234" };
 const quick = { pollMs: 5, maxBackoffMs: 20, streamRetryMs: 60000 };
 
 function recorder(client, jobId) {
