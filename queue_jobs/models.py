@@ -85,8 +85,15 @@ class JobRow:
     step_started_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    version: int = 0  # one more at every change of its status document (jobs_bump_version)
     finished_etag: str | None = None  # get_owned_job: set once the job has finished
     dispatch_id: int | None = None  # its procrastinate job (queue position)
+
+    def visible_to(self, owner: Owner) -> bool:
+        """get_owned_job's rule: a user's job to that user, a session's to that session."""
+        if self.owner_user_id is not None:
+            return self.owner_user_id == owner.user_id
+        return owner.session_id is not None and self.owner_session_id == owner.session_id
 
     @property
     def owner(self) -> Owner:

@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
-import logging
-import threading
-from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
-from werkzeug.middleware.proxy_fix import ProxyFix
-
-from queue_jobs.config.settings import QueueSettings
-from queue_jobs.observability import logs
-from queue_jobs.services import connections
-from webapp.config import WebConfig
+if TYPE_CHECKING:
+    from flask import Flask
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    # The views are imported here, not at the top: gunicorn's master reads WebConfig (and
+    # Everything is imported here, not at the top: gunicorn's master reads WebConfig (and
     # so imports this package) to check the settings, and must not load the whole app
-    # before it forks its workers.
+    # before it forks its workers; and `jobs-web` patches for gevent (webapp/green.py)
+    # after importing this package, before psycopg may be imported.
+    import logging
+    import threading
+    from datetime import timedelta
+
+    from flask import Flask
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    from queue_jobs.config.settings import QueueSettings
+    from queue_jobs.observability import logs
+    from queue_jobs.services import connections, live
+    from webapp.config import WebConfig
     from webapp.hooks.around_request import init_around_request
     from webapp.hooks.errors import register_error_handlers
     from webapp.hooks.identity import init_jwt
@@ -45,6 +49,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # One pool per gunicorn worker process: create_app runs after the fork (no --preload).
     # open(wait=False): the app starts even while PostgreSQL is down and answers 503;
     # fail_fast: at once, not after DB_WAIT_S, while the pool knows it is down.
+    connections.check_cooperative_waits()
     pool = connections.open_pool(config.database_url, name="web", min_size=config.pool_min_size,
                         max_size=config.pool_max_size, timeout=config.db_wait_s,
                         connect_timeout=max(1, int(config.db_wait_s)), wait=False,
@@ -58,6 +63,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             "will answer heuristic results (set the same LLM settings as the workers)")
     app.extensions["run_resources"] = connections.in_process_resources(settings, pool)
     app.extensions["legacy_slots"] = threading.BoundedSemaphore(config.legacy_calls_per_process)
+    # Started by its first use (a poll or a stream): one LISTEN connection per process.
+    app.extensions["live_feed"] = live.LiveFeed(
+        pool, config.database_url, max_streams=config.streams_per_process,
+        eta_tick_s=config.stream_eta_tick_s)
     init_jwt(app)
     register_error_handlers(app)
     # Before the blueprints: its hooks run first and last, so every request is counted,

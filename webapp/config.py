@@ -9,6 +9,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from marshmallow.validate import Range
+
 from queue_jobs.config.env_reader import EnvReader, SettingsError
 from queue_jobs.services.accounts import AuthThrottle
 from queue_jobs.services.fair_use import FairUse
@@ -67,6 +69,16 @@ class WebConfig:
     port: int
     web_concurrency: int
     web_threads: int
+    # gevent (default): a stream is a greenlet, so a process holds thousands of event
+    # streams; gthread: a stream holds a thread (streams_per_process is capped to leave
+    # threads to polls).
+    worker_class: str
+    # Live status (queue_jobs.services.live): event streams one process holds at most
+    # (past it: 503, the client polls), the keep-alive comment's interval, and how often an
+    # open stream's estimate is rendered again while nothing is written.
+    streams_per_process: int
+    stream_keepalive_s: float
+    stream_eta_tick_s: float
     control_socket: str
     log_format: str
 
@@ -80,6 +92,10 @@ class WebConfig:
         secret = env.str("JWT_SECRET_KEY", "")
         default_origins = "" if app_env == "production" else "*"
         web_threads = env.int("WEB_THREADS", 8)
+        worker_class = env.choice("WEB_WORKER_CLASS", "gevent", ("gevent", "gthread"))
+        streams = env.int("LIVE_STREAMS_PER_PROCESS", 10_000, validate=Range(min=0))
+        if worker_class == "gthread":
+            streams = min(streams, web_threads // 2)
         config = cls(
             database_url=env.str("DATABASE_URL", ""),
             app_env=app_env,
@@ -116,6 +132,10 @@ class WebConfig:
             port=env.int("PORT", 8000),
             web_concurrency=env.int("WEB_CONCURRENCY", 2),
             web_threads=web_threads,
+            worker_class=worker_class,
+            streams_per_process=streams,
+            stream_keepalive_s=env.seconds("LIVE_KEEPALIVE_S", 10.0),
+            stream_eta_tick_s=env.seconds("LIVE_ETA_TICK_S", 5.0),
             control_socket=env.str("GUNICORN_CONTROL_SOCKET", ""),
             log_format=env.str("LOG_FORMAT", "json"),
         )

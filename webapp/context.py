@@ -8,6 +8,7 @@ import threading
 from flask import current_app, request
 
 from queue_jobs.services.connections import ConnectionPool, InProcessResources
+from queue_jobs.services.live import LiveFeed
 from webapp.config import WebConfig
 
 log = logging.getLogger(__name__)
@@ -17,6 +18,11 @@ _warned_about_proxy = False
 def db_pool() -> ConnectionPool:
     pool: ConnectionPool = current_app.extensions["db_pool"]
     return pool
+
+
+def live_feed() -> LiveFeed:
+    feed: LiveFeed = current_app.extensions["live_feed"]
+    return feed
 
 
 def web_config() -> WebConfig:

@@ -1,10 +1,15 @@
 """gunicorn settings of `jobs-web` (`gunicorn -c webapp/gunicorn_conf.py wsgi:app`).
 
-gthread: status polls are short and I/O bound; threads let one process answer many at once.
-A deprecated synchronous call (a minute or more) holds one thread, never the process: at
-most LEGACY_CALLS_PER_PROCESS (WEB_THREADS - 2) run at once, so polls always find a thread.
-`timeout` is the worker heartbeat, which gthread keeps beating during long requests; it
-does not cut those calls short (JOB_TIMEOUT_S does).
+gevent (WEB_WORKER_CLASS, the default): every request is a greenlet, so one process holds
+thousands of open event streams (GET /api/v1/jobs/:id/events) beside its polls, where a
+thread per stream would not scale. psycopg (>= 3.1.14) and the pool cooperate with
+gevent's monkey-patching, which the worker applies before it loads the app. Work that
+holds the CPU (the deprecated synchronous calls' HTML parsing and image drawing) pauses
+the process's other requests for its milliseconds; at most LEGACY_CALLS_PER_PROCESS run
+at once. gthread stays available: then a stream holds a thread, and a process holds at
+most WEB_THREADS / 2 of them.
+`timeout` is the worker heartbeat, kept beating during long requests; it does not cut
+those calls short (JOB_TIMEOUT_S does).
 No preload_app: each worker opens its own connection pool after the fork.
 """
 
@@ -16,15 +21,20 @@ from gunicorn.arbiter import Arbiter
 from gunicorn.glogging import Logger
 from gunicorn.workers.base import Worker
 
+from webapp.green import patch_for_gevent_worker
+
+# First: gevent's monkey-patching (webapp/green.py), before anything imports psycopg.
+patch_for_gevent_worker()
+
 # /metrics sums every worker process's samples from files in this directory. Set here, in
 # the master, before anything (the webapp package below) imports prometheus_client, which
 # picks its storage at import time; a fresh one per start, so no stale samples of an
 # earlier run are counted.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="jobs-metrics-"))
 
-from queue_jobs.config.env_reader import exit_on_bad_settings
-from queue_jobs.config.settings import QueueSettings
-from webapp.config import WebConfig
+from queue_jobs.config.env_reader import exit_on_bad_settings  # noqa: E402 (patched first)
+from queue_jobs.config.settings import QueueSettings  # noqa: E402
+from webapp.config import WebConfig  # noqa: E402
 
 
 def child_exit(server: Arbiter, worker: Worker) -> None:
@@ -45,8 +55,11 @@ with exit_on_bad_settings("jobs-web"):
 
 bind = f"{web_config.host}:{web_config.port}"
 workers = web_config.web_concurrency
-worker_class = "gthread"
-threads = web_config.web_threads
+worker_class = web_config.worker_class
+threads = web_config.web_threads  # gthread only
+# gevent only: open connections per process (streams, keep-alive polls) before it stops
+# accepting; past LIVE_STREAMS_PER_PROCESS a stream is refused with 503 (poll instead).
+worker_connections = web_config.streams_per_process + 1000
 timeout = 60
 graceful_timeout = 20
 keepalive = 5

@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 from queue_jobs.config.env_reader import exit_on_bad_settings
+from webapp.green import patch_for_gevent_worker
 
 # By file, not `python:webapp.gunicorn_conf`: importing it as a module would import the
 # webapp package (and prometheus_client) before the conf sets PROMETHEUS_MULTIPROC_DIR.
@@ -17,6 +18,7 @@ SETTINGS_FILE = Path(__file__).resolve().with_name("gunicorn_conf.py")
 
 
 def main() -> None:
+    patch_for_gevent_worker()  # first: before the settings below import psycopg
     # This process becomes gunicorn's master, and reading the settings below imports the
     # webapp package, prometheus_client with it: the multiprocess directory must be chosen
     # first (the settings file keeps it, as it does under plain gunicorn).

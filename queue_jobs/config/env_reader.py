@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from environs import Env, EnvValidationError
+from marshmallow.validate import OneOf
 
 
 class SettingsError(ValueError):
@@ -49,6 +50,10 @@ class EnvReader:
 
     def str(self, name: builtins.str, default: builtins.str) -> builtins.str:
         return self._read(self._env.str, name, default)
+
+    def choice(self, name: builtins.str, default: builtins.str,
+               choices: tuple[builtins.str, ...]) -> builtins.str:
+        return self._read(self._env.str, name, default, validate=OneOf(choices))
 
     def int(self, name: builtins.str, default: builtins.int, *,
             validate: Callable[[Any], Any] | None = None,

@@ -110,7 +110,7 @@ def get_owned_job(conn: Conn, job_id: uuid.UUID, owner: Owner,
     # of a 304's time in this call. Our tags contain no space (a tag that does is not ours).
     known = " ".join(tag for tag in known_etags if " " not in tag)
     return _typed_one(conn, JobRow, "get_owned_job", id=job_id, known=known, any=any_etag,
-                      version=document_version, **owner.params())
+                      document_version=document_version, **owner.params())
 
 
 def list_owned_jobs(conn: Conn, owner: Owner, status: str | None, limit: int) -> list[JobRow]:
@@ -118,21 +118,28 @@ def list_owned_jobs(conn: Conn, owner: Owner, status: str | None, limit: int) ->
                       **owner.params())
 
 
-def retry_failed_job(conn: Conn, job_id: uuid.UUID, owner: Owner, *, fair: bool) -> bool:
-    return _changed(conn, "retry_failed_job", id=job_id, fair=fair, **owner.params(),
-                    **_DISPATCH)
+def retry_failed_job(conn: Conn, job_id: uuid.UUID, owner: Owner, *,
+                     fair: bool) -> int | None:
+    """The job's new row version, or None if no failed job of the owner's matched."""
+    return _returned(conn, "version", "retry_failed_job", id=job_id, fair=fair,
+                     **owner.params(), **_DISPATCH)
 
 
 def cancel_queued_job(conn: Conn, job_id: uuid.UUID,
-                      owner: Owner) -> tuple[int, FinishedJob] | None:
-    """(dispatch id, the job) of the job it cancelled, or None if no queued job matched."""
+                      owner: Owner) -> tuple[int, FinishedJob, int] | None:
+    """(dispatch id, the job, its new row version) of the job it cancelled, or None if no
+    queued job matched."""
     row = _one(conn, "cancel_queued_job", id=job_id, **owner.params())
-    return (row["dispatch_id"], FinishedJob(row["type"], row["elapsed_ms"])) if row else None
+    if row is None:
+        return None
+    return row["dispatch_id"], FinishedJob(row["type"], row["elapsed_ms"]), row["version"]
 
 
-def request_running_job_cancel(conn: Conn, job_id: uuid.UUID, owner: Owner) -> int | None:
+def request_running_job_cancel(conn: Conn, job_id: uuid.UUID,
+                               owner: Owner) -> tuple[int, int] | None:
+    """(dispatch id, new row version) of the running job told to stop, or None."""
     row = _one(conn, "request_running_job_cancel", id=job_id, **owner.params())
-    return row["dispatch_id"] if row else None
+    return (row["dispatch_id"], row["version"]) if row else None
 
 
 def cancel_dispatch(conn: Conn, dispatch_id: int) -> None:
@@ -435,3 +442,7 @@ def beat_inline_run(conn: Conn, job_id: uuid.UUID, dispatch_id: int) -> None:
 
 def overdue_runs(conn: Conn, timeout_s: float) -> list[dict[str, Any]]:
     return _all(conn, "overdue_runs", timeout_s=timeout_s)
+
+
+def jobs_by_ids(conn: Conn, job_ids: Sequence[uuid.UUID]) -> list[JobRow]:
+    return _typed_all(conn, JobRow, "jobs_by_ids", ids=list(job_ids))

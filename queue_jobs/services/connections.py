@@ -4,6 +4,8 @@ resources its synchronous runs use in this process."""
 
 from __future__ import annotations
 
+import sys
+
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -32,6 +34,21 @@ def unreachable_reason(pool: ConnectionPool) -> str | None:
     if isinstance(pool, FailFastPool):
         return pool.reachability.down
     return None
+
+
+def check_cooperative_waits() -> None:
+    """Under gevent's monkey-patching, psycopg must wait cooperatively: it chooses how when
+    it is imported, so an import before the patching (see webapp/green.py) would let one
+    waiting connection (the live-status listener) stall the whole process. Refuse to start
+    rather than serve that way."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is None or not monkey.is_module_patched("select"):
+        return
+    from psycopg import waiting
+
+    if waiting.wait is getattr(waiting, "wait_c", None):
+        raise RuntimeError("psycopg was imported before gevent's monkey-patching: its waits "
+                           "would block the process (import order, see webapp/green.py)")
 
 
 def in_process_resources(settings: QueueSettings, pool: ConnectionPool) -> InProcessResources:

@@ -150,6 +150,17 @@ class QueueUnavailable(DomainError):
         self.headers["Retry-After"] = str(random.randint(*UNAVAILABLE_RETRY_AFTER_S))
 
 
+class StreamsRefused(DomainError):
+    """This server holds as many event streams as it may: poll /status instead."""
+
+    status = 503
+    error_code = "STREAMS_UNAVAILABLE"
+
+    def __init__(self, message: str | None = None, **extra: Any) -> None:
+        super().__init__(message, **extra)
+        self.headers["Retry-After"] = str(random.randint(*UNAVAILABLE_RETRY_AFTER_S))
+
+
 def parse_id(text: str, missing: type[DomainError]) -> uuid.UUID:
     """An id from a URL; a malformed one is simply not found (contract §4)."""
     try:

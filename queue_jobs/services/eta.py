@@ -110,6 +110,14 @@ class TtlCache(Generic[T]):
         self._entries: dict[str, tuple[float, T]] = {}
         self._lock = threading.Lock()
 
+    def peek(self, key: str) -> T | None:
+        """The value if cached and fresh, else None (never loads it)."""
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry and time.monotonic() - entry[0] < self._ttl_s:
+            return entry[1]
+        return None
+
     def get(self, key: str, load: Callable[[], T]) -> T:
         now = time.monotonic()
         with self._lock:

@@ -134,15 +134,40 @@ def _current_step_label(row: JobRow) -> str | None:
 def _eta(conn: Conn, row: JobRow, now: datetime, position: int | None) -> int | None:
     if row.status not in ("queued", "running"):
         return None
-    pipeline = PIPELINES[row.type]
     timings = _step_timings.get(row.type, lambda: store.recent_step_durations(conn, row.type))
-    wait_s = 0.0
+    pace = None
     if row.status == "queued" and position is not None:
         pace = _queue_pace.get("pace", lambda: store.queue_pace(
             conn, window_s=PACE_WINDOW_S, stalled_after_s=LIVE_WORKER_S))
+    return _estimate(row, now, position, timings, pace)
+
+
+def _eta_from_memory(row: JobRow, now: datetime, position: int | None) -> int | _Cold | None:
+    """As _eta, from this process's caches alone: COLD if one would need the database."""
+    if row.status not in ("queued", "running"):
+        return None
+    timings = _step_timings.peek(row.type)
+    pace = _queue_pace.peek("pace")
+    if timings is None or (row.status == "queued" and position is not None and pace is None):
+        return COLD
+    return _estimate(row, now, position, timings, pace)
+
+
+def _estimate(row: JobRow, now: datetime, position: int | None,
+              timings: dict[str, StepTiming], pace: QueuePace | None) -> int | None:
+    pipeline = PIPELINES[row.type]
+    wait_s = 0.0
+    if row.status == "queued" and position is not None and pace is not None:
         wait_s = queue_wait_s(position, pace, pipeline_seconds(pipeline, timings))
     return remaining_seconds(pipeline, row.status, row.current_step, row.step_started_at,
                              now, timings, progress=row.progress, wait_s=wait_s)
+
+
+class _Cold:
+    """A cache this process would have to fill from the database first."""
+
+
+COLD = _Cold()
 
 
 def _queue_positions(conn: Conn, rows: Sequence[JobRow]) -> dict[int, int]:
@@ -152,13 +177,17 @@ def _queue_positions(conn: Conn, rows: Sequence[JobRow]) -> dict[int, int]:
     return store.queue_positions(conn, dispatch_ids) if dispatch_ids else {}
 
 
+def _position_of(row: JobRow, positions: dict[int, int]) -> int | None:
+    return positions.get(row.dispatch_id) if row.dispatch_id is not None else None
+
+
 def _documents(conn: Conn, rows: Sequence[JobRow], *,
                with_result: bool) -> list[dict[str, Any]]:
     now = datetime.now(UTC)
     positions = _queue_positions(conn, rows)
     documents = []
     for row in rows:
-        position = positions.get(row.dispatch_id) if row.dispatch_id is not None else None
+        position = _position_of(row, positions)
         documents.append(status_document(row, _eta(conn, row, now, position), position,
                                          with_result=with_result))
     return documents
@@ -171,10 +200,28 @@ DOCUMENT_VERSION = "1." + hashlib.blake2b(json.dumps(
      in sorted(PIPELINES.items())}).encode(), digest_size=4).hexdigest()
 
 
+def finished_etag(job_id: uuid.UUID, version: int) -> str:
+    """A finished job's ETag, as get_owned_job computes it in SQL (a test keeps them equal)."""
+    return f"f{DOCUMENT_VERSION}-" + hashlib.md5(f"{job_id}:{version}".encode(),
+                                                 usedforsecurity=False).hexdigest()
+
+
+def body_digest(body: bytes) -> str:
+    """An active job's ETag: its document's digest (the ETA in it changes while the row
+    does not)."""
+    return hashlib.blake2b(body, digest_size=16).hexdigest()
+
+
+def _body(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
 @dataclass(frozen=True)
 class StatusAnswer:
-    document: dict[str, Any] | None  # None: the caller's copy is current (answer 304)
-    etag: str | None  # a finished job's version; None: derive the ETag from the document
+    body: bytes | None  # the document; None: the caller's copy is current (answer 304)
+    etag: str
+    row: JobRow | None = None  # as read, when it was (live status remembers it)
+    position: int | None = None
 
 
 def job_status(conn: Conn, job_id: uuid.UUID, owner: Owner,
@@ -186,8 +233,34 @@ def job_status(conn: Conn, job_id: uuid.UUID, owner: Owner,
     if row is None:
         _raise_not_found(conn, owner)
     if row.finished_etag is not None and (any_etag or row.finished_etag in known_etags):
-        return StatusAnswer(None, row.finished_etag)
-    return StatusAnswer(_documents(conn, [row], with_result=True)[0], row.finished_etag)
+        return StatusAnswer(None, row.finished_etag, row)
+    (position, body), = render_statuses(conn, [row]).values()
+    return StatusAnswer(body, row.finished_etag or body_digest(body), row, position)
+
+
+def render_statuses(conn: Conn,
+                    rows: Sequence[JobRow]) -> dict[uuid.UUID, tuple[int | None, bytes]]:
+    """Job id -> (queue position, the status document's bytes), for jobs as read: one
+    statement for the positions of all the queued ones."""
+    now = datetime.now(UTC)
+    positions = _queue_positions(conn, rows)
+    rendered = {}
+    for row in rows:
+        position = _position_of(row, positions)
+        rendered[row.id] = (position, _body(status_document(
+            row, _eta(conn, row, now, position), position)))
+    return rendered
+
+
+def status_answer_in_memory(row: JobRow, position: int | None,
+                            now: datetime) -> StatusAnswer | None:
+    """An active job's answer from a row read earlier and still current; None if an
+    estimate would need the database (a cache to fill)."""
+    eta = _eta_from_memory(row, now, position)
+    if isinstance(eta, _Cold):
+        return None
+    body = _body(status_document(row, eta, position))
+    return StatusAnswer(body, body_digest(body), row, position)
 
 
 def list_jobs(conn: Conn, owner: Owner, status: str | None, limit: int) -> list[dict[str, Any]]:
@@ -199,13 +272,14 @@ def list_jobs(conn: Conn, owner: Owner, status: str | None, limit: int) -> list[
     return _documents(conn, rows, with_result=False)
 
 
-def retry_job(conn: Conn, job_id: uuid.UUID, owner: Owner, policy: FairUse) -> None:
+def retry_job(conn: Conn, job_id: uuid.UUID, owner: Owner, policy: FairUse) -> int:
+    """Queues the failed job again; its new row version (for live status)."""
     row = store.get_owned_job(conn, job_id, owner)
     if row is not None:
         store.lock_owner(conn, row.owner)
-    if not store.retry_failed_job(conn, job_id, owner, fair=policy.fair_dispatch):
+    version = store.retry_failed_job(conn, job_id, owner, fair=policy.fair_dispatch)
+    if version is None:
         _raise_missing_or(conn, job_id, owner, JobNotRetryable())
-        return
     assert row is not None  # the guarded UPDATE found it visible
     # Active again, it counts against its owner's limit like a new job (its owner's: a
     # session's job retried with a JWT is still the session's). Over the limit, the raise
@@ -213,26 +287,28 @@ def retry_job(conn: Conn, job_id: uuid.UUID, owner: Owner, policy: FairUse) -> N
     job_owner = row.owner
     fair_use.check_active_jobs(conn, job_owner, policy, lambda: _soonest_end(conn, job_owner))
     logs.event(log, "job.retried", jobId=job_id, type=row.type, ownerKind=owner.kind)
+    return version
 
 
-def cancel_job(conn: Conn, job_id: uuid.UUID, owner: Owner) -> None:
+def cancel_job(conn: Conn, job_id: uuid.UUID, owner: Owner) -> int:
+    """Cancels the queued job, or tells its run to stop; its new row version."""
     queued = store.cancel_queued_job(conn, job_id, owner)
     if queued is not None:
-        dispatch_id, cancelled = queued
+        dispatch_id, cancelled, version = queued
         job_metrics.job_finished(job_id, cancelled, "CANCELLED", ownerKind=owner.kind)
     else:
         running = store.request_running_job_cancel(conn, job_id, owner)
         if running is None:
             _raise_missing_or(conn, job_id, owner, JobNotCancellable())
-            return
-        dispatch_id = running
+        dispatch_id, version = running
         logs.event(log, "job.cancel_requested", jobId=job_id, ownerKind=owner.kind)
     # queued: its dispatch becomes 'cancelled'; running: the worker is told to abort
     store.cancel_dispatch(conn, dispatch_id)
+    return version
 
 
 def _raise_missing_or(conn: Conn, job_id: uuid.UUID, owner: Owner,
-                      conflict: Exception) -> None:
+                      conflict: Exception) -> NoReturn:
     if store.get_owned_job(conn, job_id, owner) is None:
         _raise_not_found(conn, owner)
     raise conflict

@@ -24,7 +24,7 @@ SELECT status, result, error, error_code FROM jobs WHERE id = %(id)s;
 
 -- name: get_owned_job
 -- A finished job's document never changes until the row does: its ETag is the row's
--- version (finished_etag), so a poll that already has it needs no `result` read (%(known)s:
+-- version (finished_etag; queue_jobs.services.live computes the same from memory), so a poll that already has it needs no `result` read (%(known)s:
 -- the client's If-None-Match tags, space-separated; %(any)s: it sent `*`).
 -- A user's token finds nothing once the account is gone (the caller then tells 401 from
 -- 404): checked here, in the status poll's one statement, not in a round trip of its own.
@@ -32,11 +32,11 @@ SELECT id, type, owner_user_id, owner_session_id, status, progress, current_step
        error_code,
        CASE WHEN %(any)s OR finished.etag = ANY (string_to_array(%(known)s, ' ')) THEN NULL
             ELSE result END AS result,
-       step_started_at, created_at, updated_at, finished.etag AS finished_etag, dispatch_id
+       step_started_at, created_at, updated_at, version, finished.etag AS finished_etag,
+       dispatch_id
   FROM jobs,
        LATERAL (SELECT CASE WHEN status IN ('succeeded', 'failed') THEN
-                    'f' || %(version)s || '-' || md5(id::text || status
-                                                    || extract(epoch FROM updated_at)::text)
+                    'f' || %(document_version)s || '-' || md5(id::text || ':' || version)
                 END AS etag) AS finished
  WHERE id = %(id)s
    AND (owner_user_id = %(user_id)s
@@ -46,7 +46,7 @@ SELECT id, type, owner_user_id, owner_session_id, status, progress, current_step
 -- name: list_owned_jobs
 -- Nothing for a user whose account is gone, as get_owned_job.
 SELECT id, type, owner_user_id, owner_session_id, status, progress, current_step, error,
-       error_code, NULL::jsonb AS result, step_started_at, created_at, updated_at,
+       error_code, NULL::jsonb AS result, step_started_at, created_at, updated_at, version,
        NULL::text AS finished_etag, dispatch_id
   FROM jobs
  WHERE (CASE WHEN %(user_id)s::uuid IS NOT NULL THEN owner_user_id = %(user_id)s
@@ -69,7 +69,7 @@ UPDATE jobs
  WHERE id = %(id)s AND status = 'failed' AND NOT input ? 'legacyStep'
    AND (owner_user_id = %(user_id)s
         OR (owner_user_id IS NULL AND owner_session_id = %(session_id)s))
-RETURNING id;
+RETURNING version;
 
 -- name: cancel_queued_job
 UPDATE jobs
@@ -78,7 +78,7 @@ UPDATE jobs
  WHERE id = %(id)s AND status = 'queued'
    AND (owner_user_id = %(user_id)s
         OR (owner_user_id IS NULL AND owner_session_id = %(session_id)s))
-RETURNING dispatch_id, type,
+RETURNING dispatch_id, type, version,
           (extract(epoch FROM now() - created_at) * 1000)::bigint AS elapsed_ms;
 
 -- name: request_running_job_cancel
@@ -89,7 +89,7 @@ UPDATE jobs
  WHERE id = %(id)s AND status = 'running'
    AND (owner_user_id = %(user_id)s
         OR (owner_user_id IS NULL AND owner_session_id = %(session_id)s))
-RETURNING dispatch_id;
+RETURNING dispatch_id, version;
 
 -- name: claim_job
 -- The worker takes its job: only the current dispatch may, and only if still active. The
@@ -253,3 +253,15 @@ DELETE FROM jobs
       WHERE status IN ('succeeded', 'failed')
         AND finished_at < now() - make_interval(days => %(retention_days)s)
       LIMIT %(batch)s));
+
+-- name: listen_job_changes
+-- The change feed (sql/functions/jobs_notify_change.sql), on a connection of its own.
+LISTEN jobs_changed;
+
+-- name: jobs_by_ids
+-- Event streams' jobs, read again after a change: the owners were checked when each
+-- stream opened (get_owned_job), and a job's owner never changes.
+SELECT id, type, owner_user_id, owner_session_id, status, progress, current_step, error,
+       error_code, result, step_started_at, created_at, updated_at, version, dispatch_id
+  FROM jobs
+ WHERE id = ANY (%(ids)s);

@@ -23,9 +23,8 @@ from queue_jobs.db.embedded import start_embedded, uri_for
 from queue_jobs.db.migrate import apply_migrations
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.website import FakeWebsite
-from tests.integration.support import ApiClient, ThreadWorker, free_port
+from tests.integration.support import PROJECT_DIR, ApiClient, ThreadWorker, free_port
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
 TEST_JWT_SECRET = "test-secret-key-that-is-long-enough-for-hs256"
 # Playwright drives Debian's Chromium (`make deps`): browser downloads are not possible.
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")

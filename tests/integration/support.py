@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
@@ -23,6 +29,8 @@ from queue_jobs.config.settings import QueueSettings
 from queue_jobs.runs.resources import close_all
 from queue_jobs.worker.app import app as queue_app
 from webapp import create_app
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 T = TypeVar("T")
 
@@ -51,6 +59,7 @@ def live_server(app: Any) -> Iterator[str]:
     finally:
         server.shutdown()
         thread.join(5)
+        app.extensions["live_feed"].close()
         app.extensions["db_pool"].close()
 
 
@@ -75,6 +84,7 @@ class ApiClient:
         return cls(create_app({"database_url": db_url, "jwt_secret_key": jwt_secret}))
 
     def close(self) -> None:
+        self.app.extensions["live_feed"].close()
         self.app.extensions["db_pool"].close()
 
     def token_for(self, user_id: uuid.UUID | None = None,
@@ -209,7 +219,131 @@ def wait_until_serving(base: str, timeout: float = 30.0) -> None:
     def up() -> bool:
         try:
             return requests.get(f"{base}/healthz", timeout=5).status_code == 200
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
+            # refused, or accepted into the listen backlog while the worker still boots
             return False
 
     wait_until(up, timeout=timeout, message=f"{base} to answer")
+
+
+# --- live status: a server-sent events reader --------------------------------------------
+
+@dataclass
+class SseMessage:
+    """One frame of an event stream: an event (`event`, `id`, `data`) or a comment."""
+
+    event: str | None = None
+    event_id: str | None = None
+    data: str | None = None
+    comment: str | None = None
+
+    @property
+    def document(self) -> dict[str, Any]:
+        assert self.data is not None, self
+        return dict(json.loads(self.data))
+
+
+class SseReader:
+    """Reads `GET /api/v1/jobs/:id/events` frame by frame over real HTTP."""
+
+    def __init__(self, base: str, job_id: str, headers: dict[str, str],
+                 last_event_id: str | None = None, read_timeout: float = 20.0) -> None:
+        extra = {"Last-Event-ID": last_event_id} if last_event_id else {}
+        self.response = requests.get(f"{base}/api/v1/jobs/{job_id}/events",
+                                     headers={**headers, **extra}, stream=True,
+                                     timeout=(5, read_timeout))
+        self._lines = (line.decode() for line in self.response.iter_lines())
+
+    def next(self) -> SseMessage | None:
+        """The next frame; None once the server closed the stream."""
+        message = SseMessage()
+        for line in self._lines:
+            if line == "":
+                if message != SseMessage():
+                    return message
+                continue
+            field, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if field == "":
+                message.comment = value
+            elif field == "event":
+                message.event = value
+            elif field == "id":
+                message.event_id = value
+            elif field == "data":
+                message.data = value if message.data is None else f"{message.data}\n{value}"
+        return None
+
+    def next_event(self) -> SseMessage | None:
+        """The next event, past keep-alive comments; None once closed."""
+        while (message := self.next()) is not None:
+            if message.comment is None:
+                return message
+        return None
+
+    def close(self) -> None:
+        self.response.close()
+
+
+# --- worker processes as deployed ------------------------------------------------------
+
+@dataclass
+class WorkerProcess:
+    process: subprocess.Popen[bytes]
+    base: str
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+    def get(self, path: str, method: str = "GET") -> requests.Response | None:
+        assert self.process.poll() is None, f"worker exited:\n{self.output()}"
+        try:
+            return requests.request(method, f"{self.base}{path}", timeout=10)
+        except requests.ConnectionError:
+            return None
+
+    def wait_health(self, status: int, timeout: float = 20,
+                    state: str | None = None) -> dict[str, Any]:
+        def answered() -> dict[str, Any] | None:
+            response = self.get("/healthz")
+            if response is None or response.status_code != status:
+                return None
+            document = dict(response.json())
+            return document if state in (None, document["status"]) else None
+
+        try:
+            return wait_until(answered, timeout=timeout, interval=0.1,
+                              message=f"/healthz {status}")
+        except AssertionError as error:
+            raise AssertionError(f"{error}\n{self.output()}") from None
+
+
+class WorkerLauncher:
+    """Starts `python -m queue_jobs.worker` subprocesses, each on a free health port with a
+    log file of its own under `logs`, and kills whatever is left at the end."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.started: list[WorkerProcess] = []
+
+    def start(self, env: dict[str, str], args: Sequence[str]) -> WorkerProcess:
+        port = free_port()
+        environment = {key: value for key, value in os.environ.items()
+                       if not key.startswith(("WORKER_", "PROMETHEUS_"))}
+        environment.update({"WORKER_METRICS_PORT": str(port),
+                            "FETCH_ALLOW_PRIVATE_NETWORKS": "true", **env})
+        log = self.logs / f"worker-{len(self.started)}.log"
+        with log.open("wb") as sink:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "queue_jobs.worker", *args], cwd=PROJECT_DIR,
+                env=environment, stdout=sink, stderr=subprocess.STDOUT)
+        worker = WorkerProcess(process, f"http://127.0.0.1:{port}", log)
+        self.started.append(worker)
+        return worker
+
+    def kill_all(self) -> None:
+        for worker in self.started:
+            if worker.process.poll() is None:
+                worker.process.kill()
+            worker.process.wait(10)

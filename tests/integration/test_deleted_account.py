@@ -32,6 +32,7 @@ def _requests(job_id: str, organization_id: str) -> dict[str, tuple[str, str, An
         "/api/v1/jobs/content-generation": ("POST", "/api/v1/jobs/content-generation",
                                             generation),
         "/api/v1/jobs/<job_id>/status": ("GET", f"/api/v1/jobs/{job_id}/status", None),
+        "/api/v1/jobs/<job_id>/events": ("GET", f"/api/v1/jobs/{job_id}/events", None),
         "/api/v1/jobs/<job_id>/retry": ("POST", f"/api/v1/jobs/{job_id}/retry", None),
         "/api/v1/jobs/<job_id>/cancel": ("POST", f"/api/v1/jobs/{job_id}/cancel", None),
         "/api/v1/jobs/": ("GET", "/api/v1/jobs/", None),

@@ -3,9 +3,10 @@
 The page and its assets are served with the right types, reference nothing outside this
 origin and never turn server strings into markup. Where `node` is installed, the client
 (jobs-client.js) is also run for real: against a scripted fetch (ETag/304, backoff,
-Retry-After, idempotent create retries, 404, cancel, retry, images) and against the live
-API with a worker (create, reload and resume, done, images). Browser tests of the page
-itself (Playwright) drive the data-testid attributes checked here.
+Retry-After, idempotent create retries, 404, cancel, retry, images; the event stream:
+frames split anywhere, reconnects with Last-Event-ID, the fall back to polling, a reload)
+and against the live API with a worker (create, reload and resume, done, images). Browser
+tests of the page itself (Playwright) drive the data-testid attributes checked here.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ TEST_IDS = (
     "progress-steps", "progress-percent", "current-step", "eta", "job", "job-status",
     "job-id", "result", "scenario-card", "scenario-image", "scenario-pitch", "cta-link",
     "error-box", "error-code", "error-message", "connection-notice", "session-id",
+    "transport",
 )
 STEP_LABELS = ("Analyzing website...", "Generating audiences...", "Generating pitches...",
                "Generating images...")
@@ -168,6 +170,11 @@ def test_the_client_against_a_scripted_fetch(client_module: Path, tmp_path: Path
     run_node(UNIT_SCRIPT, tmp_path, client_module.as_uri())
 
 
+def test_the_client_streams_against_a_scripted_fetch(client_module: Path,
+                                                     tmp_path: Path) -> None:
+    run_node(STREAM_SCRIPT, tmp_path, client_module.as_uri())
+
+
 @pytest.fixture
 def served(api: ApiClient) -> Iterator[str]:
     """The test app on a real loopback port, for node's fetch."""
@@ -187,10 +194,9 @@ def test_the_client_runs_a_website_analysis_through_the_api(
              timeout=90)
 
 
-UNIT_SCRIPT = r"""import assert from "node:assert/strict";
-
-const { JobsClient, JobsApiError, anonymousSession } = await import(process.argv[2]);
-
+# Helpers of the scripted-fetch scripts: storage in memory, answers, documents, a
+# fetch answering from a list (Response, Error thrown, function, or "hang"), waiting.
+SCRIPTED_HELPERS = r"""
 function memoryStorage(initial = {}) {
   const items = new Map(Object.entries(initial));
   return { getItem: (k) => (items.has(k) ? items.get(k) : null),
@@ -213,7 +219,8 @@ function doc(jobId, status, extra = {}) {
 function scripted(answers) {
   const calls = [];
   const fetchImpl = async (url, init) => {
-    calls.push({ url, method: init.method, headers: { ...init.headers }, body: init.body });
+    calls.push({ url, method: init.method, headers: { ...init.headers }, body: init.body,
+                 signal: init.signal });
     const next = answers.shift();
     if (next === undefined) {
       throw new Error(`unexpected request ${init.method} ${url}`);
@@ -241,7 +248,15 @@ async function until(predicate, ms = 2000, what = "condition") {
 }
 
 const session = { "x-session-id": "sess_test_1234" };
-const quiet = { pollMs: 5, maxBackoffMs: 20 };
+"""
+
+
+UNIT_SCRIPT = r"""import assert from "node:assert/strict";
+
+const { JobsClient, JobsApiError, anonymousSession } = await import(process.argv[2]);
+""" + SCRIPTED_HELPERS + r"""
+// These tests are of polling (the stream's are in STREAM_SCRIPT).
+const quiet = { pollMs: 5, maxBackoffMs: 20, stream: false };
 
 async function happyPath() {
   const fake = scripted([
@@ -390,7 +405,7 @@ async function cancelThenRetry() {
   const storage = memoryStorage();
   // a long poll interval: cancel itself must make the next poll happen at once
   const client = new JobsClient({ identity: session, storage, fetchImpl: fake.fetchImpl,
-                                  pollMs: 60000 });
+                                  pollMs: 60000, stream: false });
   const events = [];
   const callbacks = { onUpdate: (d) => events.push(d.status),
                       onFailed: (d) => events.push(`failed:${d.errorCode}`),
@@ -419,7 +434,8 @@ async function backoffHonoursRetryAfterWithinTheCap() {
   for (const [maxBackoffMs, expected] of [[5000, 1000], [20, 20]]) {
     const fake = scripted(answers());
     const client = new JobsClient({ identity: session, storage: memoryStorage(),
-                                    fetchImpl: fake.fetchImpl, pollMs: 5, maxBackoffMs });
+                                    fetchImpl: fake.fetchImpl, pollMs: 5, maxBackoffMs,
+                                    stream: false });
     let problem = null;
     client.watch("j7", { onConnectionProblem: (info) => { problem = info; } });
     await until(() => problem, 2000, "problem");
@@ -512,8 +528,9 @@ const fetchImpl = async (url, init) => {
   requests.push({ url, status: response.status, ifNoneMatch: init.headers["If-None-Match"] });
   return response;
 };
+// Polling only: the browser tests follow the event stream through the live API.
 const options = { baseUrl, identity: { "x-session-id": anonymousSession(storage) }, storage,
-                  fetchImpl, pollMs: 100, maxBackoffMs: 1000 };
+                  fetchImpl, pollMs: 100, maxBackoffMs: 1000, stream: false };
 
 // First page load: create, see the job, then the page goes away (polling stops).
 const first = new JobsClient(options);
@@ -562,4 +579,214 @@ await assert.rejects(stranger.imageUrl(scenarios[0].imageUrl), { status: 404 });
 await assert.rejects(second.cancel(jobId), { status: 409, errorCode: "JOB_NOT_CANCELLABLE" });
 await assert.rejects(second.retry(jobId), { status: 409, errorCode: "JOB_NOT_RETRYABLE" });
 console.log("ok live");
+"""
+
+STREAM_SCRIPT = r"""import assert from "node:assert/strict";
+
+const { JobsClient } = await import(process.argv[2]);
+""" + SCRIPTED_HELPERS + r"""
+function frame(id, document) {
+  return `event: status\nid: ${id}\ndata: ${JSON.stringify(document)}\n\n`;
+}
+
+/** An event stream answer sending `chunks` (text or bytes) one read each, then closing or
+ * ("hang") staying open until the request is aborted. */
+function sse(chunks, then = "close") {
+  return (url, init) => {
+    const encoder = new TextEncoder();
+    const body = new ReadableStream({
+      start(controller) {
+        for (const chunk of chunks) {
+          controller.enqueue(typeof chunk === "string" ? encoder.encode(chunk) : chunk);
+        }
+        if (then === "close") {
+          controller.close();
+        } else {
+          init.signal.addEventListener("abort", () => controller.error(
+            new DOMException("aborted", "AbortError")));
+        }
+      },
+    });
+    return new Response(body, { status: 200, headers: { "Content-Type": "text/event-stream" } });
+  };
+}
+
+const quick = { pollMs: 5, maxBackoffMs: 20, streamRetryMs: 60000 };
+
+function recorder(client, jobId) {
+  const seen = { updates: [], steps: [], transports: [], problems: [], done: null,
+                 failed: null };
+  client.watch(jobId, {
+    onUpdate: (d) => {
+      seen.updates.push(d.progress === 0 ? d.status : `${d.status}:${d.progress}`);
+      seen.steps.push(d.currentStep);
+    },
+    onTransport: (t) => seen.transports.push(`${t.transport}:${t.reason}`),
+    onConnectionProblem: (info) => seen.problems.push(info.errorCode),
+    onDone: (d) => { seen.done = d; },
+    onFailed: (d) => { seen.failed = d; },
+  });
+  return seen;
+}
+
+async function framesSplitAnywhere() {
+  const queued = JSON.stringify(doc("s1", "queued"));
+  const running = JSON.stringify(doc("s1", "running", { progress: 30, currentStep: "Café ✓" }));
+  const done = JSON.stringify(doc("s1", "succeeded", { progress: 100 }));
+  const text = `: keep-alive\r\n\r\nevent: status\r\nid: 1-1-a\r\ndata: ${queued}\r\n\r\n`
+    + "event: other\ndata: not a document\n\n"  // another event type: ignored
+    + "retry: 7\n"
+    + `event: status\nid: 2-2-b\ndata: ${running.slice(0, 20)}\ndata: ${running.slice(20)}\n\n`
+    + `event:status\rid:3-3-c\rdata:${done}\r\r`;
+  const bytes = new TextEncoder().encode(text);
+  // Every split of the bytes in two chunks: inside a CRLF, a field, a UTF-8 character...
+  for (let cut = 0; cut <= bytes.length; cut += 1) {
+    const fake = scripted([sse([bytes.slice(0, cut), bytes.slice(cut)], "hang")]);
+    const client = new JobsClient({ identity: session, storage: memoryStorage(),
+                                    fetchImpl: fake.fetchImpl, ...quick });
+    const seen = recorder(client, "s1");
+    await until(() => seen.done, 2000, `done (cut ${cut})`);
+    assert.deepEqual(seen.updates, ["queued", "running:30", "succeeded:100"], `cut ${cut}`);
+    assert.equal(seen.steps[1], "Café ✓", `cut ${cut}`);
+    assert.deepEqual(seen.transports, ["stream:null"]);
+    assert.equal(fake.calls.length, 1, "one stream, no poll");
+    assert.equal(fake.calls[0].url, "/api/v1/jobs/s1/events");
+    assert.equal(fake.calls[0].headers.Accept, "text/event-stream");
+    assert.equal(fake.calls[0].headers["x-session-id"], "sess_test_1234");
+    assert.equal(fake.calls[0].headers["Last-Event-ID"], undefined);
+    await until(() => fake.calls[0].signal.aborted, 2000, "the finished stream closed");
+  }
+}
+
+async function reconnectsAfterTheLastEvent() {
+  const storage = memoryStorage({ "jobs-client:jobs": JSON.stringify({
+    s2: { jobId: "s2", type: "website-analysis", createdAt: "2026-01-01T00:00:00Z" } }) });
+  const fake = scripted([
+    sse([frame("1-1-a", doc("s2", "running", { progress: 10 }))]),  // ends: reconnect
+    sse([": keep-alive\n\n"], "hang"),  // then silent for longer than streamIdleMs
+    new TypeError("fetch failed"),  // the network is gone for a moment
+    sse([frame("2-2-b", doc("s2", "succeeded", { progress: 100 }))]),
+  ]);
+  const client = new JobsClient({ identity: session, storage, fetchImpl: fake.fetchImpl,
+                                  streamIdleMs: 50, ...quick });
+  const seen = recorder(client, "s2");
+  await until(() => fake.calls.length === 2, 2000, "a second stream");
+  const kept = JSON.parse(storage.getItem("jobs-client:jobs")).s2;
+  assert.equal(kept.lastEventId, "1-1-a");
+  assert.equal(kept.document.progress, 10);
+  await until(() => seen.done, 2000, "done");
+  assert.deepEqual(fake.calls.map((call) => [call.url, call.headers["Last-Event-ID"]]),
+                   [["/api/v1/jobs/s2/events", undefined], ["/api/v1/jobs/s2/events", "1-1-a"],
+                    ["/api/v1/jobs/s2/events", "1-1-a"], ["/api/v1/jobs/s2/events", "1-1-a"]]);
+  assert.ok(fake.calls[1].signal.aborted, "the silent stream was given up");
+  assert.deepEqual(seen.updates, ["running:10", "succeeded:100"]);
+  assert.deepEqual(seen.transports, ["stream:null"]);
+  assert.deepEqual(seen.problems, ["NETWORK_ERROR"]);
+  assert.deepEqual(client.stored(), []);
+}
+
+async function refusedStreamsArePolled() {
+  const fake = scripted([
+    json(503, { error: "Too many streams.", errorCode: "STREAMS_UNAVAILABLE" },
+         { "Retry-After": "0" }),
+    json(200, doc("s3", "running", { progress: 30 }), { ETag: '"a"' }),
+    new Response(null, { status: 304, headers: { ETag: '"a"' } }),
+    json(200, doc("s3", "succeeded", { progress: 100 }), { ETag: '"b"' }),
+  ]);
+  const client = new JobsClient({ identity: session, storage: memoryStorage(),
+                                  fetchImpl: fake.fetchImpl, ...quick });
+  const seen = recorder(client, "s3");
+  await until(() => seen.done, 2000, "done");
+  assert.deepEqual(fake.calls.map((call) => call.url), [
+    "/api/v1/jobs/s3/events", "/api/v1/jobs/s3/status", "/api/v1/jobs/s3/status",
+    "/api/v1/jobs/s3/status"]);
+  assert.equal(fake.calls[2].headers["If-None-Match"], '"a"');
+  assert.deepEqual(seen.transports, ["polling:refused"]);
+  assert.deepEqual(seen.problems, [], "a refused stream is no connection problem");
+  assert.deepEqual(seen.updates, ["running:30", "succeeded:100"]);
+}
+
+async function theStreamIsTriedAgainLater() {
+  const fake = scripted([
+    json(404, { error: "Not found.", errorCode: "NOT_FOUND" }),  // a server without streams
+    json(200, doc("s4", "running", { progress: 30 }), { ETag: '"a"' }),
+    sse([frame("2-2-b", doc("s4", "running", { progress: 30 })),
+         frame("3-3-c", doc("s4", "failed", { progress: 30, errorCode: "CANCELLED" }))]),
+  ]);
+  const client = new JobsClient({ identity: session, storage: memoryStorage(),
+                                  fetchImpl: fake.fetchImpl, ...quick, streamRetryMs: 1 });
+  const seen = recorder(client, "s4");
+  await until(() => seen.failed, 2000, "failed");
+  assert.deepEqual(fake.calls.map((call) => call.url.split("/").at(-1)),
+                   ["events", "status", "events"]);
+  assert.deepEqual(seen.transports, ["polling:refused", "stream:null"]);
+  assert.deepEqual(seen.updates, ["running:30", "failed:30"], "no repeat of an equal document");
+}
+
+async function repeatedFailuresFallBackToPolling() {
+  const fake = scripted([
+    new TypeError("fetch failed"),
+    sse([]),  // opens, and ends before a byte
+    new TypeError("fetch failed"),
+    json(200, doc("s5", "succeeded", { progress: 100 }), { ETag: '"a"' }),
+  ]);
+  const client = new JobsClient({ identity: session, storage: memoryStorage(),
+                                  fetchImpl: fake.fetchImpl, ...quick });
+  const seen = recorder(client, "s5");
+  await until(() => seen.done, 2000, "done");
+  assert.deepEqual(fake.calls.map((call) => call.url.split("/").at(-1)),
+                   ["events", "events", "events", "status"]);
+  assert.deepEqual(seen.transports, ["stream:null", "polling:failed"]);
+  assert.deepEqual(seen.problems, ["NETWORK_ERROR", "NETWORK_ERROR"]);
+}
+
+async function withoutReadableStreamsItPolls() {
+  const bodiless = { status: 200, ok: true, body: null,
+                     headers: new Headers({ "Content-Type": "text/event-stream" }) };
+  const fake = scripted([bodiless, json(200, doc("s6", "succeeded"), { ETag: '"a"' })]);
+  const client = new JobsClient({ identity: session, storage: memoryStorage(),
+                                  fetchImpl: fake.fetchImpl, ...quick, streamRetryMs: 1 });
+  const seen = recorder(client, "s6");
+  await until(() => seen.done, 2000, "done");
+  assert.deepEqual(seen.transports, ["polling:unsupported"]);
+  assert.equal(fake.calls.length, 2);
+}
+
+async function aReloadResumesTheStream() {
+  const kept = doc("s7", "running", { progress: 30, currentStep: "Generating audiences..." });
+  const storage = memoryStorage({ "jobs-client:jobs": JSON.stringify({
+    s7: { jobId: "s7", type: "website-analysis", createdAt: "2026-01-01T00:00:00Z",
+          lastEventId: "4-4-d", document: kept } }) });
+  const fake = scripted([sse([": keep-alive\n\n"], "hang")]);
+  const client = new JobsClient({ identity: session, storage, fetchImpl: fake.fetchImpl,
+                                  ...quick });
+  const updates = [];
+  const resumed = client.resumeAll({ onUpdate: (d) => updates.push(d) });
+  assert.deepEqual(resumed.map((job) => job.jobId), ["s7"]);
+  await until(() => updates.length === 1, 2000, "the kept document");
+  assert.deepEqual(updates[0], kept);
+  await until(() => fake.calls.length === 1, 2000, "the stream");
+  assert.equal(fake.calls[0].headers["Last-Event-ID"], "4-4-d");
+  // stop() closes the open stream and keeps the job for the next page
+  assert.equal(client.stop("s7"), true);
+  assert.ok(fake.calls[0].signal.aborted);
+  assert.deepEqual(client.stored().map((job) => job.jobId), ["s7"]);
+  // a job kept without its document is resumed from its current document
+  const bare = memoryStorage({ "jobs-client:jobs": JSON.stringify({
+    s8: { jobId: "s8", type: null, createdAt: "2026-01-01T00:00:00Z", lastEventId: "9-9-z" } }) });
+  const again = scripted([sse([frame("9-9-y", doc("s8", "succeeded"))])]);
+  const other = new JobsClient({ identity: session, storage: bare,
+                                 fetchImpl: again.fetchImpl, ...quick });
+  let done = null;
+  other.resumeAll({ onDone: (d) => { done = d; } });
+  await until(() => done, 2000, "done");
+  assert.equal(again.calls[0].headers["Last-Event-ID"], undefined);
+}
+
+for (const test of [framesSplitAnywhere, reconnectsAfterTheLastEvent, refusedStreamsArePolled,
+                    theStreamIsTriedAgainLater, repeatedFailuresFallBackToPolling,
+                    withoutReadableStreamsItPolls, aReloadResumesTheStream]) {
+  await test();
+  console.log(`ok ${test.name}`);
+}
 """

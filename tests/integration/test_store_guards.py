@@ -78,7 +78,9 @@ def test_a_run_that_lost_its_job_writes_nothing(
     # A cancel requested through the API fences the run at once, before the watchdog has
     # written the final state: not even the current dispatch may save or succeed.
     owner = models.Owner(None, session["x-session-id"])
-    assert store.request_running_job_cancel(db, job_id, owner) == dispatch_id
+    version = db.execute("SELECT version FROM jobs WHERE id = %s", (job_id,)).fetchone()
+    assert version is not None
+    assert store.request_running_job_cancel(db, job_id, owner) == (dispatch_id, version[0] + 1)
     assert store.insert_post(db, uuid.uuid4(), organization_id, job_id, dispatch_id, POST,
                              "draft") is None
     assert not insert_image(db, uuid.uuid4(), job_id, dispatch_id, b"x", part="1")

@@ -3,96 +3,27 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import socket
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
-import requests
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from tests.fakes.website import FakeWebsite
-from tests.integration.conftest import PROJECT_DIR
-from tests.integration.support import ApiClient, new_session, wait_until
+from tests.integration.support import (
+    ApiClient,
+    WorkerLauncher,
+    WorkerProcess,
+    new_session,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass
-class WorkerProcess:
-    process: subprocess.Popen[bytes]
-    base: str
-    log: Path
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
-    def get(self, path: str, method: str = "GET") -> requests.Response | None:
-        assert self.process.poll() is None, f"worker exited:\n{self.output()}"
-        try:
-            return requests.request(method, f"{self.base}{path}", timeout=10)
-        except requests.ConnectionError:
-            return None
-
-    def wait_health(self, status: int, timeout: float = 20,
-                    state: str | None = None) -> dict[str, Any]:
-        def answered() -> dict[str, Any] | None:
-            response = self.get("/healthz")
-            if response is None or response.status_code != status:
-                return None
-            document = dict(response.json())
-            return document if state in (None, document["status"]) else None
-
-        try:
-            return wait_until(answered, timeout=timeout, interval=0.1,
-                              message=f"/healthz {status}")
-        except AssertionError as error:
-            raise AssertionError(f"{error}\n{self.output()}") from None
-
-
-class WorkerLauncher:
-    """Starts `python -m queue_jobs.worker` subprocesses, each on a free health port with a
-    log file of its own under `logs`, and kills whatever is left at the end."""
-
-    def __init__(self, logs: Path) -> None:
-        self.logs = logs
-        self.started: list[WorkerProcess] = []
-
-    def start(self, env: dict[str, str], args: Sequence[str]) -> WorkerProcess:
-        port = _free_port()
-        environment = {key: value for key, value in os.environ.items()
-                       if not key.startswith(("WORKER_", "PROMETHEUS_"))}
-        environment.update({"WORKER_METRICS_PORT": str(port),
-                            "FETCH_ALLOW_PRIVATE_NETWORKS": "true", **env})
-        log = self.logs / f"worker-{len(self.started)}.log"
-        with log.open("wb") as sink:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "queue_jobs.worker", *args], cwd=PROJECT_DIR,
-                env=environment, stdout=sink, stderr=subprocess.STDOUT)
-        worker = WorkerProcess(process, f"http://127.0.0.1:{port}", log)
-        self.started.append(worker)
-        return worker
-
-    def kill_all(self) -> None:
-        for worker in self.started:
-            if worker.process.poll() is None:
-                worker.process.kill()
-            worker.process.wait(10)
 
 
 @pytest.fixture

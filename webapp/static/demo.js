@@ -3,8 +3,9 @@
  *
  * Every string from the server is rendered as text (textContent or text nodes), never
  * as HTML; links are made only for http(s) URLs. Elements carry data-testid attributes
- * for browser tests; #job carries data-status (queued, running, succeeded, failed, lost)
- * and #app data-ready="true" once this module has started.
+ * for browser tests; #job carries data-status (queued, running, succeeded, failed, lost),
+ * #transport data-transport (stream or polling: how updates of a running job arrive), and
+ * #app data-ready="true" once this module has started.
  */
 
 import { JobsClient, anonymousSession } from "./jobs-client.js";
@@ -15,6 +16,10 @@ const STEPS = ["Analyzing website...", "Generating audiences...", "Generating pi
 const ACTIVE = new Set(["queued", "running"]);
 const STATUS_TEXT = { queued: "Queued", running: "Running", succeeded: "Done",
                       failed: "Failed" };
+const TRANSPORT = {
+  stream: ["Live", "Updates arrive as they happen (event stream)."],
+  polling: ["Polling", "Live updates are unavailable: checking every few seconds."],
+};
 
 const ui = {
   app: byId("app"),
@@ -28,6 +33,7 @@ const ui = {
   errorFields: byId("error-fields"),
   job: byId("job"),
   status: byId("job-status"),
+  transport: byId("transport"),
   steps: [...byId("progress-steps").querySelectorAll("li")],
   progress: byId("progress-bar"),
   percent: byId("progress-percent"),
@@ -71,6 +77,11 @@ const callbacks = {
   onConnectionRestored(info) {
     if (isCurrent(info.jobId)) {
       hideNotice();
+    }
+  },
+  onTransport(info) {
+    if (isCurrent(info.jobId)) {
+      renderTransport(info.transport);
     }
   },
   onLost(info) {
@@ -171,6 +182,16 @@ function showJob(jobId) {
   setText(ui.step, "\u2014");
   setText(ui.eta, "\u2014");
   setActions(jobId ? "queued" : null);
+  renderTransport(null);
+}
+
+/** The small badge by the heading: how updates arrive while the job is active. */
+function renderTransport(transport) {
+  const [label, title] = TRANSPORT[transport] || ["", ""];
+  ui.transport.dataset.transport = transport || "";
+  setText(ui.transport, label);
+  ui.transport.title = title;
+  ui.transport.hidden = !label || !ACTIVE.has(ui.job.dataset.status);
 }
 
 function renderStatus(doc) {
@@ -188,6 +209,7 @@ function renderStatus(doc) {
     cancelling = false;
   }
   setActions(doc.status);
+  renderTransport(ui.transport.dataset.transport);
 }
 
 function describe(doc, progress) {

@@ -7,10 +7,20 @@
  *   1. create(type, body)  POST /api/v1/jobs/<type> with a fresh Idempotency-Key, so a
  *                          retried request cannot make two jobs; the job is remembered
  *                          in storage so that a page reload can pick it up again.
- *   2. watch(jobId)        GET /api/v1/jobs/<id>/status every 2-3 s with If-None-Match
- *                          (304 = nothing changed). Network errors, 429 and 503 back off
- *                          exponentially (honouring Retry-After) and never give up.
+ *   2. watch(jobId)        follows the job live: GET /api/v1/jobs/<id>/events, server-sent
+ *                          events read with fetch (EventSource cannot send the identity
+ *                          headers). A stream that ends before the job does is opened again
+ *                          with Last-Event-ID; one that is refused (503 STREAMS_UNAVAILABLE,
+ *                          any other answer, no ReadableStream) or fails three times in a row
+ *                          gives way to polling GET /api/v1/jobs/<id>/status every 2-3 s with
+ *                          If-None-Match (304 = nothing changed), and the stream is tried
+ *                          again later. Network errors, 429 and 503 back off exponentially
+ *                          (honouring Retry-After) and never give up.
  *   3. onDone / onFailed   the job leaves storage; retry(jobId) puts a failed job back.
+ *
+ * While a job is watched, its last event id and status document are kept with it in
+ * storage: after a reload, watching it again shows that document at once and resumes the
+ * stream from there.
  *
  * Usage:
  *
@@ -37,6 +47,11 @@ const SESSION_KEY = "jobs-client:session-id";
 const SESSION_ID = /^[A-Za-z0-9_-]{8,128}$/;
 const TERMINAL = new Set(["succeeded", "failed"]);
 const CREATE_ATTEMPTS = 3;
+// Streams in a row that could not be opened, or ended before a byte came, before the
+// client polls instead (for streamRetryMs).
+const STREAM_FAILURES_BEFORE_POLLING = 3;
+// The first reconnect of a dropped stream (at most pollMs); doubled per failure after it.
+const STREAM_RECONNECT_MS = 1000;
 // A same-origin API path: one leading slash, no backslash, whitespace or control
 // characters (URL parsers turn "/\host" or "/<TAB>/host" into another origin).
 const API_PATH = /^\/(?![/\\])[^\\\s\u0000-\u001f\u007f]*$/;
@@ -80,13 +95,24 @@ const API_PATH = /^\/(?![/\\])[^\\\s\u0000-\u001f\u007f]*$/;
  *   after a problem
  * @property {(info: {jobId: string, error: JobsApiError}) => void} [onLost]  404: the job
  *   is unknown, expired or not visible with this identity
+ * @property {(info: Transport) => void} [onTransport]  how updates arrive, on each change
  */
+
+/**
+ * @typedef {Object} Transport  What onTransport receives.
+ * @property {string} jobId
+ * @property {"stream"|"polling"} transport  an open event stream, or polling /status
+ * @property {string|null} reason  why polling: "disabled" (option stream: false),
+ *   "unsupported" (no ReadableStream), "refused" (an answer other than a stream, e.g. 503
+ *   STREAMS_UNAVAILABLE) or "failed" (streams failed in a row); null for "stream"
 
 /**
  * @typedef {Object} StoredJob  What the client keeps in storage per job.
  * @property {string} jobId
  * @property {string|null} type
  * @property {string} createdAt  ISO 8601
+ * @property {string} [lastEventId]  the id of the last event received while watching
+ * @property {StatusDocument} [document]  the document of that event
  */
 
 /** An API answer other than success, or no answer at all (status 0). */
@@ -139,7 +165,11 @@ export class JobsClient {
   #maxBackoffMs;
   #timeoutMs;
   #fetch;
-  /** @type {Map<string, Object>} one watcher (poll loop) per jobId */
+  #stream;
+  #streamRetryMs;
+  #streamIdleMs;
+  #reconnectMs;
+  /** @type {Map<string, Object>} one watcher (stream or poll loop) per jobId */
   #watchers = new Map();
   /** @type {Map<string, Promise<string>>} object URLs of fetched images, by path */
   #images = new Map();
@@ -155,10 +185,16 @@ export class JobsClient {
    * @param {typeof fetch} [options.fetchImpl]
    * @param {number} [options.requestTimeoutMs]  a request without an answer by then fails
    * @param {string} [options.namespace]  prefix of the storage key (one per application)
+   * @param {boolean} [options.stream]  follow jobs by their event stream (false: poll only)
+   * @param {number} [options.streamRetryMs]  how long to poll before trying a refused or
+   *   failing stream again (at least the refusal's Retry-After)
+   * @param {number} [options.streamIdleMs]  an open stream silent this long (no event, no
+   *   keep-alive) counts as dropped and is opened again
    */
   constructor({ baseUrl = "", identity = {}, storage = defaultStorage(), pollMs = 2500,
                 maxBackoffMs = 30000, fetchImpl = globalThis.fetch, requestTimeoutMs = 15000,
-                namespace = "jobs-client" } = {}) {
+                namespace = "jobs-client", stream = true, streamRetryMs = 30000,
+                streamIdleMs = 45000 } = {}) {
     if (typeof fetchImpl !== "function") {
       throw new TypeError("JobsClient needs fetch (pass fetchImpl).");
     }
@@ -170,6 +206,11 @@ export class JobsClient {
     this.#maxBackoffMs = Math.max(this.#pollMs, Number(maxBackoffMs));
     this.#timeoutMs = Math.max(1, Number(requestTimeoutMs));
     this.#fetch = (url, init) => fetchImpl(url, init); // never called as a method
+    this.#stream = stream !== false;
+    this.#streamRetryMs = Math.max(1, Number(streamRetryMs));
+    // The server sends a keep-alive at least every 15 s: silence far beyond is a dead link.
+    this.#streamIdleMs = Math.max(1, Number(streamIdleMs));
+    this.#reconnectMs = Math.min(STREAM_RECONNECT_MS, this.#pollMs);
   }
 
   /**
@@ -191,12 +232,14 @@ export class JobsClient {
   }
 
   /**
-   * Polls the job until it succeeds, fails or is lost. Only one poll loop runs per
-   * jobId: watching a watched job just replaces its callbacks (and replays the last
-   * known status document to them). Network errors, timeouts, 429, 503 and any other
-   * unexpected answer (a 401 of an expired token too: an identity function is asked
-   * again on every request) go to onConnectionProblem and are retried with backoff;
-   * only 404 ends the watch (onLost).
+   * Follows the job until it succeeds, fails or is lost: by its event stream, else by
+   * polling (see the top of this file). Only one stream or poll loop runs per jobId:
+   * watching a watched job just replaces its callbacks (and replays the last known status
+   * document and transport to them). A job remembered with the document of its last event
+   * (a reload) gets that document at once, and its stream resumes after that event.
+   * Network errors, timeouts, 429, 503 and any other unexpected answer to a poll (a 401
+   * of an expired token too: an identity function is asked again on every request) go to
+   * onConnectionProblem and are retried with backoff; only 404 ends the watch (onLost).
    * @param {string} jobId
    * @param {Callbacks} [callbacks]
    */
@@ -204,15 +247,33 @@ export class JobsClient {
     const existing = this.#watchers.get(jobId);
     if (existing) {
       existing.callbacks = callbacks;
-      if (existing.document) {
-        const document = existing.document;
-        queueMicrotask(() => notify(callbacks.onUpdate, document));
-      }
+      const { document, transport } = existing;
+      queueMicrotask(() => {
+        if (document) {
+          notify(callbacks.onUpdate, document);
+        }
+        if (transport) {
+          notify(callbacks.onTransport, transport);
+        }
+      });
       return;
     }
+    const stored = this.#readJobs()[jobId];
+    const resumed = stored && typeof stored.lastEventId === "string"
+                    && isDocument(stored.document, jobId) ? stored : null;
     const watcher = { jobId, callbacks, etag: null, document: null, failures: 0,
-                      timer: null, controller: null };
+                      timer: null, controller: null, transport: null, streamFailures: 0,
+                      streamAfter: 0, lastEventId: resumed ? resumed.lastEventId : null,
+                      reconnectMs: this.#reconnectMs };
     this.#watchers.set(jobId, watcher);
+    if (resumed) {
+      watcher.document = resumed.document;
+      queueMicrotask(() => {
+        if (this.#watchers.get(jobId) === watcher) {
+          notify(watcher.callbacks.onUpdate, resumed.document);
+        }
+      });
+    }
     this.#schedule(watcher, 0);
   }
 
@@ -278,7 +339,8 @@ export class JobsClient {
   }
 
   /**
-   * Stops polling the job; it stays in storage (resumeAll picks it up again).
+   * Stops following the job (its stream is closed); it stays in storage (resumeAll picks
+   * it up again).
    * @param {string} jobId
    * @returns {boolean} whether it was being watched
    */
@@ -295,7 +357,7 @@ export class JobsClient {
     return true;
   }
 
-  /** Stops every poll loop (storage is kept). */
+  /** Stops following every job (storage is kept). */
   stopAll() {
     for (const jobId of [...this.#watchers.keys()]) {
       this.stop(jobId);
@@ -303,7 +365,7 @@ export class JobsClient {
   }
 
   /**
-   * Stops polling the job and removes it from storage. The job itself goes on.
+   * Stops following the job and removes it from storage. The job itself goes on.
    * @param {string} jobId
    */
   forget(jobId) {
@@ -391,8 +453,9 @@ export class JobsClient {
     return URL.createObjectURL(await response.blob());
   }
 
-  /** fetch() with the identity headers and a timeout; no answer → JobsApiError(0). */
-  async #send(path, { signal, headers = {}, ...init }) {
+  /** fetch() with the identity headers and a timeout for the answer's headers; no answer →
+   * JobsApiError(0). `streaming`: `signal` goes on aborting the body after the headers. */
+  async #send(path, { signal, headers = {}, streaming = false, ...init }) {
     const identity = await this.#identityHeaders();
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), this.#timeoutMs);
@@ -414,7 +477,7 @@ export class JobsClient {
                                cause: error });
     } finally {
       clearTimeout(timer);
-      if (signal) {
+      if (signal && !streaming) {
         signal.removeEventListener("abort", abort);
       }
     }
@@ -436,14 +499,172 @@ export class JobsClient {
     return `${API_PREFIX}/jobs/${encodeURIComponent(jobId)}`;
   }
 
-  // --- the poll loop ------------------------------------------------------------------
+  // --- following a job: the event stream, else polling ----------------------------------
 
   #schedule(watcher, delayMs) {
     clearTimeout(watcher.timer);
     watcher.timer = setTimeout(() => {
       watcher.timer = null;
-      this.#poll(watcher);
+      this.#next(watcher);
     }, delayMs);
+  }
+
+  /** The next request: the stream when it may be tried, else a poll. */
+  #next(watcher) {
+    if (this.#watchers.get(watcher.jobId) !== watcher) {
+      return; // stopped (by a callback, say) after the timer was set
+    }
+    if (!this.#stream) {
+      this.#setTransport(watcher, "polling", "disabled");
+    } else if (typeof ReadableStream !== "function" || typeof TextDecoder !== "function") {
+      this.#pollInstead(watcher, "unsupported", Infinity);
+    } else if (Date.now() >= watcher.streamAfter) {
+      this.#openStream(watcher);
+      return;
+    }
+    this.#poll(watcher);
+  }
+
+  #isCurrent(watcher, controller) {
+    return this.#watchers.get(watcher.jobId) === watcher && watcher.controller === controller;
+  }
+
+  async #openStream(watcher) {
+    const controller = new AbortController();
+    watcher.controller = controller;
+    const headers = { Accept: "text/event-stream" };
+    if (watcher.lastEventId) {
+      headers["Last-Event-ID"] = watcher.lastEventId;
+    }
+    let response;
+    try {
+      response = await this.#send(`${this.#jobPath(watcher.jobId)}/events`, {
+        method: "GET", cache: "no-store", headers, signal: controller.signal,
+        streaming: true });
+    } catch (error) {
+      if (this.#isCurrent(watcher, controller)) {
+        watcher.controller = null;
+        this.#streamFailed(watcher);
+        this.#backOff(watcher, asApiError(error));
+      }
+      return;
+    }
+    if (!this.#isCurrent(watcher, controller)) {
+      controller.abort(); // stopped while it opened
+      return;
+    }
+    const type = (response.headers.get("Content-Type") || "").toLowerCase();
+    if (response.status !== 200 || !type.startsWith("text/event-stream")) {
+      // Refused (503 STREAMS_UNAVAILABLE: the server holds all the streams it may), or any
+      // answer that is no stream (404, 401, a proxy, a server without streams): a poll
+      // tells a lost job or a connection problem from the rest.
+      const error = apiError(response, await readJson(response));
+      watcher.controller = null;
+      this.#pollInstead(watcher, "refused",
+                        Math.max(this.#streamRetryMs, (error.retryAfter || 0) * 1000));
+      this.#poll(watcher);
+      return;
+    }
+    if (!response.body || typeof response.body.getReader !== "function") {
+      controller.abort();
+      watcher.controller = null;
+      this.#pollInstead(watcher, "unsupported", Infinity);
+      this.#poll(watcher);
+      return;
+    }
+    this.#recovered(watcher);
+    this.#setTransport(watcher, "stream", null);
+    const received = await this.#readStream(watcher, response.body, controller);
+    if (!this.#isCurrent(watcher, controller)) {
+      return; // finished or stopped
+    }
+    // Ended before the job did: the server restarted, a proxy or the network cut it, or
+    // it was silent for streamIdleMs. Open it again after the last event received.
+    watcher.controller = null;
+    if (received) {
+      watcher.streamFailures = 0;
+    } else {
+      this.#streamFailed(watcher);
+    }
+    const delayMs = Math.min(this.#maxBackoffMs, watcher.reconnectMs
+      * 2 ** Math.min(watcher.streamFailures, 20) * (0.8 + Math.random() * 0.4));
+    this.#schedule(watcher, Math.round(delayMs));
+  }
+
+  /** Reads events until the stream ends, drops or the watch ends; whether a byte came. */
+  async #readStream(watcher, body, controller) {
+    const reader = body.getReader();
+    const decoder = new TextDecoder(); // UTF-8; drops a leading byte order mark
+    const parser = new EventStreamParser(
+      (event) => this.#streamEvent(watcher, controller, event),
+      (retryMs) => { watcher.reconnectMs = retryMs; });
+    let received = false;
+    let idle = null;
+    try {
+      for (;;) {
+        clearTimeout(idle);
+        idle = setTimeout(() => controller.abort(), this.#streamIdleMs);
+        const { value, done } = await reader.read();
+        if (done) {
+          parser.end(decoder.decode());
+          break;
+        }
+        received = received || value.length > 0;
+        parser.push(decoder.decode(value, { stream: true }));
+        if (!this.#isCurrent(watcher, controller)) {
+          break;
+        }
+      }
+    } catch {
+      // dropped, silent too long, or stopped: the caller tells which
+    } finally {
+      clearTimeout(idle);
+      reader.cancel().catch(() => {});
+    }
+    return received;
+  }
+
+  #streamEvent(watcher, controller, event) {
+    if (event.type !== "status" || !this.#isCurrent(watcher, controller)) {
+      return; // other event types are for other clients
+    }
+    let document = null;
+    try {
+      document = JSON.parse(event.data);
+    } catch {
+      // reported below
+    }
+    if (!isDocument(document, watcher.jobId)) {
+      console.warn("jobs-client: ignored an unreadable status event", event.id);
+      return;
+    }
+    watcher.lastEventId = event.id;
+    watcher.etag = null; // a later poll must not get 304 for an older document
+    if (!TERMINAL.has(document.status)) {
+      this.#keepStored(watcher.jobId, { lastEventId: event.id, document });
+    }
+    this.#accept(watcher, document);
+  }
+
+  #streamFailed(watcher) {
+    watcher.streamFailures += 1;
+    if (watcher.streamFailures >= STREAM_FAILURES_BEFORE_POLLING) {
+      this.#pollInstead(watcher, "failed", this.#streamRetryMs);
+    }
+  }
+
+  /** Polls from now on; the stream is tried again after `forMs`. */
+  #pollInstead(watcher, reason, forMs) {
+    watcher.streamAfter = Date.now() + forMs;
+    watcher.streamFailures = 0;
+    this.#setTransport(watcher, "polling", reason);
+  }
+
+  #setTransport(watcher, transport, reason) {
+    if (!watcher.transport || watcher.transport.transport !== transport) {
+      watcher.transport = { jobId: watcher.jobId, transport, reason };
+      notify(watcher.callbacks.onTransport, watcher.transport);
+    }
   }
 
   #pollSoon(jobId) {
@@ -488,20 +709,28 @@ export class JobsClient {
   }
 
   #received(watcher, document, etag) {
-    const changed = JSON.stringify(document) !== JSON.stringify(watcher.document);
     watcher.etag = etag;
+    if (!this.#accept(watcher, document)) {
+      this.#schedule(watcher, this.#pollMs);
+    }
+  }
+
+  /** A document from a poll or an event: onUpdate if it changed; whether it finished
+   * the job (then forgotten, onDone or onFailed). */
+  #accept(watcher, document) {
+    const changed = JSON.stringify(document) !== JSON.stringify(watcher.document);
     watcher.document = document;
     this.#completeStoredType(watcher.jobId, document.type);
     if (changed) {
       notify(watcher.callbacks.onUpdate, document);
     }
     if (!TERMINAL.has(document.status)) {
-      this.#schedule(watcher, this.#pollMs);
-      return;
+      return false;
     }
     this.forget(watcher.jobId);
     const done = document.status === "succeeded";
     notify(done ? watcher.callbacks.onDone : watcher.callbacks.onFailed, document);
+    return true;
   }
 
   #backOff(watcher, error) {
@@ -559,6 +788,92 @@ export class JobsClient {
       this.#writeJobs(jobs);
     }
   }
+
+  /** Adds fields to a remembered job (a job watched but never remembered stays out). */
+  #keepStored(jobId, fields) {
+    const jobs = this.#readJobs();
+    if (jobs[jobId]) {
+      Object.assign(jobs[jobId], fields);
+      this.#writeJobs(jobs);
+    }
+  }
+}
+
+/**
+ * Server-sent events from decoded text (the WHATWG event stream format): field lines,
+ * comments (keep-alives), data over several lines, CR, LF or CRLF line ends, and frames
+ * or line ends split anywhere across chunks. Calls onEvent({type, data, id}) per
+ * complete event and onRetry(ms) per retry field; an event cut off by the end is dropped.
+ */
+class EventStreamParser {
+  #rest = "";
+  #afterCr = false; // the last chunk ended in CR: a LF starting the next one belongs to it
+  #type = "";
+  #data = [];
+  #id = null; // kept across events, as EventSource does
+  #onEvent;
+  #onRetry;
+
+  constructor(onEvent, onRetry) {
+    this.#onEvent = onEvent;
+    this.#onRetry = onRetry;
+  }
+
+  push(text) {
+    let buffer = this.#rest + text;
+    if (this.#afterCr && buffer.startsWith("\n")) {
+      buffer = buffer.slice(1);
+    }
+    this.#afterCr = false;
+    const lineEnd = /\r\n|\r|\n/g;
+    let start = 0;
+    for (let match = lineEnd.exec(buffer); match; match = lineEnd.exec(buffer)) {
+      this.#line(buffer.slice(start, match.index));
+      start = lineEnd.lastIndex;
+      this.#afterCr = start === buffer.length && match[0] === "\r";
+    }
+    this.#rest = buffer.slice(start);
+  }
+
+  end(text) {
+    this.push(text);
+    this.#rest = "";
+  }
+
+  #line(line) {
+    if (line === "") {
+      this.#dispatch();
+      return;
+    }
+    if (line.startsWith(":")) {
+      return; // a comment: the server's keep-alive
+    }
+    const colon = line.indexOf(":");
+    const field = colon === -1 ? line : line.slice(0, colon);
+    let value = colon === -1 ? "" : line.slice(colon + 1);
+    if (value.startsWith(" ")) {
+      value = value.slice(1);
+    }
+    if (field === "event") {
+      this.#type = value;
+    } else if (field === "data") {
+      this.#data.push(value);
+    } else if (field === "id" && !value.includes("\u0000")) {
+      this.#id = value;
+    } else if (field === "retry" && /^\d+$/.test(value)) {
+      this.#onRetry(Number(value));
+    } // other fields are ignored
+  }
+
+  #dispatch() {
+    const type = this.#type || "message";
+    const data = this.#data;
+    this.#type = "";
+    this.#data = [];
+    if (data.length > 0) {
+      this.#onEvent({ type, data: data.join("\n"), id: this.#id });
+    }
+  }
 }
 
 // --- helpers (module private) -----------------------------------------------------------
@@ -577,6 +892,11 @@ async function readStatus(response) {
                                                          errorCode: "BAD_RESPONSE" })
     : apiError(response, body);
   return { kind: response.status === 404 ? "lost" : "problem", error };
+}
+
+function isDocument(document, jobId) {
+  return Boolean(document) && typeof document === "object" && document.jobId === jobId
+         && typeof document.status === "string";
 }
 
 async function readJson(response) {

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
 from flask import Blueprint, Response, request
 
 from queue_jobs.models import JobType, Owner
-from queue_jobs.services import connections, jobs, organizations
-from webapp.context import client_address, db_pool, web_config
+from queue_jobs.observability import live_metrics
+from queue_jobs.services import connections, jobs, live, organizations
+from queue_jobs.services.errors import StreamsRefused
+from webapp.context import client_address, db_pool, live_feed, web_config
 from webapp.hooks.identity import current_owner
 from webapp.schemas.inputs import (
     ContentGenerationRequest,
@@ -58,22 +58,42 @@ def create_content_generation() -> Response:
 @bp.get("/<job_id>/status")
 def job_status(job_id: str) -> Response:
     owner = current_owner(account_checked_by_service=True)  # in job_status's one statement
+    parsed = jobs.parse_job_id(job_id)
     known = request.if_none_match
-    with connections.autocommit(db_pool()) as conn:  # reads only
-        answer = jobs.job_status(conn, jobs.parse_job_id(job_id), owner,
-                                 sorted(known.as_set(include_weak=True)), known.star_tag)
-    if answer.document is None:  # a finished job the client has: nothing else was read
-        response, etag = Response(status=304), answer.etag
+    tags = sorted(known.as_set(include_weak=True))
+    feed = live_feed()
+    # Unchanged since this process last read it (the change feed says so): no round trip.
+    answer = feed.status_from_memory(parsed, owner, tags, known.star_tag)
+    if answer is None:
+        token = feed.token()
+        with connections.autocommit(db_pool()) as conn:  # reads only
+            answer = jobs.job_status(conn, parsed, owner, tags, known.star_tag)
+        if answer.row is not None:
+            feed.remember(token, answer.row, answer.position)
+        live_metrics.FROM_DATABASE.inc()
+    if answer.body is None or known.contains_weak(answer.etag):
+        response = Response(status=304)
     else:
-        body = json.dumps(answer.document, separators=(",", ":")).encode()
-        # A finished job's tag is its row version; an active one's, its document's hash
-        # (the ETA in it changes while the row does not).
-        etag = answer.etag or hashlib.blake2b(body, digest_size=16).hexdigest()
-        response = (Response(status=304) if known.contains_weak(etag)
-                    else Response(body, mimetype="application/json"))
-    assert etag is not None
-    response.set_etag(etag)
+        response = Response(answer.body, mimetype="application/json")
+    response.set_etag(answer.etag)
     response.headers["Cache-Control"] = "no-cache"  # always revalidate with If-None-Match
+    return response
+
+
+@bp.get("/<job_id>/events")
+def job_events(job_id: str) -> Response:
+    """Server-sent events of the job's status document (docs/api.md, "Live status")."""
+    owner = current_owner(account_checked_by_service=True)  # by open_stream's read
+    parsed = jobs.parse_job_id(job_id)
+    feed = live_feed()
+    try:
+        stream = feed.open_stream(parsed, owner, request.headers.get("Last-Event-ID"))
+    except live.StreamsFull:
+        raise StreamsRefused() from None
+    frames = live.stream_frames(feed, stream, keepalive_s=web_config().stream_keepalive_s)
+    response = Response(frames, mimetype="text/event-stream")
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
     return response
 
 
@@ -82,15 +102,18 @@ def retry_job(job_id: str) -> Response:
     owner = current_owner()
     parsed = jobs.parse_job_id(job_id)
     with db_pool().connection() as conn:
-        jobs.retry_job(conn, parsed, owner, web_config().fair_use)
+        version = jobs.retry_job(conn, parsed, owner, web_config().fair_use)
+    live_feed().written_here(parsed, version)  # committed: no answer from before it
     return dumped(JobCreated, {"jobId": parsed})
 
 
 @bp.post("/<job_id>/cancel")
 def cancel_job(job_id: str) -> Response:
     owner = current_owner()
+    parsed = jobs.parse_job_id(job_id)
     with db_pool().connection() as conn:
-        jobs.cancel_job(conn, jobs.parse_job_id(job_id), owner)
+        version = jobs.cancel_job(conn, parsed, owner)
+    live_feed().written_here(parsed, version)  # committed: no answer from before it
     return dumped(JobCancelled, {"cancelled": True})
 
 

@@ -21,7 +21,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from queue_jobs.observability import job_metrics
+from queue_jobs.observability import job_metrics, live_metrics
 from queue_jobs.services import monitoring
 from webapp.context import db_pool
 
@@ -69,7 +69,7 @@ def _registry() -> CollectorRegistry:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.MultiProcessCollector(registry)  # every gunicorn process's samples
     else:
-        for instrument in (HTTP_LATENCY, *job_metrics.INSTRUMENTS):
+        for instrument in (HTTP_LATENCY, *job_metrics.INSTRUMENTS, *live_metrics.INSTRUMENTS):
             registry.register(instrument)
     registry.register(JobTableCollector())
     return registry

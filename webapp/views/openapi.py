@@ -75,6 +75,11 @@ PARAMETERS: dict[str, dict[str, Any]] = {
         "in": "header", "name": "If-None-Match", "required": False,
         "schema": {"type": "string"},
         "description": "The ETag of the last document seen: 304 while it has not changed."},
+    "LastEventId": {
+        "in": "header", "name": "Last-Event-ID", "required": False,
+        "schema": {"type": "string"},
+        "description": "The id of the last event seen: if the job changed since, the current "
+                       "document comes at once; otherwise the stream waits for a change."},
     **{name: {"in": "path", "name": name, "required": True, "schema": _UUID,
               "description": text} for name, text in PATH_PARAMETERS.items()},
 }
@@ -84,6 +89,8 @@ HEADERS: dict[str, dict[str, Any]] = {
     "ETag": {"required": True, "schema": {"type": "string", "pattern": '^(W/)?"[^"]*"$'},
              "description": "Send it back as If-None-Match."},
     "Cache-Control": {"required": True, "schema": {"type": "string"}},
+    "X-Accel-Buffering": {"required": True, "schema": {"type": "string", "enum": ["no"]},
+                          "description": "Tells a proxy (nginx) not to buffer the stream."},
     "Idempotent-Replayed": {"required": False, "schema": {"type": "string", "enum": ["true"]},
                             "description": "Present when an earlier request with the same "
                                            "Idempotency-Key made the job."},
@@ -103,6 +110,17 @@ LEGACY_FAILURES = sync_failures_by_status()
 LEGACY_NOTE = ("Runs the job's pipeline inside the request (a minute or more), on a job row "
                "the jobs API can see and cancel; a failure answers the job's errorCode and "
                "jobId.")
+
+# One event of the stream (OpenAPI 3.2's SSE shape: its fields, `data` as JSON).
+STATUS_EVENT = {
+    "type": "object", "required": ["event", "id", "data"],
+    "properties": {
+        "event": {"type": "string", "enum": ["status"]},
+        "id": {"type": "string"},
+        "data": {"type": "string", "contentMediaType": "application/json",
+                 "contentSchema": {"$ref": "#/components/schemas/JobStatus"}},
+    },
+}
 
 CREATED = Reply("Created (or replayed).", bodies.JobCreated, ("Idempotent-Replayed",))
 
@@ -128,6 +146,20 @@ OPERATIONS: tuple[Operation, ...] = (
         {200: Reply("The status document.", bodies.JobStatus, ("ETag", "Cache-Control")),
          304: Reply("Unchanged since the ETag sent in If-None-Match.", None, ("ETag",))},
         errors(401, 503, not_found=("JOB_NOT_FOUND",)), headers=("IfNoneMatch",)),
+    Operation(
+        "get", "/api/v1/jobs/{jobId}/events", "streamJobStatus",
+        "Follow a job's status as server-sent events", "jobs", JWT_OR_SESSION,
+        {200: Reply("`text/event-stream`: `event: status`, an `id` increasing per job, and "
+                    "`data:` the status document exactly as /status answers it, on one line; "
+                    "the first at once, then one per change; `: keep-alive` comments while "
+                    "nothing changes (at most 15 s apart); closed after a succeeded or "
+                    "failed document.", STATUS_EVENT,
+                    ("Cache-Control", "X-Accel-Buffering"), media_type="text/event-stream")},
+        errors(401, not_found=("JOB_NOT_FOUND",),
+               service_unavailable=("QUEUE_UNAVAILABLE", "STREAMS_UNAVAILABLE")),
+        headers=("LastEventId",),
+        description="Driven by PostgreSQL NOTIFY. 503 STREAMS_UNAVAILABLE: this server holds "
+                    "as many streams as it may; poll /status instead."),
     Operation(
         "post", "/api/v1/jobs/{jobId}/retry", "retryJob", "Retry a failed job", "jobs",
         JWT_OR_SESSION,

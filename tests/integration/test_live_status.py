@@ -1,0 +1,264 @@
+"""Live status over real HTTP: the event stream of a job under gunicorn's gevent worker as
+shipped, driven by PostgreSQL NOTIFY, and status polls answered from memory."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+import requests
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from queue_jobs.services import jobs
+from tests.fakes.website import FakeWebsite
+from tests.integration.conftest import start_gunicorn
+from tests.integration.support import (
+    ApiClient,
+    SseReader,
+    ThreadWorker,
+    new_session,
+    wait_until,
+    wait_until_serving,
+)
+
+LISTENER = "jobs-web-live"  # the listening connection's application_name
+
+
+@pytest.fixture
+def web(db_url: str) -> Iterator[str]:
+    """The app under gunicorn as shipped (gevent), one process, keep-alives every second."""
+    process, base = start_gunicorn(db_url, processes=1, LIVE_KEEPALIVE_S="1")
+    try:
+        wait_until_serving(base)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(20)
+
+
+def _create(base: str, url: str, headers: dict[str, str]) -> str:
+    response = requests.post(f"{base}/api/v1/jobs/website-analysis", json={"url": url},
+                             headers=headers, timeout=10)
+    assert response.status_code == 201, response.text
+    return str(response.json()["jobId"])
+
+
+def _status(base: str, job_id: str, headers: dict[str, str]) -> requests.Response:
+    return requests.get(f"{base}/api/v1/jobs/{job_id}/status", headers=headers, timeout=10)
+
+
+def _order(event_id: str) -> tuple[int, int]:
+    version, ms, _digest = event_id.split("-")
+    return int(version), int(ms)
+
+
+@pytest.mark.slow
+def test_a_stream_follows_a_job_to_its_end(web: str, settings: Any,
+                                           website: FakeWebsite) -> None:
+    session = new_session()
+    job_id = _create(web, website.url("/"), session)
+    stream = SseReader(web, job_id, session)
+    assert stream.response.status_code == 200
+    assert stream.response.headers["Content-Type"].startswith("text/event-stream")
+    assert stream.response.headers["Cache-Control"] == "no-cache"
+    assert stream.response.headers["X-Accel-Buffering"] == "no"
+    first = stream.next_event()
+    assert first is not None and first.event == "status"
+    assert first.document["status"] == "queued" and first.document["jobId"] == job_id
+
+    events = [first]
+    with ThreadWorker(settings):
+        while (event := stream.next_event()) is not None:
+            events.append(event)
+    documents = [event.document for event in events]
+    assert documents[-1]["status"] == "succeeded", documents[-1]
+    statuses = [document["status"] for document in documents]
+    assert "running" in statuses
+    assert all(status != "succeeded" for status in statuses[:-1])
+    # one event per change: never the same document twice in a row, ids increasing
+    assert all(a.data != b.data for a, b in itertools.pairwise(events))
+    orders = [_order(event.event_id or "") for event in events]
+    assert orders == sorted(orders) and len(set(orders)) == len(orders)
+    progress = [document["progress"] for document in documents]
+    assert progress == sorted(progress)
+    # the last event is exactly what /status answers now
+    assert json.loads(_status(web, job_id, session).content) == documents[-1]
+
+
+def test_a_finished_job_streams_one_event_then_closes(web: str) -> None:
+    session = new_session()
+    job_id = _create(web, "https://example.com/", session)
+    assert requests.post(f"{web}/api/v1/jobs/{job_id}/cancel", headers=session,
+                         timeout=10).status_code == 200
+    stream = SseReader(web, job_id, session)
+    event = stream.next_event()
+    assert event is not None and event.document["status"] == "failed"
+    assert event.document["errorCode"] == "CANCELLED"
+    assert stream.next() is None  # closed by the server
+
+
+def test_stream_errors_before_it_starts_are_the_json_envelope(web: str) -> None:
+    session = new_session()
+    job_id = _create(web, "https://example.com/", session)
+    cases = [
+        (f"/api/v1/jobs/{job_id}/events", new_session(), 404, "JOB_NOT_FOUND"),
+        ("/api/v1/jobs/not-a-job/events", session, 404, "JOB_NOT_FOUND"),
+        (f"/api/v1/jobs/{job_id}/events", {}, 401, "AUTH_REQUIRED"),
+        (f"/api/v1/jobs/{job_id}/events", {"Authorization": "Bearer x"}, 401, "TOKEN_INVALID"),
+    ]
+    for path, headers, status, code in cases:
+        response = requests.get(f"{web}{path}", headers=headers, timeout=10)
+        assert response.status_code == status, (path, headers, response.text)
+        assert response.headers["Content-Type"] == "application/json"
+        assert response.json()["errorCode"] == code
+
+
+def test_last_event_id_waits_for_a_change_unless_there_was_one(web: str) -> None:
+    session = new_session()
+    job_id = _create(web, "https://example.com/", session)
+    first = SseReader(web, job_id, session)
+    seen = first.next_event()
+    first.close()
+    assert seen is not None and seen.event_id
+
+    resumed = SseReader(web, job_id, session, last_event_id=seen.event_id)
+    # unchanged since that id: keep-alives (every second here), no event
+    for _ in range(2):
+        message = resumed.next()
+        assert message is not None and message.comment == "keep-alive", message
+    requests.post(f"{web}/api/v1/jobs/{job_id}/cancel", headers=session, timeout=10)
+    changed = resumed.next_event()
+    assert changed is not None and changed.document["status"] == "failed"
+    assert _order(changed.event_id or "") > _order(seen.event_id)
+
+    stale = SseReader(web, job_id, session, last_event_id=seen.event_id)
+    at_once = stale.next()
+    assert at_once is not None and at_once.event == "status"  # it changed since: at once
+
+
+def _block_connections(db: psycopg.Connection[Any], blocked: bool) -> None:
+    """New connections to the test's database refused (or allowed again); said from
+    another database, as PostgreSQL requires."""
+    other = make_conninfo(db.info.dsn, password=db.info.password, dbname="postgres")
+    with psycopg.connect(other, autocommit=True) as admin:
+        admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS {}").format(
+            sql.Identifier(db.info.dbname), sql.SQL("false" if blocked else "true")))
+
+
+def _cut_listener(db: psycopg.Connection[Any]) -> None:
+    """New connections refused, then the listening connection ended: a gap that lasts
+    until _block_connections(db, False)."""
+    _block_connections(db, True)
+    db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+               "WHERE application_name = %s AND datname = current_database()", (LISTENER,))
+
+    def gone() -> bool:
+        return db.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
+                          "AND datname = current_database()", (LISTENER,)).fetchone() == (0,)
+
+    wait_until(gone, message="the listening connection to end")
+
+
+def _touch(db: psycopg.Connection[Any], job_id: str, progress: int) -> None:
+    """A change of the job's document that the application did not make (an operator's SQL)."""
+    db.execute("UPDATE jobs SET progress = %s, updated_at = now() WHERE id = %s",
+               (progress, job_id))
+
+
+def test_a_change_made_while_the_listener_is_cut_reaches_the_stream(
+        web: str, db: psycopg.Connection[Any]) -> None:
+    session = new_session()
+    job_id = _create(web, "https://example.com/", session)
+    stream = SseReader(web, job_id, session)
+    assert stream.next_event() is not None
+    _cut_listener(db)
+    try:
+        _touch(db, job_id, 7)  # its NOTIFY reaches nobody
+        message = stream.next()
+        assert message is not None and message.comment is not None  # nothing yet
+    finally:
+        _block_connections(db, False)
+    event = stream.next_event()  # after the listener is back: the document, read again
+    assert event is not None and event.document["progress"] == 7
+
+
+# --- status polls answered from memory (in-process app: its feed can be looked at) -------
+
+def _feed_listening(api: ApiClient, job_id: str, headers: dict[str, str]) -> Any:
+    feed = api.app.extensions["live_feed"]
+    api.status(job_id, headers)  # the first use starts it
+    wait_until(lambda: feed.connected, message="the live feed to listen")
+    return feed
+
+
+def _poll(api: ApiClient, job_id: str, headers: dict[str, str],
+          etag: str | None = None) -> Any:
+    extra = {"If-None-Match": etag} if etag else {}
+    return api.http.get(f"/api/v1/jobs/{job_id}/status", headers={**headers, **extra})
+
+
+def test_an_unchanged_job_is_answered_from_memory_until_it_changes(
+        api: ApiClient, db: psycopg.Connection[Any]) -> None:
+    session = new_session()
+    job_id = api.create_analysis("https://example.com/", session)
+    feed = _feed_listening(api, job_id, session)
+    first = _poll(api, job_id, session)
+    etag = first.headers["ETag"].strip('"')
+    before = feed.answered_from_memory
+    again = _poll(api, job_id, session, first.headers["ETag"])
+    assert again.status_code == 304
+    assert feed.answered_from_memory == before + 1
+
+    _touch(db, job_id, 9)
+    changed = wait_until(lambda: (lambda r: r if r.status_code == 200 else None)(
+        _poll(api, job_id, session, first.headers["ETag"])), message="the change to be seen")
+    assert changed.get_json()["progress"] == 9 and changed.headers["ETag"].strip('"') != etag
+    # another owner never gets an answer from memory
+    assert _poll(api, job_id, new_session(), changed.headers["ETag"]).status_code == 404
+
+
+def test_a_listener_gap_drops_what_memory_knew(api: ApiClient,
+                                               db: psycopg.Connection[Any]) -> None:
+    session = new_session()
+    job_id = api.create_analysis("https://example.com/", session)
+    feed = _feed_listening(api, job_id, session)
+    first = _poll(api, job_id, session)
+    assert _poll(api, job_id, session, first.headers["ETag"]).status_code == 304
+    _cut_listener(db)
+    try:
+        wait_until(lambda: not feed.connected, message="the feed to notice the gap")
+        _touch(db, job_id, 11)
+        during = _poll(api, job_id, session, first.headers["ETag"])
+        assert during.status_code == 200 and during.get_json()["progress"] == 11
+    finally:
+        _block_connections(db, False)
+
+
+def test_a_deleted_account_gets_401_not_a_remembered_answer(
+        api: ApiClient, db: psycopg.Connection[Any]) -> None:
+    token = api.token_for()
+    job_id = api.create_analysis("https://example.com/", token)
+    _feed_listening(api, job_id, token)
+    first = _poll(api, job_id, token)
+    assert _poll(api, job_id, token, first.headers["ETag"]).status_code == 304
+    db.execute("DELETE FROM users")
+    wait_until(lambda: _poll(api, job_id, token, first.headers["ETag"]).status_code == 401,
+               message="the deleted account's poll to be refused")
+
+
+def test_a_finished_jobs_etag_is_the_same_from_sql_and_from_memory(
+        api: ApiClient, db: psycopg.Connection[Any]) -> None:
+    session = new_session()
+    job_id = api.create_analysis("https://example.com/", session)
+    api.http.post(f"/api/v1/jobs/{job_id}/cancel", headers=session)
+    version = db.execute("SELECT version FROM jobs WHERE id = %s", (job_id,)).fetchone()
+    assert version is not None
+    response = _poll(api, job_id, session)
+    assert response.headers["ETag"].strip('"') == jobs.finished_etag(uuid.UUID(job_id),
+                                                                     version[0])
