@@ -15,14 +15,17 @@ _CONNECT_KWARGS = {"autocommit": True, "connect_timeout": 5, "keepalives": 1,
 
 
 def job_changes(conninfo: str, *, liveness_s: float, stopped: Callable[[], bool],
-                application_name: str) -> Iterator[str | None]:
+                application_name: str,
+                on_socket: Callable[[int], None] = lambda fileno: None) -> Iterator[str | None]:
     """The payloads of `jobs_changed` as they arrive. Yields None once listening (from
-    then on no change is missed), and after every `liveness_s` of quiet, once the
-    connection answered a query. Raises psycopg.Error when the connection is lost."""
+    then on no change is missed; `on_socket` has the connection's socket first), and
+    after every `liveness_s` of quiet, once the connection answered a query. Raises
+    psycopg.Error when the connection is lost."""
     queries = named_queries()
     with psycopg.connect(conninfo, application_name=application_name,
                          **_CONNECT_KWARGS) as conn:  # type: ignore[arg-type]
         conn.execute(queries["listen_job_changes"].encode())
+        on_socket(conn.pgconn.socket)
         yield None
         while not stopped():
             received = False

@@ -152,9 +152,15 @@ def recent_step_durations(conn: Conn, job_type: str,
     return {row["step"]: StepTiming(row["mean_ms"], row["p90_ms"]) for row in rows}
 
 
+# Past this many dispatches, numbering the whole line once beats two counts for each.
+POSITIONS_RANKED_FROM = 32
+
+
 def queue_positions(conn: Conn, dispatch_ids: Sequence[int]) -> dict[int, int]:
     """Each dispatch's place in our queue's line (1: the next to start)."""
-    rows = _all(conn, "queue_positions", dispatch_ids=list(dispatch_ids), queue=QUEUE)
+    query = ("queue_positions_ranked" if len(dispatch_ids) >= POSITIONS_RANKED_FROM
+             else "queue_positions")
+    rows = _all(conn, query, dispatch_ids=list(dispatch_ids), queue=QUEUE)
     return {row["dispatch_id"]: row["position"] for row in rows}
 
 

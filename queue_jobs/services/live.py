@@ -22,6 +22,7 @@ worker (webapp/gunicorn_conf.py) and real threads elsewhere (tests, flask run).
 from __future__ import annotations
 
 import logging
+import select
 import threading
 import time
 import uuid
@@ -44,6 +45,9 @@ log = logging.getLogger(__name__)
 
 LIVENESS_S = 5.0  # a quiet listening connection is checked this often
 REMEMBERED_JOBS = 100_000  # versions and snapshots kept per process (least recent go)
+# A busy queue moves with every start: its streamed jobs' positions are read again at most
+# this often (one statement for all of them), whatever the rate of moves.
+QUEUE_REREAD_EVERY_S = 0.25
 FINISHED = ("succeeded", "failed")
 
 
@@ -170,6 +174,7 @@ class LiveFeed:
         self._started = False
         self._stopped = threading.Event()
         self._connected = False
+        self._listen_fd: int | None = None
         self._generation = 0
         self._queue_epoch = 0
         self._versions: OrderedDict[uuid.UUID, int] = OrderedDict()
@@ -247,6 +252,8 @@ class LiveFeed:
         row = snapshot.row
         if not row.visible_to(owner):
             return None  # the database tells 404 from 401
+        if self._notifications_waiting():
+            return None
         answer: StatusAnswer | None
         if row.status in FINISHED:
             etag = jobs.finished_etag(row.id, row.version)
@@ -257,6 +264,12 @@ class LiveFeed:
             self.answered_from_memory += 1
             live_metrics.FROM_MEMORY.inc()
         return answer
+
+    def newest_version(self, job_id: uuid.UUID) -> int | None:
+        """The newest version of the job this process was told of (None: none since the
+        listener last connected, or forgotten)."""
+        with self._lock:
+            return self._versions.get(job_id)
 
     def written_here(self, job_id: uuid.UUID, version: int) -> None:
         """This process committed `version` of the job: its own next poll must not be
@@ -318,7 +331,7 @@ class LiveFeed:
             try:
                 for payload in notifications.job_changes(
                         self._conninfo, liveness_s=LIVENESS_S, stopped=self._done,
-                        application_name=self._application_name):
+                        application_name=self._application_name, on_socket=self._on_socket):
                     if payload is None:
                         if not self._connected:
                             self._on_listening()
@@ -334,6 +347,22 @@ class LiveFeed:
                 self._stopped.wait(backoff.delay())
         self._on_gap(None)
 
+    def _on_socket(self, fileno: int) -> None:
+        self._listen_fd = fileno
+
+    def _notifications_waiting(self) -> bool:
+        """Bytes on the listening socket that the listener has not read yet (it may be
+        waiting for its turn in a busy process): what this process remembers may be
+        stale, so no answer from memory until they are read."""
+        fileno = self._listen_fd
+        if fileno is None:
+            return True
+        try:
+            readable, _, _ = select.select([fileno], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
+
     def _on_listening(self) -> None:
         with self._lock:
             self._connected = True
@@ -346,6 +375,7 @@ class LiveFeed:
         with self._lock:
             was_connected = self._connected
             self._connected = False
+            self._listen_fd = None
             self._generation += 1
             self._versions.clear()
             self._snapshots.clear()
@@ -389,13 +419,23 @@ class LiveFeed:
 
     def _refresh(self) -> None:
         next_tick = time.monotonic() + self._eta_tick_s
+        next_queue_read = 0.0
         while not self._stopped.is_set():
             with self._lock:
-                self._lock.wait_for(
-                    lambda: (self._pending or self._reread_all or self._stopped.is_set()
-                             or (self._queue_moved and self._streams)),
-                    max(0.0, next_tick - time.monotonic()))
-                due = self._due_jobs()
+                while True:  # not wait_for: a queue move must be able to shorten the wait
+                    now = time.monotonic()
+                    queue_due = bool(self._queue_moved and self._streams
+                                     and now >= next_queue_read)
+                    if (self._pending or self._reread_all or queue_due or now >= next_tick
+                            or self._stopped.is_set()):
+                        break
+                    wake = next_tick
+                    if self._queue_moved and self._streams:
+                        wake = min(wake, next_queue_read)
+                    self._lock.wait(max(0.0, wake - now))
+                due = self._due_jobs(with_queued=queue_due)
+            if queue_due:
+                next_queue_read = now + QUEUE_REREAD_EVERY_S
             try:
                 if due:
                     self._reread(due)
@@ -408,17 +448,20 @@ class LiveFeed:
                     self._pending.update(due)
                 self._stopped.wait(1.0)
 
-    def _due_jobs(self) -> set[uuid.UUID]:
-        """Under the lock: the jobs whose streams need a new read, taken from the to-do."""
+    def _due_jobs(self, *, with_queued: bool) -> set[uuid.UUID]:
+        """Under the lock: the jobs whose streams need a new read, taken from the to-do;
+        `with_queued`: every streamed queued job too (the queue moved)."""
         due = set(self._pending)
         if self._reread_all:
             due.update(self._streams)
-        elif self._queue_moved:
+            self._queue_moved = False
+        elif with_queued:
             due.update(job_id for job_id, streams in self._streams.items()
                        if any(stream.row is None or stream.row.status == "queued"
                               for stream in streams))
+            self._queue_moved = False
         self._pending.clear()
-        self._reread_all = self._queue_moved = False
+        self._reread_all = False
         return due
 
     def _reread(self, job_ids: set[uuid.UUID]) -> None:

@@ -35,6 +35,17 @@ SELECT d.id AS dispatch_id,
   FROM unnest(%(dispatch_ids)s::bigint[]) AS d(id)
   LEFT JOIN procrastinate_jobs me ON me.id = d.id AND me.status = 'todo';
 
+-- name: queue_positions_ranked
+-- queue_positions for many dispatches at once (an event-streaming process re-reading all
+-- its queued jobs after the queue moved): the whole line numbered in one pass of
+-- procrastinate_jobs_priority_idx_v1, instead of two counts per dispatch. A dispatch not
+-- 'todo' any more (being claimed) is 1, as there.
+SELECT d.id AS dispatch_id, coalesce(ranked.position, 1) AS position
+  FROM unnest(%(dispatch_ids)s::bigint[]) AS d(id)
+  LEFT JOIN (SELECT id, row_number() OVER (ORDER BY priority DESC, id) AS position
+               FROM procrastinate_jobs
+              WHERE status = 'todo' AND queue_name = %(queue)s) ranked ON ranked.id = d.id;
+
 -- name: queue_pace
 -- The estimate of a queued job's wait (services.eta.queue_wait_s), cached per process:
 -- runs started by workers in the last %(window_s)s seconds (jobs_run_started_idx; negative

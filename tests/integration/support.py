@@ -125,6 +125,17 @@ class ApiClient:
         assert response.status_code == 200, response.get_json()
         return dict(response.get_json())
 
+    def settled(self, db: Any) -> None:
+        """Until this app's change feed has seen every commit made so far (by `db` or
+        anyone): a poll may be answered from memory, which lags a commit by the
+        notification's delivery. A barrier: notifications arrive in commit order."""
+        marker = uuid.uuid4()
+        db.execute("SELECT pg_notify('jobs_changed', %s)", (f"{marker} 1 -",))
+        feed = self.app.extensions["live_feed"]
+        if feed.connected:
+            wait_until(lambda: feed.newest_version(marker) is not None,
+                       message="the change feed to catch up")
+
     def wait_for_status(self, job_id: str, headers: dict[str, str], statuses: set[str],
                         timeout: float = 20.0) -> dict[str, Any]:
         def reached() -> dict[str, Any] | None:
@@ -274,11 +285,15 @@ class SseReader:
                 message.data = value if message.data is None else f"{message.data}\n{value}"
         return None
 
-    def next_event(self) -> SseMessage | None:
-        """The next event, past keep-alive comments; None once closed."""
+    def next_event(self, within_s: float = 30.0) -> SseMessage | None:
+        """The next event, past keep-alive comments; None once closed. AssertionError if
+        only keep-alives come for `within_s`."""
+        deadline = time.monotonic() + within_s
         while (message := self.next()) is not None:
             if message.comment is None:
                 return message
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no event within {within_s} s, only keep-alives")
         return None
 
     def close(self) -> None:

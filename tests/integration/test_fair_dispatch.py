@@ -137,10 +137,12 @@ def test_queue_position_is_the_place_in_the_fetch_order(
     assert [doc["queuePosition"] for doc in listed] == [4, 3, 1]  # newest first
     workers = Workers(db)
     assert workers.take() == a[0]
+    api.settled(db)  # polls may be answered from memory: after the feed saw the claim
     assert api.status(a[0], ann)["queuePosition"] is None  # running
     assert [api.status(job, ann)["queuePosition"] for job in a[1:]] == [2, 3]
     assert api.status(b[0], bob)["queuePosition"] == 1
     workers.finish(a[0])
+    api.settled(db)
     assert api.status(a[0], ann)["queuePosition"] is None  # finished
 
 
@@ -175,6 +177,7 @@ def test_with_fair_dispatch_off_the_queue_is_fifo(
     assert workers.take() == created[0]
     workers.finish(created[0])  # the re-rank leaves FIFO priorities at 0
     assert _priorities(db, created[1:]) == [0, 0, 0]
+    api.settled(db)
     assert api.status(created[3], bob)["queuePosition"] == 3
     assert [workers.take() for _ in range(3)] == created[1:]
 
@@ -201,3 +204,17 @@ def test_the_estimate_of_a_job_behind_a_backlog_includes_the_wait(
     first = api.status(backlog[1], owner)
     assert first["queuePosition"] == 1
     assert first["estimatedTimeRemaining"] == pytest.approx(pipeline_s + 20, abs=2)
+
+
+def test_positions_counted_or_numbered_agree(
+        make_api: Any, db: psycopg.Connection[Any], website: FakeWebsite) -> None:
+    api = make_api()
+    jobs = [job for owner in (new_session() for _ in range(4))
+            for job in _create(api, website, owner, 9)]
+    dispatches = [_dispatch(db, job) for job in jobs]
+    assert len(dispatches) >= store.POSITIONS_RANKED_FROM  # numbered in one pass
+    numbered = store.queue_positions(db, dispatches)
+    counted = {dispatch: store.queue_positions(db, [dispatch])[dispatch]
+               for dispatch in dispatches}  # one at a time: counted
+    assert numbered == counted
+    assert sorted(numbered.values()) == list(range(1, len(jobs) + 1))

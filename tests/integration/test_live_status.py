@@ -262,3 +262,16 @@ def test_a_finished_jobs_etag_is_the_same_from_sql_and_from_memory(
     response = _poll(api, job_id, session)
     assert response.headers["ETag"].strip('"') == jobs.finished_etag(uuid.UUID(job_id),
                                                                      version[0])
+
+
+def test_a_queued_jobs_stream_follows_its_place_in_the_queue(web: str) -> None:
+    first_owner, second_owner = new_session(), new_session()
+    ahead = _create(web, "https://example.com/", first_owner)
+    behind = _create(web, "https://example.com/", second_owner)
+    stream = SseReader(web, behind, second_owner)
+    opened = stream.next_event()
+    assert opened is not None and opened.document["queuePosition"] == 2
+    requests.post(f"{web}/api/v1/jobs/{ahead}/cancel", headers=first_owner, timeout=10)
+    moved = stream.next_event()  # not the job's own change: the queue moved
+    assert moved is not None and moved.document["queuePosition"] == 1
+    assert moved.document["estimatedTimeRemaining"] <= opened.document["estimatedTimeRemaining"]
