@@ -1,7 +1,9 @@
 """Our worker (`python -m queue_jobs.worker`) with pipelines whose steps do nothing, for
 the benchmarks: what remains is the service's own cost per job (claim, a start and a
 checkpoint per step, the final write). BENCH_STEP_SECONDS > 0 makes each step wait that
-long instead (a job that is "running", as while an LLM answers).
+long instead (a job that is "running", as while an LLM answers), and BENCH_STEP_JITTER
+(0 to 1) spreads each step's wait evenly over STEP_SECONDS x (1 +/- jitter): steps of known
+but varying length, whose jobs' estimates can be checked against their real durations.
 
     python -m bench.bench_worker --concurrency 4
 """
@@ -9,6 +11,7 @@ long instead (a job that is "running", as while an LLM answers).
 from __future__ import annotations
 
 import os
+import random
 import sys
 import time
 from typing import Any
@@ -18,13 +21,15 @@ from queue_jobs.pipeline.runner import Pipeline, Step, StepInput
 from queue_jobs.worker import main as worker
 
 STEP_SECONDS = float(os.environ.get("BENCH_STEP_SECONDS", "0"))
+STEP_JITTER = float(os.environ.get("BENCH_STEP_JITTER", "0"))
 
 
 def _idle_step(key: str, label: str) -> Step:
     def run(step_input: StepInput) -> dict[str, Any]:
-        deadline = time.monotonic() + STEP_SECONDS
+        seconds = STEP_SECONDS * random.uniform(1 - STEP_JITTER, 1 + STEP_JITTER)
+        deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and not step_input.services.should_stop():
-            time.sleep(min(0.05, STEP_SECONDS))
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
         return {}
     return Step(key, label, run, weight=1)
 
