@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-OPENING_AT_ONCE = 100  # connections being opened together: gunicorn's listen backlog is 2048
+OPENING_AT_ONCE = 20  # streams being opened together (each reads its job: pool of 8)
 FIRST_EVENT_TIMEOUT_S = 60.0
 
 
@@ -53,7 +53,9 @@ async def _follow(index: int, host: str, port: int, path: str, session: str, tal
                      f"\r\nAccept: text/event-stream\r\n\r\n".encode())
         head = await reader.readuntil(b"\r\n\r\n")
         if not head.startswith(b"HTTP/1.1 200") or b"chunked" not in head.lower():
-            first.set_exception(_Failed(f"stream {index}: {head[:200]!r}"))
+            body = await asyncio.wait_for(reader.read(500), 5)
+            first.set_exception(_Failed(f"stream {index}: {head.splitlines()[0]!r} {body!r}"))
+            writer.close()
             return
     tally.open += 1
     buffer = b""
