@@ -14,6 +14,7 @@ import os
 import random
 import sys
 import time
+from dataclasses import replace
 from typing import Any
 
 from queue_jobs.pipeline.registry import PIPELINES
@@ -24,14 +25,16 @@ STEP_SECONDS = float(os.environ.get("BENCH_STEP_SECONDS", "0"))
 STEP_JITTER = float(os.environ.get("BENCH_STEP_JITTER", "0"))
 
 
-def _idle_step(key: str, label: str) -> Step:
+def _idle_step(step: Step) -> Step:
     def run(step_input: StepInput) -> dict[str, Any]:
         seconds = STEP_SECONDS * random.uniform(1 - STEP_JITTER, 1 + STEP_JITTER)
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and not step_input.services.should_stop():
             time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
         return {}
-    return Step(key, label, run, weight=1)
+    # The step's own weight: the API computes progress spans (and the estimate's share of
+    # a step done) from the real pipeline, so the worker must write the same progress.
+    return replace(step, run=run)
 
 
 def _no_result(step_input: StepInput) -> dict[str, Any]:
@@ -39,10 +42,11 @@ def _no_result(step_input: StepInput) -> dict[str, Any]:
 
 
 def hollow_out_pipelines() -> None:
-    """Same job types and step keys (the jobs table and the status labels know them)."""
+    """Same job types, step keys and weights (the jobs table, the status labels and the
+    progress the API reads know them)."""
     for job_type, pipeline in list(PIPELINES.items()):
         PIPELINES[job_type] = Pipeline(
-            job_type, tuple(_idle_step(s.key, s.label) for s in pipeline.steps),
+            job_type, tuple(_idle_step(step) for step in pipeline.steps),
             build_result=_no_result, default_step_seconds=pipeline.default_step_seconds)
 
 
