@@ -55,7 +55,7 @@ worker: $(STAMP)
 migrate: $(STAMP)
 	$(BIN)/jobs-migrate
 
-## make bench: the service against its references (bench/run.py, under 10 minutes);
+## make bench: the service against its references (bench/run.py, about 13 minutes);
 ## writes bench/results.md and bench/results.json
 bench: $(STAMP) deps
 	$(BIN)/python -m bench.run

@@ -3,6 +3,8 @@ gunicorn settings as ours (`gunicorn -c webapp/gunicorn_conf.py bench.reference_
 
 POST /items     inserts one row, answers 201 {"id": n}        (what creating a job must beat)
 GET /items/<n>  reads one row by primary key, answers its JSON (what a status poll must beat)
+GET /hello      answers "hello", no database: the least a request costs under these
+                settings (what a 304 answered from memory is held against)
 
 The table and its rows are made by bench/run.py, with payloads as large as our status
 document, so both sides move the same bytes. The obvious code: psycopg decodes the jsonb,
@@ -39,3 +41,8 @@ def read(item_id: int) -> Response:
     if row is None:
         return Response(status=404)
     return jsonify(row[0])
+
+
+@app.get("/hello")
+def hello() -> str:
+    return "hello"

@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ from psycopg.conninfo import make_conninfo
 
 from bench import tools
 from bench.reference_queue import QUEUE as REFERENCE_QUEUE
+from bench.stream_client import StreamClient
 from queue_jobs import models
 from queue_jobs.db import store
 from queue_jobs.db.embedded import start_embedded, uri_for
@@ -67,12 +70,33 @@ class Plan:
     latency_samples: int
     small_rows: int
     large_rows: int
+    streams: int  # idle event streams held by one web process
+    streamed_jobs: int  # the queued jobs they follow (several streams each)
+    changes: int  # progress updates fanned out to those streams
+    stream_rounds: int  # alternating rounds of the polls beside the streams
+    stream_poll_rate: int  # fixed-rate status polls per second on one web process
+    eta_step_s: float  # each step of the ETA benchmark's jobs: this, +/- half of it
+    eta_warm_jobs: int
+    eta_backlog: int  # created at once (case a)
+    eta_one_by_one: int  # created one at a time on an idle worker (case b)
+    fair_step_s: float
+    fair_backlog: int  # one owner's jobs ahead of another owner's one
+    fair_rounds: int
 
 
 FULL = Plan(seconds=5, rounds=5, noop_jobs=1000, running_jobs=50, poll_rate=1000,
-            latency_samples=200, small_rows=10_000, large_rows=1_000_000)
+            latency_samples=200, small_rows=10_000, large_rows=1_000_000,
+            streams=5000, streamed_jobs=300, changes=300, stream_rounds=3,
+            stream_poll_rate=300, eta_step_s=1.0, eta_warm_jobs=8, eta_backlog=40,
+            eta_one_by_one=6, fair_step_s=0.2, fair_backlog=20, fair_rounds=3)
 SMOKE = Plan(seconds=1, rounds=1, noop_jobs=40, running_jobs=5, poll_rate=100,
-             latency_samples=5, small_rows=1_000, large_rows=2_000)
+             latency_samples=5, small_rows=1_000, large_rows=2_000,
+             streams=100, streamed_jobs=10, changes=10, stream_rounds=1,
+             stream_poll_rate=100, eta_step_s=0.05, eta_warm_jobs=4, eta_backlog=6,
+             eta_one_by_one=2, fair_step_s=0.05, fair_backlog=6, fair_rounds=1)
+CHANGES_PER_S = 25  # progress updates fanned out to the streams, evenly paced
+WORKER_SLOTS = 4  # of the ETA and fairness benchmarks' worker
+NOOP_JOBS_PER_OWNER = 20  # MAX_ACTIVE_JOBS_PER_USER's default
 
 
 @dataclass
@@ -83,6 +107,9 @@ class Figure:
     unit: str
     target: str  # e.g. "≥ 0.6" (a ratio) or "≤ 50 ms" (ours) or "reported"
     note: str = ""
+    # the target applies to ours even though a reference is shown (fairness: on ≤ 1
+    # job duration, with off, FIFO, measured alongside)
+    target_on_ours: bool = False
     # (ours, reference) in each round, when paired; in results.json, to tell a slow
     # machine (both sides down) from a slow side
     round_values: tuple[tuple[float, float], ...] = ()
@@ -106,7 +133,7 @@ class Figure:
         if self.target == "reported":
             return None
         operator, bound = self.target.split()[:2]
-        value = self.ratio if self.reference is not None else self.ours
+        value = self.ours if self.reference is None or self.target_on_ours else self.ratio
         if value is None:
             return False
         return value >= float(bound) if operator == "≥" else value <= float(bound)
@@ -166,13 +193,36 @@ class Bench:
             yield
 
     @contextmanager
-    def our_worker(self, concurrency: int = WORKER_CONCURRENCY,
-                   step_seconds: float = 0) -> Iterator[int]:
-        env = {**self.env, "BENCH_STEP_SECONDS": str(step_seconds)}
+    def our_worker(self, concurrency: int = WORKER_CONCURRENCY, step_seconds: float = 0,
+                   jitter: float = 0) -> Iterator[int]:
+        env = {**self.env, "BENCH_STEP_SECONDS": str(step_seconds),
+               "BENCH_STEP_JITTER": str(jitter)}
         with tools.process([PYTHON, "-m", "bench.bench_worker", "--concurrency",
                             str(concurrency), "--queue", store.QUEUE], env,
                            log=self.log("worker")) as child:
             yield child.pid
+
+    @contextmanager
+    def ready_worker(self, step_seconds: float, jitter: float = 0.5) -> Iterator[int]:
+        """Our worker with WORKER_SLOTS slots whose steps sleep, registered and listening."""
+        known = self.count("SELECT max(id) FROM procrastinate_workers")
+        with self.our_worker(WORKER_SLOTS, step_seconds, jitter) as pid:
+            self.wait(lambda: self.count("SELECT max(id) FROM procrastinate_workers") > known,
+                      "the worker to register")
+            time.sleep(0.5)  # its LISTEN is set up just after it registers
+            yield pid
+
+    @contextmanager
+    def ours_alone(self, name: str) -> Iterator[tuple[str, int]]:
+        """Another instance of ours, one gunicorn process as shipped (gevent): its URL and
+        the pid of its one worker process."""
+        port = tools.free_port()
+        url = f"http://127.0.0.1:{port}"
+        env = {**self.env, "WEB_CONCURRENCY": "1", "PORT": str(port)}
+        with tools.process([str(tools.BIN / "gunicorn"), "-c", "webapp/gunicorn_conf.py",
+                            "wsgi:app"], env, ready_url=f"{url}/readyz",
+                           log=self.log(name)) as master:
+            yield url, tools.children(master.pid)[0]
 
     def reset(self) -> None:
         """Empty the job tables between figures (the references' rows stay), and flush
@@ -194,23 +244,24 @@ class Bench:
         row = self.db.execute(query, params).fetchone()
         return int(row[0]) if row and row[0] is not None else 0
 
-    def alternate(self, ours: Callable[[], float], reference: Callable[[], float]) -> Rounds:
+    def alternate(self, ours: Callable[[], float], reference: Callable[[], float],
+                  rounds: int | None = None) -> Rounds:
         """One pair a round: A then B, then B then A, and so on."""
         mine: list[float] = []
         theirs: list[float] = []
-        for round_number in range(self.plan.rounds):
+        for round_number in range(rounds or self.plan.rounds):
             pair = [(ours, mine), (reference, theirs)]
             for measure, into in pair if round_number % 2 == 0 else reversed(pair):
                 into.append(measure())
         return Rounds(tuple(mine), tuple(theirs))
 
     def add_paired(self, name: str, rounds: Rounds, unit: str, target: str, *,
-                   note: str, digits: int = 0) -> None:
+                   note: str, digits: int = 0, target_on_ours: bool = False) -> None:
         def shown(value: float) -> float:
             return round(value, digits) if digits else round(value)
 
         self.add(Figure(name, shown(rounds.ours_median), shown(rounds.reference_median), unit,
-                        target, note=note,
+                        target, note=note, target_on_ours=target_on_ours,
                         round_values=tuple(zip(rounds.ours, rounds.reference, strict=True))))
 
     def add(self, figure: Figure) -> None:
@@ -257,6 +308,7 @@ class Bench:
                 job_id = _insert_polled_job(db)
                 env = {**self.env, "DATABASE_URL": conninfo, "PORT": str(port),
                        "WEB_CONCURRENCY": "1"}
+                # jobs-web, as deployed (it patches for gevent before psycopg is imported)
                 with tools.process([str(tools.BIN / "jobs-web")], env, ready_url=f"{url}/readyz",
                                    log=self.log(name)):
                     yield SizedTable(url, db, str(job_id))
@@ -386,14 +438,17 @@ class Bench:
 
     def drain_ours(self) -> float:
         total = self.plan.noop_jobs
-        owner = models.Owner(None, SESSION)
-        unlimited = fair_use.create_limits(
-            fair_use.FairUse(max_active_per_session=total, creates_per_address_per_minute=0),
-            owner, "bench")
+        # Owners of at most NOOP_JOBS_PER_OWNER active jobs each, as the fair-use limits keep
+        # them in production: a finish re-ranks its owner's queued jobs (fair turns), so
+        # one owner holding the whole backlog would cost every finish a rewrite of it.
+        policy = fair_use.FairUse(max_active_per_session=NOOP_JOBS_PER_OWNER,
+                                  creates_per_address_per_minute=0)
         with self.db.transaction():
-            for _ in range(total):
+            for n in range(total):
+                owner = models.Owner(None, f"bench_noop_{n // NOOP_JOBS_PER_OWNER}")
                 store.create_job(self.db, uuid.uuid4(), "website-analysis", owner,
-                                 {"url": "https://example.com/"}, unlimited)
+                                 {"url": "https://example.com/"},
+                                 fair_use.create_limits(policy, owner, "bench"))
         with self.our_worker():
             self.wait(lambda: self.count(
                 "SELECT count(*) FROM jobs WHERE status = 'succeeded'") == total,
@@ -467,23 +522,306 @@ class Bench:
         table.db.execute("DELETE FROM procrastinate_jobs")
         return p50
 
+    def hello_vs_304(self) -> None:
+        """A 304 answered from memory against the least a request costs here."""
+        job_id, etag, _ = self.polled_job()
+        status_url = f"{OURS}/api/v1/jobs/{job_id}/status"
+        before = _from_memory(OURS)
+        rounds = self.alternate(
+            lambda: tools.wrk(status_url, seconds=self.plan.seconds, connections=16,
+                              headers={"x-session-id": SESSION, "If-None-Match": etag},
+                              workdir=self.workdir).requests_per_s,
+            lambda: tools.wrk(f"{REFERENCE}/hello", seconds=self.plan.seconds,
+                              connections=16, workdir=self.workdir).requests_per_s)
+        if _from_memory(OURS) <= before:
+            raise RuntimeError("the 304s were not answered from memory")
+        self.add_paired("status poll answered 304 from memory ÷ a bare Flask hello route",
+                        rounds, "req/s", "≥ 0.8",
+                        note=f"{ONE_PROCESS}; the same ETag each time")
+        self.reset()
+
+    # --- live status: idle streams, fan-out, polls beside them ---------------------------
+
+    def live_streams(self) -> None:
+        """One gunicorn process (gevent, as shipped) holding `streams` idle event streams of
+        queued jobs (no worker runs, so they get keep-alives only), beside an identical
+        process holding none: the memory a stream costs, how fast a change reaches every
+        subscriber, and the polls of the one against the other."""
+        plan = self.plan
+        job_ids = [str(job_id) for job_id in self.queued_jobs(plan.streamed_jobs)]
+        polled = str(_insert_polled_job(self.db))
+        with self.ours_alone("streamed") as (streamed, pid), \
+                self.ours_alone("quiet") as (quiet, _):
+            answer = requests.get(f"{streamed}/api/v1/jobs/{polled}/status",
+                                  headers={"x-session-id": SESSION}, timeout=10)
+            answer.raise_for_status()
+            for url in (streamed, quiet):  # both warm, their change feeds listening
+                tools.wrk(f"{url}/api/v1/jobs/{polled}/status", seconds=1, connections=16,
+                          headers={"x-session-id": SESSION}, workdir=self.workdir)
+            before = tools.rss_mb(pid)
+            client = StreamClient(streamed, SESSION, plan.streams, job_ids)
+            try:
+                grown = tools.rss_mb(pid) - before
+                self.add(Figure(
+                    f"resident memory per idle event stream ({plan.streams:,} on one "
+                    f"gunicorn process)", round(grown * 1024 / plan.streams, 1), None, "KiB",
+                    "reported", note=f"RSS {before:.0f} → {before + grown:.0f} MiB; "
+                    f"{plan.streamed_jobs} queued jobs, no worker: keep-alives only"))
+                self.fan_out(client, job_ids)
+                self.polls_beside_streams(streamed, quiet, polled, answer.headers["ETag"])
+            finally:
+                client.close()
+        self.reset()
+
+    def queued_jobs(self, total: int) -> list[uuid.UUID]:
+        """`total` queued jobs of SESSION's, dispatched (no worker runs them here)."""
+        owner = models.Owner(None, SESSION)
+        limits = fair_use.create_limits(
+            fair_use.FairUse(max_active_per_session=total, creates_per_address_per_minute=0),
+            owner, "bench")
+        job_ids = [uuid.uuid4() for _ in range(total)]
+        with self.db.transaction():
+            for job_id in job_ids:
+                store.create_job(self.db, job_id, "website-analysis", owner,
+                                 {"url": "https://example.com/"}, limits)
+        return job_ids
+
+    def fan_out(self, client: StreamClient, job_ids: list[str]) -> None:
+        """`changes` progress updates, one job each, evenly paced; for every subscriber of
+        the changed job, commit (just after the UPDATE returns) → the event's last byte at
+        the client, on the host's one monotonic clock."""
+        plan = self.plan
+        subscribers = Counter(job_ids[i % len(job_ids)] for i in range(plan.streams))
+        client.events()  # whatever came before (the estimates' ticks) is not a change
+        commits: dict[tuple[str, int], float] = {}
+        started = time.monotonic()
+        for k in range(plan.changes):
+            job_id, progress = job_ids[k % len(job_ids)], 1 + k // len(job_ids)
+            time.sleep(max(0.0, started + k / CHANGES_PER_S - time.monotonic()))
+            self.db.execute("UPDATE jobs SET progress = %s WHERE id = %s", (progress, job_id))
+            commits[(job_id, progress)] = time.monotonic()
+        expected = sum(subscribers[job_id] for job_id, _ in commits)
+        arrivals: dict[tuple[int, str, int], float] = {}
+
+        def all_arrived() -> bool:
+            for stream, job_id, progress, at in client.events()["events"]:
+                if (job_id, progress) in commits:
+                    arrivals.setdefault((stream, job_id, progress), at)
+            return len(arrivals) == expected
+
+        self.wait(all_arrived, f"{expected} events", timeout=30)
+        latencies = sorted((at - commits[(job_id, progress)]) * 1000
+                           for (_, job_id, progress), at in arrivals.items())
+        note = (f"{plan.changes} progress UPDATEs at {CHANGES_PER_S}/s, each to the "
+                f"~{plan.streams // len(job_ids)} streams of its job among {plan.streams:,} "
+                f"open; {len(latencies):,} events, commit → arrival at the client")
+        self.add(Figure("live status fan-out: commit → event p50", round(latencies[
+            len(latencies) // 2], 1), None, "ms", "reported", note=note))
+        self.add(Figure("live status fan-out: commit → event p99", round(_p99(latencies), 1),
+                        None, "ms", "≤ 100", note=note))
+
+    def polls_beside_streams(self, streamed: str, quiet: str, job_id: str, etag: str) -> None:
+        """The poll figures on the process holding the streams ÷ on the one holding none,
+        alternating (both live on the same host throughout)."""
+        plan = self.plan
+        poll = {"x-session-id": SESSION}
+
+        def rate(url: str, headers: dict[str, str]) -> Callable[[], float]:
+            # A poll held up for seconds by the process holding 5,000 streams (a full
+            # garbage collection on a loaded host) is slow, not failed: it lowers the rate.
+            return lambda: tools.wrk(f"{url}/api/v1/jobs/{job_id}/status",
+                                     seconds=plan.seconds, connections=16,
+                                     headers={**poll, **headers}, timeout_s=10,
+                                     workdir=self.workdir).requests_per_s
+
+        def p99(url: str) -> Callable[[], float]:
+            return lambda: tools.hey(f"{url}/api/v1/jobs/{job_id}/status",
+                                     seconds=plan.seconds, rate=plan.stream_poll_rate,
+                                     connections=POLLERS, groups=POLLER_GROUPS,
+                                     headers=poll).p99_ms
+
+        beside = f"beside {plan.streams:,} open streams ÷ without"
+        note = ("one gunicorn process holding the streams vs an identical one holding none, "
+                f"alternating; {plan.stream_rounds} rounds")
+        rounds = plan.stream_rounds
+        self.add_paired(f"status-poll requests/s (10 KB document) {beside}",
+                        self.alternate(rate(streamed, {}), rate(quiet, {}), rounds), "req/s",
+                        "≥ 0.9", note=f"{note}; wrk, 16 connections")
+        self.add_paired(f"status poll answered 304 {beside}",
+                        self.alternate(rate(streamed, {"If-None-Match": etag}),
+                                       rate(quiet, {"If-None-Match": etag}), rounds),
+                        "req/s", "≥ 0.9", note=f"{note}; wrk, 16 connections")
+        self.add_paired(f"p99 of status polls at {plan.stream_poll_rate}/s {beside}",
+                        self.alternate(p99(streamed), p99(quiet), rounds), "ms", "≤ 1.1",
+                        note=f"{note}; {POLLERS} pollers out of step", digits=1)
+
+    # --- the estimate and fair turns ---------------------------------------------------
+
+    def eta_accuracy(self) -> None:
+        """estimatedTimeRemaining against the time that really remained, for jobs whose
+        steps sleep eta_step_s +/- half of it, on a worker of WORKER_SLOTS slots whose
+        history was warmed first."""
+        plan = self.plan
+        with self.ready_worker(plan.eta_step_s), requests.Session() as http:
+            warm = [self.create_via_api() for _ in range(plan.eta_warm_jobs)]
+            self.wait(lambda: self.count("SELECT count(*) FROM jobs WHERE id = ANY(%s) AND "
+                                         "status = 'succeeded'", warm) == len(warm),
+                      "the warm-up jobs")
+            backlog = self.sampled_jobs(http, plan.eta_backlog)
+            one_by_one = [job for _ in range(plan.eta_one_by_one)
+                          for job in self.sampled_jobs(http, 1)]
+        job_s = 4 * plan.eta_step_s
+        for case, sampled in ((f"{plan.eta_backlog} jobs created at once", backlog),
+                              ("jobs created one at a time, idle worker", one_by_one)):
+            finished = self.finish_times([job.job_id for job in sampled])
+            for moment in ("at creation", "half-way"):
+                errors = [_eta_error(job, finished[job.job_id], moment) for job in sampled]
+                self.add(Figure(
+                    f"estimate's error {moment}, {case}", round(statistics.median(errors), 3),
+                    None, "of the time left", "≤ 0.25",
+                    note=f"median |estimate - remaining| ÷ remaining over {len(errors)} jobs "
+                         f"of 4 steps of {plan.eta_step_s:g} s ± 50 % (~{job_s:g} s); "
+                         f"{WORKER_SLOTS} slots, {plan.eta_warm_jobs} jobs of history"))
+        self.reset()
+
+    def sampled_jobs(self, http: requests.Session, total: int) -> list[SampledJob]:
+        """`total` jobs created back to back, each sampled just after its creation, then
+        every ETA_SAMPLE_S until all have finished."""
+        jobs = []
+        for _ in range(total):
+            answer = http.post(f"{OURS}/api/v1/jobs/website-analysis",
+                               json={"url": "https://example.com/"},
+                               headers={"x-session-id": SESSION}, timeout=10)
+            answer.raise_for_status()
+            job = SampledJob(answer.json()["jobId"], time.time())
+            job.sample(http)
+            jobs.append(job)
+        running = list(jobs)
+        while running:
+            time.sleep(ETA_SAMPLE_S)
+            running = [job for job in running if job.sample(http)]
+        return jobs
+
+    def finish_times(self, job_ids: list[str]) -> dict[str, float]:
+        rows = self.db.execute("SELECT id::text, extract(epoch FROM finished_at)::float8 "
+                               "FROM jobs WHERE id = ANY(%s::uuid[]) AND status = 'succeeded'",
+                               (job_ids,)).fetchall()
+        if len(rows) != len(job_ids):
+            raise RuntimeError("some sampled jobs did not succeed")
+        return {job_id: at for job_id, at in rows}
+
+    def fairness(self) -> None:
+        plan = self.plan
+        with self.ready_worker(plan.fair_step_s):
+            rounds = self.alternate(lambda: self.newcomer_wait(fair=True),
+                                    lambda: self.newcomer_wait(fair=False), plan.fair_rounds)
+        self.add_paired(
+            f"a newcomer's wait behind another owner's backlog of {plan.fair_backlog}, fair "
+            "turns (reference: FIFO)", rounds, "job durations", "≤ 1", digits=2,
+            target_on_ours=True,
+            note=f"{WORKER_SLOTS} slots; created once all slots run the backlog's jobs; "
+                 f"run_started_at - created_at ÷ the backlog's mean run time; FIFO should "
+                 f"be about backlog ÷ slots = {plan.fair_backlog / WORKER_SLOTS:g}")
+        self.reset()
+
+    def newcomer_wait(self, fair: bool) -> float:
+        """One owner's backlog fills every slot and the queue, then another owner's one
+        job: its wait for a slot in the backlog's job durations. FAIR_DISPATCH is applied
+        at dispatch (the create); the worker's own setting only prices re-dispatches."""
+        plan = self.plan
+        policy = fair_use.FairUse(max_active_per_session=plan.fair_backlog,
+                                  creates_per_address_per_minute=0, fair_dispatch=fair)
+        backlog_owner = models.Owner(None, f"bench_backlog_{uuid.uuid4().hex}")
+        newcomer_owner = models.Owner(None, f"bench_newcomer_{uuid.uuid4().hex}")
+        with self.db.transaction():
+            for _ in range(plan.fair_backlog):
+                store.create_job(self.db, uuid.uuid4(), "website-analysis", backlog_owner,
+                                 {"url": "https://example.com/"},
+                                 fair_use.create_limits(policy, backlog_owner, "bench"))
+        self.wait(lambda: self.count("SELECT count(*) FROM jobs WHERE status = 'running'")
+                  == WORKER_SLOTS, "every slot busy")
+        newcomer = uuid.uuid4()
+        store.create_job(self.db, newcomer, "website-analysis", newcomer_owner,
+                         {"url": "https://example.com/"},
+                         fair_use.create_limits(policy, newcomer_owner, "bench"))
+        self.wait(lambda: self.count("SELECT count(*) FROM jobs WHERE status IN "
+                                     "('queued', 'running')") == 0, "the backlog", timeout=300)
+        row = self.db.execute(
+            "SELECT extract(epoch FROM j.run_started_at - j.created_at)::float8, "
+            "(SELECT avg(extract(epoch FROM finished_at - run_started_at))::float8 FROM jobs "
+            " WHERE owner_session_id = %s AND status = 'succeeded') FROM jobs j WHERE id = %s",
+            (backlog_owner.session_id, newcomer)).fetchone()
+        assert row is not None and row[1] is not None
+        return float(row[0]) / float(row[1])
+
     def run(self, only: set[str]) -> None:
         # Request rates and latencies per gunicorn process: with two, the kernel's accept
         # races split wrk's 16 keep-alive connections unevenly, differently each run (the
         # ratios came out bimodal, 0.4 or 0.8). The fixed-rate latency and the workers'
         # figures run with webapp/gunicorn_conf.py's default of two.
+        # The live-status figures start their own pair of one-process instances; first,
+        # as the longest setup (if it fails, it fails early).
         groups: list[tuple[int, dict[str, Callable[[], None]]]] = [
+            (0, {"streams": self.live_streams}),
             (1, {"create": self.create_throughput, "poll": self.poll_throughput,
-                 "size": self.table_size}),
+                 "hello": self.hello_vs_304, "size": self.table_size}),
             (2, {"latency": self.poll_latency_under_load, "pickup": self.pickup_latency,
                  "pipeline": self.noop_pipeline_throughput,
-                 "ceiling": self.postgres_ceiling})]
+                 "ceiling": self.postgres_ceiling, "eta": self.eta_accuracy,
+                 "fair": self.fairness})]
         for processes, benchmarks in groups:
             chosen = [run for name, run in benchmarks.items() if not only or name in only]
             if chosen:
-                with self.services(processes):
+                with self.services(processes) if processes else nullcontext():
                     for benchmark in chosen:
                         benchmark()
+
+
+ETA_SAMPLE_S = 0.2  # between two passes of the ETA benchmark's status polls
+
+
+class SampledJob:
+    """A job's estimates as polled: (the poll's midpoint, estimatedTimeRemaining)."""
+
+    def __init__(self, job_id: str, created: float) -> None:
+        self.job_id = job_id
+        self.created = created  # time.time() just after the create answered
+        self.samples: list[tuple[float, int]] = []
+
+    def sample(self, http: requests.Session) -> bool:
+        """One poll; False once the job has finished."""
+        sent = time.time()
+        answer = http.get(f"{OURS}/api/v1/jobs/{self.job_id}/status",
+                          headers={"x-session-id": SESSION}, timeout=10)
+        answer.raise_for_status()
+        document = answer.json()
+        if document["estimatedTimeRemaining"] is None:
+            return False
+        self.samples.append(((sent + time.time()) / 2, document["estimatedTimeRemaining"]))
+        return True
+
+
+def _eta_error(job: SampledJob, finished: float, moment: str) -> float:
+    """|estimate - what really remained| ÷ what really remained, for the sample taken at
+    creation or the one nearest the midpoint of the job's life."""
+    if moment == "at creation":
+        at, estimate = job.samples[0]
+    else:
+        midpoint = (job.created + finished) / 2
+        at, estimate = min(job.samples, key=lambda sample: abs(sample[0] - midpoint))
+    remaining = finished - at
+    return abs(estimate - remaining) / remaining
+
+
+def _p99(ordered: list[float]) -> float:
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+def _from_memory(url: str) -> float:
+    """status_answers_total{source="memory"} of the service at `url` (all its processes)."""
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    found = re.search(r'^status_answers_total\{source="memory"\} (\S+)$', text, re.M)
+    return float(found.group(1)) if found else 0.0
 
 
 @dataclass(frozen=True)
@@ -543,8 +881,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="make bench")
     parser.add_argument("--smoke", action="store_true", help="each benchmark for ~1 s")
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "results")
-    parser.add_argument("--only", default="", help="comma-separated: create, poll, latency, "
-                        "pickup, pipeline, ceiling, size (default: all)")
+    parser.add_argument("--only", default="", help="comma-separated: create, poll, hello, "
+                        "size, latency, pickup, pipeline, ceiling, eta, fair, streams "
+                        "(default: all)")
     args = parser.parse_args()
     missing = tools.missing_tools()
     if missing:

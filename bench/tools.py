@@ -71,7 +71,8 @@ end
 
 def wrk(url: str, *, seconds: float, connections: int, method: str = "GET",
         headers: Mapping[str, str] | None = None, body: str | None = None,
-        fresh_session: bool = False, workdir: Path) -> Load:
+        fresh_session: bool = False, timeout_s: float = 2, workdir: Path) -> Load:
+    """timeout_s: an answer slower than this is a failed request (wrk's default, 2 s)."""
     lines = [f'wrk.method = "{method}"']
     for name, value in (headers or {}).items():
         lines.append(f'wrk.headers["{name}"] = [[{value}]]')
@@ -82,7 +83,7 @@ def wrk(url: str, *, seconds: float, connections: int, method: str = "GET",
     script.write_text("\n".join(lines) + _WRK_LUA)
     threads = min(2, connections)
     out = _run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
-                "--latency", "-s", str(script), url])
+                f"--timeout={timeout_s:g}s", "--latency", "-s", str(script), url])
     errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
     socket_errors = re.search(
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)

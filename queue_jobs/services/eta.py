@@ -6,7 +6,8 @@ Pure maths over numbers the caller reads (and caches per process with TtlCache):
 - a step that reports finished units (the images step, through `progress`) goes at the
   pace this run shows, never faster than its mean would have it;
 - a queued job's wait is the starts it needs (its position) over the rate at which the
-  workers start jobs (docs/operations.md, "Fair turns and queue position").
+  workers start jobs, never slower than its busy slots free (docs/operations.md, "Fair
+  turns and queue position").
 """
 
 from __future__ import annotations
@@ -53,15 +54,18 @@ def step_seconds_left(timing: StepTiming | None, default_s: float, elapsed_s: fl
 
 def queue_wait_s(position: int, pace: QueuePace, mean_run_s: float) -> float:
     """Seconds until a job at `position` (1: next) starts. Every start before its own and
-    its own must happen, at the rate the workers recently started jobs; without enough
-    recent starts, at busy slots ÷ mean run time (`mean_run_s` when the queue has none).
-    A live worker running nothing has a free slot: no wait."""
+    its own must happen, at the rate the workers recently started jobs, or at busy slots
+    ÷ mean run time (`mean_run_s` when the queue has none) if that is faster: while a job
+    waits every slot is busy, so that is how fast slots free now, whereas the window also
+    counts whatever idle time came before the backlog (a burst after a quiet minute would
+    otherwise wait as if the workers were as idle as that minute). Fewer recent starts
+    than MIN_RECENT_STARTS are no rate: the busy slots alone pace the wait. A live worker
+    running nothing has a free slot: no wait."""
     if pace.live_workers > 0 and pace.busy_slots == 0:
         return 0.0
+    rate = max(1, pace.busy_slots) / max(1.0, pace.mean_run_s or mean_run_s)
     if pace.recent_starts >= MIN_RECENT_STARTS and pace.window_s > 0:
-        rate = pace.recent_starts / pace.window_s
-    else:
-        rate = max(1, pace.busy_slots) / max(1.0, pace.mean_run_s or mean_run_s)
+        rate = max(rate, pace.recent_starts / pace.window_s)
     return max(0, position) / rate
 
 
@@ -91,7 +95,9 @@ def remaining_seconds(pipeline: Pipeline, status: str, current_step: str | None,
                                    done) - _mean_s(pipeline, current_step, timings)
     if status == "queued":
         total += wait_s
-    return max(1, math.ceil(total))
+    # To the nearest second: rounding up would add half a second to every estimate on
+    # average (a quarter of what is left of a 2 s remainder); never 0 while active.
+    return max(1, math.floor(total + 0.5))
 
 
 def _mean_s(pipeline: Pipeline, key: str, timings: dict[str, StepTiming]) -> float:

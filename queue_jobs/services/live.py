@@ -482,18 +482,26 @@ class LiveFeed:
 
     def _tick(self) -> None:
         """The estimate counts down while nothing is written: active streams get their
-        document rendered again from memory, sent only if it changed."""
+        document rendered again from memory, sent only if it changed. A job's streams
+        share one rendering (they hold the same read of it), and the CPU is given back
+        after each job: under gevent a tick over thousands of streams would otherwise
+        hold every request of the process for its whole length."""
         now = datetime.now(UTC)
         with self._lock:
-            streams = [stream for group in self._streams.values() for stream in group
-                       if stream.active]
-        for stream in streams:
-            row = stream.row
-            if row is None:
-                continue
-            answer = jobs.status_answer_in_memory(row, stream.position, now)
-            if answer is not None and answer.body is not None:
-                stream.offer(row, stream.position, answer.body)
+            groups = [list(group) for group in self._streams.values()]
+        for group in groups:
+            rendered: dict[tuple[int, int | None], bytes | None] = {}
+            for stream in group:
+                row, position = stream.row, stream.position
+                if row is None or not stream.active:
+                    continue
+                if (row.version, position) not in rendered:
+                    answer = jobs.status_answer_in_memory(row, position, now)
+                    rendered[(row.version, position)] = answer.body if answer else None
+                body = rendered[(row.version, position)]
+                if body is not None:
+                    stream.offer(row, position, body)
+            time.sleep(0)  # a yield: a greenlet switch under gevent
 
     def _streams_of(self, job_id: uuid.UUID) -> list[Stream]:
         with self._lock:

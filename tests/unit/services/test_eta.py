@@ -46,6 +46,16 @@ def test_without_recent_starts_the_busy_slots_pace_the_wait() -> None:
         pytest.approx(20.0)
 
 
+def test_idle_time_in_the_window_does_not_slow_a_backlog() -> None:
+    # 30 starts in 5 minutes (one every 10 s) include a quiet spell; with 4 busy slots of
+    # 4 s runs, slots free one a second: the backlog drains at that pace.
+    assert queue_wait_s(10, _pace(starts=30, busy=4, mean_run_s=4.0), 99.0) == \
+        pytest.approx(10.0)
+    # and a window faster than the busy slots (shorter runs of late) is kept
+    assert queue_wait_s(10, _pace(starts=300, busy=1, mean_run_s=20.0), 99.0) == \
+        pytest.approx(10.0)
+
+
 def test_a_free_slot_means_no_wait() -> None:
     assert queue_wait_s(3, _pace(starts=60, busy=0, workers=2), 99.0) == 0.0
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from queue_jobs.models import JobRow, Owner
-from queue_jobs.services import live
+from queue_jobs.services import jobs, live
 
 JOB = uuid.UUID("01900000-0000-7000-8000-000000000001")
 OWNER = Owner(None, "sess_one")
@@ -99,3 +99,27 @@ def test_a_deleted_jobs_stream_ends() -> None:
     stream = live.Stream(JOB, OWNER)
     stream.end()
     assert list(live.stream_frames(Feed(), stream, keepalive_s=5)) == []  # type: ignore[arg-type]
+
+
+def test_a_tick_renders_a_job_once_for_all_its_streams(monkeypatch: Any) -> None:
+    # Under gevent a tick holds the whole process while it renders: with thousands of
+    # streams over a few hundred jobs, one rendering per job, not per stream.
+    rendered: list[uuid.UUID] = []
+
+    def render(row: JobRow, position: int | None, now: datetime) -> jobs.StatusAnswer:
+        rendered.append(row.id)
+        body = f'{{"eta":{len(rendered)}}}'.encode()
+        return jobs.StatusAnswer(body, jobs.body_digest(body), row, position)
+
+    monkeypatch.setattr(live.jobs, "status_answer_in_memory", render)
+    feed = live.LiveFeed(None, "", max_streams=10, eta_tick_s=5)  # type: ignore[arg-type]
+    other = replace(_row(1), id=uuid.uuid4())
+    streams = [live.Stream(row.id, OWNER) for row in (_row(1),) * 3 + (other,)]
+    for stream, row in zip(streams, (_row(1),) * 3 + (other,), strict=True):
+        stream.offer(row, None, b'{"eta":0}')
+        assert stream.next_event(0) is not None
+        feed._streams.setdefault(row.id, set()).add(stream)
+    feed._tick()
+    assert sorted(map(str, rendered)) == sorted([str(JOB), str(other.id)])
+    sent = [stream.next_event(0) for stream in streams]
+    assert all(event is not None and event.body.startswith(b'{"eta":') for event in sent)
