@@ -14,12 +14,11 @@ CREATE OR REPLACE FUNCTION jobs_dispatch_run(queue_name text, task_name text, jo
 AS $$
     SELECT (procrastinate_defer_jobs_v1(ARRAY[ROW(
         queue_name, task_name,
-        CASE WHEN fair THEN -(SELECT count(*) FROM jobs
-                               WHERE status IN ('queued', 'running') AND id <> job_id
-                                 AND CASE WHEN user_id IS NOT NULL
-                                          THEN owner_user_id = user_id
-                                          ELSE owner_user_id IS NULL
-                                               AND owner_session_id = session_id END)::int
+        -- jobs_active_count reads the owner's partial index; this job itself counts
+        -- only when it is active already (a re-dispatch), not on create or retry.
+        CASE WHEN fair THEN -(jobs_active_count(user_id, session_id)
+                              - (SELECT count(*) FROM jobs
+                                  WHERE id = job_id AND status IN ('queued', 'running')))::int
              ELSE 0 END,
         NULL, NULL, jsonb_build_object('job_id', job_id::text), NULL
     )::procrastinate_job_to_defer_v1]))[1]
