@@ -139,26 +139,27 @@ class RateLimited(DomainError):
         self.headers["Retry-After"] = str(retry_after_s)
 
 
-class QueueUnavailable(DomainError):
+class _ServiceUnavailable(DomainError):
+    """503: come back soon, at a random 1-5 s so that clients turned away together do not
+    come back together."""
+
+    status = 503
+
+    def __init__(self, message: str | None = None, **extra: Any) -> None:
+        super().__init__(message, **extra)
+        self.headers["Retry-After"] = str(random.randint(*UNAVAILABLE_RETRY_AFTER_S))
+
+
+class QueueUnavailable(_ServiceUnavailable):
     """The job store is unavailable; try again shortly."""
 
-    status = 503
     error_code = "QUEUE_UNAVAILABLE"
 
-    def __init__(self, message: str | None = None, **extra: Any) -> None:
-        super().__init__(message, **extra)
-        self.headers["Retry-After"] = str(random.randint(*UNAVAILABLE_RETRY_AFTER_S))
 
-
-class StreamsRefused(DomainError):
+class StreamsRefused(_ServiceUnavailable):
     """This server holds as many event streams as it may: poll /status instead."""
 
-    status = 503
     error_code = "STREAMS_UNAVAILABLE"
-
-    def __init__(self, message: str | None = None, **extra: Any) -> None:
-        super().__init__(message, **extra)
-        self.headers["Retry-After"] = str(random.randint(*UNAVAILABLE_RETRY_AFTER_S))
 
 
 def parse_id(text: str, missing: type[DomainError]) -> uuid.UUID:

@@ -182,14 +182,16 @@ def _position_of(row: JobRow, positions: dict[int, int]) -> int | None:
 
 
 def _documents(conn: Conn, rows: Sequence[JobRow], *,
-               with_result: bool) -> list[dict[str, Any]]:
+               with_result: bool) -> list[tuple[int | None, dict[str, Any]]]:
+    """(queue position, status document) of each row: one statement for the positions of
+    all the queued ones."""
     now = datetime.now(UTC)
     positions = _queue_positions(conn, rows)
     documents = []
     for row in rows:
         position = _position_of(row, positions)
-        documents.append(status_document(row, _eta(conn, row, now, position), position,
-                                         with_result=with_result))
+        documents.append((position, status_document(row, _eta(conn, row, now, position),
+                                                    position, with_result=with_result)))
     return documents
 
 
@@ -240,16 +242,9 @@ def job_status(conn: Conn, job_id: uuid.UUID, owner: Owner,
 
 def render_statuses(conn: Conn,
                     rows: Sequence[JobRow]) -> dict[uuid.UUID, tuple[int | None, bytes]]:
-    """Job id -> (queue position, the status document's bytes), for jobs as read: one
-    statement for the positions of all the queued ones."""
-    now = datetime.now(UTC)
-    positions = _queue_positions(conn, rows)
-    rendered = {}
-    for row in rows:
-        position = _position_of(row, positions)
-        rendered[row.id] = (position, _body(status_document(
-            row, _eta(conn, row, now, position), position)))
-    return rendered
+    """Job id -> (queue position, the status document's bytes), for jobs as read."""
+    return {row.id: (position, _body(document)) for row, (position, document)
+            in zip(rows, _documents(conn, rows, with_result=True), strict=True)}
 
 
 def status_answer_in_memory(row: JobRow, position: int | None,
@@ -269,7 +264,7 @@ def list_jobs(conn: Conn, owner: Owner, status: str | None, limit: int) -> list[
     rows = store.list_owned_jobs(conn, owner, status, limit)
     if not rows and owner.user_id is not None:
         accounts.existing_user(conn, owner.user_id)
-    return _documents(conn, rows, with_result=False)
+    return [document for _position, document in _documents(conn, rows, with_result=False)]
 
 
 def retry_job(conn: Conn, job_id: uuid.UUID, owner: Owner, policy: FairUse) -> int:

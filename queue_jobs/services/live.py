@@ -184,9 +184,7 @@ class LiveFeed:
         self._pending: set[uuid.UUID] = set()
         self._queue_moved = False
         self._reread_all = False
-        self.changes_seen = 0
         self.answered_from_memory = 0
-        self.gaps = 0
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -380,7 +378,6 @@ class LiveFeed:
             self._versions.clear()
             self._snapshots.clear()
         if was_connected:
-            self.gaps += 1
             live_metrics.LISTENER_GAPS.inc()
             if error is not None:
                 log.warning("live status: lost the listening connection (%s); polls read "
@@ -392,7 +389,6 @@ class LiveFeed:
             log.warning("live status: ignored a malformed notification %r", payload[:100])
             return
         with self._lock:
-            self.changes_seen += 1
             if change.user_deleted:  # its tokens must get 401, not a remembered answer
                 self._generation += 1
                 self._snapshots.clear()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -24,6 +24,7 @@ from queue_jobs.db.migrate import apply_migrations
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.website import FakeWebsite
 from tests.integration.support import PROJECT_DIR, ApiClient, ThreadWorker, free_port
+from webapp import create_app
 
 TEST_JWT_SECRET = "test-secret-key-that-is-long-enough-for-hs256"
 # Playwright drives Debian's Chromium (`make deps`): browser downloads are not possible.
@@ -127,6 +128,22 @@ def api(db_url: str) -> Iterator[ApiClient]:
     client = ApiClient.for_database(db_url, TEST_JWT_SECRET)
     yield client
     client.close()
+
+
+@pytest.fixture
+def api_factory(db_url: str) -> Iterator[Callable[..., ApiClient]]:
+    """Makes APIs on the test's database with create_app overrides, closed at the end."""
+    clients: list[ApiClient] = []
+
+    def make(**overrides: Any) -> ApiClient:
+        client = ApiClient(create_app({"database_url": db_url, "jwt_secret_key": TEST_JWT_SECRET,
+                                       **overrides}))
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ workers start them."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -19,28 +19,19 @@ from queue_jobs.services.eta import TtlCache
 from queue_jobs.services.fair_use import FairUse
 from queue_jobs.worker.job_run import FIRST_STEPS
 from tests.fakes.website import FakeWebsite
-from tests.integration.conftest import TEST_JWT_SECRET
 from tests.integration.support import ApiClient, new_session
-from webapp import create_app
 
 
 @pytest.fixture
-def make_api(db_url: str) -> Iterator[Any]:
+def make_api(api_factory: Callable[..., ApiClient]) -> Callable[..., ApiClient]:
     """An API with room for a backlog per owner, fair dispatch on or off."""
-    clients: list[ApiClient] = []
 
     def make(fair: bool = True) -> ApiClient:
         policy = replace(FairUse(), max_active_per_session=30, max_active_per_user=30,
                          creates_per_address_per_minute=0, fair_dispatch=fair)
-        client = ApiClient(create_app({"database_url": db_url,
-                                       "jwt_secret_key": TEST_JWT_SECRET,
-                                       "fair_use": policy}))
-        clients.append(client)
-        return client
+        return api_factory(fair_use=policy)
 
-    yield make
-    for client in clients:
-        client.close()
+    return make
 
 
 @pytest.fixture

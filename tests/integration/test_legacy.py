@@ -4,8 +4,7 @@ bodies as the job results, Deprecation/Link headers, and polls answered meanwhil
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 import schemathesis
@@ -14,9 +13,7 @@ from werkzeug.test import TestResponse
 from queue_jobs.config.settings import QueueSettings
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.website import FakeWebsite
-from tests.integration.conftest import TEST_JWT_SECRET
 from tests.integration.support import ApiClient, new_session, wait_until
-from webapp import create_app
 from webapp.views.openapi import build_document
 
 ANALYSIS_KEYS = {"businessName", "businessType", "industry", "description", "targetAudience",
@@ -24,19 +21,10 @@ ANALYSIS_KEYS = {"businessName", "businessType", "industry", "description", "tar
 
 
 @pytest.fixture
-def make_api(db_url: str, settings: QueueSettings) -> Iterator[Callable[..., ApiClient]]:
+def make_api(api_factory: Callable[..., ApiClient],
+             settings: QueueSettings) -> Callable[..., ApiClient]:
     """An API whose in-request runs use the fake LLM and may fetch the local site."""
-    clients: list[ApiClient] = []
-
-    def make(**overrides: Any) -> ApiClient:
-        client = ApiClient(create_app({"database_url": db_url, "jwt_secret_key": TEST_JWT_SECRET,
-                                       "queue_settings": settings, **overrides}))
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.close()
+    return lambda **overrides: api_factory(queue_settings=settings, **overrides)
 
 
 @pytest.fixture
