@@ -18,6 +18,7 @@ from queue_jobs.services.fair_use import FairUse
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEV_SECRET_FILE = PROJECT_DIR / "var" / "jwt-secret"
 MIB = 1024 * 1024
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # In production a secret shorter than this is refused: a short HS256 key or ops token can
 # be guessed offline from one token, or online.
 MIN_SECRET_LENGTH = 32
@@ -81,6 +82,7 @@ class WebConfig:
     stream_eta_tick_s: float
     control_socket: str
     log_format: str
+    log_level: str  # DEBUG adds a line per status poll (at INFO, only failed polls have one)
 
     @classmethod
     def from_env(cls, overrides: dict[str, Any] | None = None, *,
@@ -138,6 +140,8 @@ class WebConfig:
             stream_eta_tick_s=env.seconds("LIVE_ETA_TICK_S", 5.0),
             control_socket=env.str("GUNICORN_CONTROL_SOCKET", ""),
             log_format=env.str("LOG_FORMAT", "json"),
+            log_level=env.choice("LOG_LEVEL", "INFO",
+                                 LOG_LEVELS + tuple(map(str.lower, LOG_LEVELS))).upper(),
         )
         env.check()
         if not secret and not (overrides or {}).get("jwt_secret_key"):

@@ -13,6 +13,7 @@ those calls short (JOB_TIMEOUT_S does).
 No preload_app: each worker opens its own connection pool after the fork.
 """
 
+import gc
 import os
 import tempfile
 from typing import Any
@@ -42,6 +43,15 @@ def child_exit(server: Arbiter, worker: Worker) -> None:
     from prometheus_client import multiprocess  # only now: see PROMETHEUS_MULTIPROC_DIR
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def post_worker_init(worker: Worker) -> None:
+    """gunicorn hook, once a worker has loaded the app: what it holds now (modules, the
+    app, its routes) lives as long as the process, so the garbage collector stops
+    traversing it (gc.freeze). Every full collection of a busy process otherwise walks
+    those hundreds of thousands of objects again: 10 % more 304 polls a second in
+    bench/run.py --only hello, under the reference app as well."""
+    gc.freeze()
 
 
 # Read here, in the master, before any worker starts: a bad value (the app's as well as
@@ -91,6 +101,6 @@ if web_config.log_format == "json":
         # queued: a request thread never waits for the stream (see logs.QueuedHandler)
         "handlers": {"stderr": {"()": "queue_jobs.observability.logs.QueuedHandler",
                                 "formatter": "json", "stream": "ext://sys.stderr"}},
-        "root": {"level": "INFO", "handlers": ["stderr"]},
+        "root": {"level": web_config.log_level, "handlers": ["stderr"]},
         "loggers": {"gunicorn.error": {"level": "INFO", "handlers": [], "propagate": True}},
     }

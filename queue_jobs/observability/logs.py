@@ -84,12 +84,14 @@ def _jsonable(value: object) -> object:
 _ENCODER = json.JSONEncoder(default=_jsonable, ensure_ascii=False)
 
 
-def configure(level: int = logging.INFO, *, replace_handlers: bool = True) -> None:
-    """At a process's entry point. replace_handlers=False leaves a root logger that
-    already has handlers alone (as logging.basicConfig does)."""
+def configure(*, replace_handlers: bool = True) -> None:
+    """At a process's entry point, at LOG_LEVEL (INFO by default; DEBUG adds the web's
+    lines for status polls). replace_handlers=False leaves a root logger that already has
+    handlers alone (as logging.basicConfig does)."""
     root = logging.getLogger()
     if root.handlers and not replace_handlers:
         return
+    level = _level_setting("LOG_LEVEL", os.environ.get("LOG_LEVEL", "INFO"))
     handler = QueuedHandler()
     if os.environ.get("LOG_FORMAT", "json") == "text":
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -102,20 +104,27 @@ def configure(level: int = logging.INFO, *, replace_handlers: bool = True) -> No
     # procrastinate's worker writes two lines per job (started, ended) that our own
     # job.started / job.finished events already say, with more: its warnings and errors
     # stay.
-    procrastinate_level = os.environ.get("PROCRASTINATE_LOG_LEVEL", "WARNING").upper()
-    if not isinstance(logging.getLevelName(procrastinate_level), int):
-        raise SettingsError(f"PROCRASTINATE_LOG_LEVEL: no level {procrastinate_level!r}")
-    logging.getLogger("procrastinate.worker").setLevel(procrastinate_level)
+    logging.getLogger("procrastinate.worker").setLevel(
+        _level_setting("PROCRASTINATE_LOG_LEVEL",
+                       os.environ.get("PROCRASTINATE_LOG_LEVEL", "WARNING")))
 
 
-def event(logger: logging.Logger, name: str, **fields: Any) -> None:
+def _level_setting(name: str, value: str) -> int:
+    given = value.strip().upper()
+    level = logging.getLevelName(given)
+    if not isinstance(level, int):
+        raise SettingsError(f"{name}: no level {given!r}")
+    return level
+
+
+def event(logger: logging.Logger, name: str, level: int = logging.INFO, **fields: Any) -> None:
     """One event line: `name` is the message (job.created, step.finished, request, ...).
 
-    As logger.info(name, extra=...), without its search of the stack for the caller's
-    file and line, which no line of ours shows (a worker writes several events a job, a
-    web process one a request)."""
-    if logger.isEnabledFor(logging.INFO):
-        logger.handle(logger.makeRecord(logger.name, logging.INFO, "(event)", 0, name, (),
+    As logger.log(level, name, extra=...), without its search of the stack for the
+    caller's file and line, which no line of ours shows (a worker writes several events a
+    job, a web process one a request)."""
+    if logger.isEnabledFor(level):
+        logger.handle(logger.makeRecord(logger.name, level, "(event)", 0, name, (),
                                         None, extra={"event": name, **fields}))
 
 

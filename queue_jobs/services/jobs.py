@@ -142,7 +142,7 @@ def _eta(conn: Conn, row: JobRow, now: datetime, position: int | None) -> int | 
     return _estimate(row, now, position, timings, pace)
 
 
-def _eta_from_memory(row: JobRow, now: datetime, position: int | None) -> int | _Cold | None:
+def estimate_in_memory(row: JobRow, position: int | None, now: datetime) -> int | Cold | None:
     """As _eta, from this process's caches alone: COLD if one would need the database."""
     if row.status not in ("queued", "running"):
         return None
@@ -163,11 +163,11 @@ def _estimate(row: JobRow, now: datetime, position: int | None,
                              now, timings, progress=row.progress, wait_s=wait_s)
 
 
-class _Cold:
+class Cold:
     """A cache this process would have to fill from the database first."""
 
 
-COLD = _Cold()
+COLD = Cold()
 
 
 def _queue_positions(conn: Conn, rows: Sequence[JobRow]) -> dict[int, int]:
@@ -251,9 +251,13 @@ def status_answer_in_memory(row: JobRow, position: int | None,
                             now: datetime) -> StatusAnswer | None:
     """An active job's answer from a row read earlier and still current; None if an
     estimate would need the database (a cache to fill)."""
-    eta = _eta_from_memory(row, now, position)
-    if isinstance(eta, _Cold):
-        return None
+    eta = estimate_in_memory(row, position, now)
+    return None if isinstance(eta, Cold) else status_answer(row, position, eta)
+
+
+def status_answer(row: JobRow, position: int | None, eta: int | None) -> StatusAnswer:
+    """An active job's answer from a row read earlier and still current, with its
+    estimate (estimate_in_memory)."""
     body = _body(status_document(row, eta, position))
     return StatusAnswer(body, body_digest(body), row, position)
 

@@ -21,8 +21,9 @@ worker (webapp/gunicorn_conf.py) and real threads elsewhere (tests, flask run).
 
 from __future__ import annotations
 
+import fcntl
 import logging
-import select
+import termios
 import threading
 import time
 import uuid
@@ -77,12 +78,16 @@ class ReadToken:
     queue_epoch: int
 
 
-@dataclass(frozen=True)
+@dataclass
 class Snapshot:
     row: JobRow  # without its result
     position: int | None
     generation: int
     queue_epoch: int
+    # The estimate and the answer last rendered from it: a job polled every second mostly
+    # gets the same estimate, so the same bytes and ETag, without rendering them again.
+    # (One tuple: threads may set it at once, both with the same answer.)
+    rendered: tuple[int | None, StatusAnswer] | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,19 @@ class SseEvent:
     event_id: str
     body: bytes
     finished: bool
+
+
+def _active_answer(snapshot: Snapshot) -> StatusAnswer | None:
+    """An active job's answer from its snapshot; None if its estimate needs the database."""
+    eta = jobs.estimate_in_memory(snapshot.row, snapshot.position, datetime.now(UTC))
+    if isinstance(eta, jobs.Cold):
+        return None
+    rendered = snapshot.rendered
+    if rendered is not None and rendered[0] == eta:
+        return rendered[1]
+    answer = jobs.status_answer(snapshot.row, snapshot.position, eta)
+    snapshot.rendered = (eta, answer)
+    return answer
 
 
 class Stream:
@@ -257,7 +275,7 @@ class LiveFeed:
             etag = jobs.finished_etag(row.id, row.version)
             answer = StatusAnswer(None, etag) if any_etag or etag in known_etags else None
         else:
-            answer = jobs.status_answer_in_memory(row, snapshot.position, datetime.now(UTC))
+            answer = _active_answer(snapshot)
         if answer is not None:
             self.answered_from_memory += 1
             live_metrics.FROM_MEMORY.inc()
@@ -355,11 +373,14 @@ class LiveFeed:
         fileno = self._listen_fd
         if fileno is None:
             return True
+        # FIONREAD, not select(): under gevent, select() yields to the hub on every call,
+        # a greenlet switch per poll answered from memory.
+        unread = bytearray(4)
         try:
-            readable, _, _ = select.select([fileno], [], [], 0)
+            fcntl.ioctl(fileno, termios.FIONREAD, unread)
         except (OSError, ValueError):
             return True
-        return bool(readable)
+        return unread != bytes(4)
 
     def _on_listening(self) -> None:
         with self._lock:

@@ -4,6 +4,7 @@ from their wrapped view (webapp.views.demo), on a 304 as well."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 
@@ -59,6 +60,30 @@ def test_each_answer_has_its_own_request_id_unless_the_caller_sent_one(
     assert given.headers["X-Request-Id"] == "edge-7f3a.1"
     odd = api.http.get("/healthz", headers={"X-Request-Id": "no spaces or ; please"})
     assert len(odd.headers["X-Request-Id"]) == 32  # not echoed: a fresh one
+
+
+def test_request_ids_made_here_are_unique_hex_of_32(api: ApiClient) -> None:
+    made = {api.http.get("/healthz").headers["X-Request-Id"] for _ in range(50)}
+    assert len(made) == 50
+    assert all(len(made_id) == 32 and int(made_id, 16) >= 0 for made_id in made)
+
+
+def test_an_answered_status_poll_logs_its_line_at_debug_and_a_failed_one_at_info(
+        api: ApiClient, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="webapp.request")
+    session = new_session()
+    job_id = api.create_analysis("https://example.com/", session)
+    url = f"/api/v1/jobs/{job_id}/status"
+    first = api.http.get(url, headers=session)
+    again = api.http.get(url, headers={**session, "If-None-Match": first.headers["ETag"]})
+    missing = api.http.get(f"/api/v1/jobs/{uuid.uuid4()}/status", headers=session)
+    assert (first.status_code, again.status_code, missing.status_code) == (200, 304, 404)
+    logged = [(record.levelno, record.__dict__["route"], record.__dict__["status"])
+              for record in caplog.records if record.name == "webapp.request"]
+    route = "/api/v1/jobs/<job_id>/status"
+    assert logged == [(logging.INFO, "/api/v1/jobs/website-analysis", 201),
+                      (logging.DEBUG, route, 200), (logging.DEBUG, route, 304),
+                      (logging.INFO, route, 404)]
 
 
 def test_a_static_file_answered_304_or_206_keeps_its_headers(api: ApiClient) -> None:

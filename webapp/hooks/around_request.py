@@ -5,6 +5,11 @@ The request id joins the request line with the job events written while handling
 caller's X-Request-Id if it looks like one (a proxy or a frontend may set it), else a
 fresh one; either way it is echoed in the response.
 
+A status poll that is answered (200 or 304) writes its line at DEBUG level: a frontend
+polls every job every second or two, and those lines would drown every other one (the
+latency histogram still counts each poll). A poll that fails (401, 404, 429, 5xx) is
+written at INFO, as every other request is.
+
 All of it runs in one before_request, one after_request and one teardown hook, each
 reading `request` and `g` once: Flask calls every hook through `ensure_sync`, and every
 read of `request` or `g` is a context-local lookup, a visible share of a poll that
@@ -13,7 +18,9 @@ answers 304.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import re
 import secrets
 import time
@@ -28,6 +35,7 @@ from webapp.views import metrics
 
 log = logging.getLogger("webapp.request")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+_POLL_ROUTES = frozenset({"/api/v1/jobs/<job_id>/status"})
 _CORS_HEADERS = {
     "Access-Control-Allow-Headers":
         "Authorization, Content-Type, If-None-Match, Idempotency-Key, x-session-id",
@@ -43,7 +51,7 @@ def init_around_request(app: Flask, config: WebConfig) -> None:
     @app.before_request
     def begin() -> None:
         given = _current_request().headers.get("X-Request-Id", "")
-        request_id = given if _REQUEST_ID.fullmatch(given) else secrets.token_hex(16)
+        request_id = given if _REQUEST_ID.fullmatch(given) else _new_request_id()
         state = _current_g()
         state.request_id_token = REQUEST_ID.set(request_id)
         state.request_started = time.perf_counter()
@@ -65,7 +73,9 @@ def init_around_request(app: Flask, config: WebConfig) -> None:
         if request_id is not None:  # set by begin, reset at teardown
             response.headers["X-Request-Id"] = request_id
         if write_line:
-            logs.event(log, "request", method=req.method, route=route, status=status,
+            answered_poll = status in (200, 304) and route in _POLL_ROUTES
+            logs.event(log, "request", logging.DEBUG if answered_poll else logging.INFO,
+                       method=req.method, route=route, status=status,
                        durationMs=round(seconds * 1000, 1), ownerKind=state.get("owner_kind"),
                        errorCode=state.get("error_code"))
         return response
@@ -76,6 +86,26 @@ def init_around_request(app: Flask, config: WebConfig) -> None:
         token = g.pop("request_id_token", None)
         if token is not None:
             REQUEST_ID.reset(token)
+
+
+class _RequestIds:
+    """Unique request ids without a system call each (secrets.token_hex reads urandom, a
+    visible share of a 304): a random prefix per process, then a counter. 32 hex digits,
+    as before. A forked child draws its own prefix."""
+
+    def __init__(self) -> None:
+        self._renew()
+        os.register_at_fork(after_in_child=self._renew)
+
+    def _renew(self) -> None:
+        self._prefix = secrets.token_hex(8)
+        self._counter = itertools.count()  # next() is atomic: threads share it
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{next(self._counter):016x}"
+
+
+_new_request_id = _RequestIds()
 
 
 def _add_cors(req: Request, response: Response, origins: tuple[str, ...]) -> None:
