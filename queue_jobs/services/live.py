@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import random
 import termios
 import threading
 import time
@@ -532,13 +533,26 @@ def sse_frame(event: SseEvent) -> bytes:
 KEEPALIVE_FRAME = b": keep-alive\n\n"
 
 
+def keepalive_waits(keepalive_s: float) -> Iterator[float]:
+    """The quiet waits of one stream before each keep-alive: never longer than
+    `keepalive_s`, and at random. Streams opened together (a deploy, a reconnect wave after
+    a network blip) would otherwise write their keep-alives together for good: thousands of
+    writes in one instant every `keepalive_s`, and every poll of the process waits behind
+    them. The first wait spreads them over most of the period; the later ones stay close
+    to it, so the rate of keep-alives hardly grows."""
+    yield keepalive_s * random.uniform(0.2, 1.0)
+    while True:
+        yield keepalive_s * random.uniform(0.9, 1.0)
+
+
 def stream_frames(feed: LiveFeed, stream: Stream, *, keepalive_s: float) -> Iterator[bytes]:
     """The bytes of one event stream: each event as it comes (the first is pending when
     the stream opens, unless the client had it), a keep-alive comment after `keepalive_s`
     of quiet; it ends after a finished document or when the job is gone."""
+    waits = keepalive_waits(keepalive_s)
     try:
         while True:
-            event = stream.next_event(keepalive_s)
+            event = stream.next_event(next(waits))
             if event is not None:
                 yield sse_frame(event)
                 if event.finished:

@@ -91,6 +91,18 @@ def test_frames_end_after_a_finished_document_and_keep_alive_meanwhile() -> None
     assert list(frames) == [] and feed.closed == [stream]
 
 
+def test_keep_alives_come_within_the_period_at_spread_out_moments() -> None:
+    # Thousands of streams opened in the same second must not write their keep-alives in
+    # the same instant ever after.
+    firsts = [next(live.keepalive_waits(10)) for _ in range(200)]
+    assert all(2 <= wait <= 10 for wait in firsts)
+    assert max(firsts) - min(firsts) > 5
+    waits = live.keepalive_waits(10)
+    next(waits)
+    later = [next(waits) for _ in range(200)]
+    assert all(9 <= wait <= 10 for wait in later) and len(set(later)) > 100
+
+
 def test_a_deleted_jobs_stream_ends() -> None:
     class Feed:
         def close_stream(self, stream: live.Stream) -> None:
