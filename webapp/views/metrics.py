@@ -46,36 +46,40 @@ class JobTableCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         stats = monitoring.scrape_stats(db_pool())
-        if stats is None:  # unreachable or too slow: the in-process metrics still answer
-            return
-        active = GaugeMetricFamily("jobs_active", "Queued and running jobs by type.",
-                                   labels=["type", "status"])
-        depth = GaugeMetricFamily("jobs_queue_depth", "Queued jobs by type.", labels=["type"])
-        oldest = GaugeMetricFamily("jobs_oldest_queued_seconds",
-                                   "Age of the oldest queued job by type.", labels=["type"])
-        for row in stats.counts:
-            active.add_metric([row["type"], row["status"]], row["jobs"])
-            if row["status"] == "queued":
-                depth.add_metric([row["type"]], row["jobs"])
-                oldest.add_metric([row["type"]], row["oldest_s"])
-        durations = GaugeMetricFamily(
-            "jobs_recent_step_duration_seconds",
-            "Step durations of successful step runs in the last hour, by quantile.",
-            labels=["type", "step", "quantile"])
-        for row in stats.steps:
-            for quantile, column in (("0.5", "p50_ms"), ("0.95", "p95_ms")):
-                durations.add_metric([row["type"], row["step"], quantile], row[column] / 1000)
-        yield from (active, depth, oldest, durations)
-        yield GaugeMetricFamily(
-            "jobs_workers_live", "Workers whose heartbeat is younger than 30 s "
-            "(WORKER_STALLED_AFTER_S's default; the wait estimate counts them alike).",
-            value=stats.live_workers)
-        yield GaugeMetricFamily(
-            "jobs_db_connections", "Client connections to the PostgreSQL server, every "
-            "database and role (pg_stat_activity).", value=stats.connections)
-        yield GaugeMetricFamily(
-            "jobs_db_max_connections", "The PostgreSQL server's max_connections.",
-            value=stats.max_connections)
+        if stats is not None:  # else unreachable or too slow: the rest still answers
+            yield from scrape_families(stats)
+
+
+def scrape_families(stats: monitoring.ScrapeStats) -> Iterator[Metric]:
+    """The gauges of one scrape's read (tests list the metric names from it)."""
+    active = GaugeMetricFamily("jobs_active", "Queued and running jobs by type.",
+                               labels=["type", "status"])
+    depth = GaugeMetricFamily("jobs_queue_depth", "Queued jobs by type.", labels=["type"])
+    oldest = GaugeMetricFamily("jobs_oldest_queued_seconds",
+                               "Age of the oldest queued job by type.", labels=["type"])
+    for row in stats.counts:
+        active.add_metric([row["type"], row["status"]], row["jobs"])
+        if row["status"] == "queued":
+            depth.add_metric([row["type"]], row["jobs"])
+            oldest.add_metric([row["type"]], row["oldest_s"])
+    durations = GaugeMetricFamily(
+        "jobs_recent_step_duration_seconds",
+        "Step durations of successful step runs in the last hour, by quantile.",
+        labels=["type", "step", "quantile"])
+    for row in stats.steps:
+        for quantile, column in (("0.5", "p50_ms"), ("0.95", "p95_ms")):
+            durations.add_metric([row["type"], row["step"], quantile], row[column] / 1000)
+    yield from (active, depth, oldest, durations)
+    yield GaugeMetricFamily(
+        "jobs_workers_live", "Workers whose heartbeat is younger than 30 s "
+        "(WORKER_STALLED_AFTER_S's default; the wait estimate counts them alike).",
+        value=stats.live_workers)
+    yield GaugeMetricFamily(
+        "jobs_db_connections", "Client connections to the PostgreSQL server, every "
+        "database and role (pg_stat_activity).", value=stats.connections)
+    yield GaugeMetricFamily(
+        "jobs_db_max_connections", "The PostgreSQL server's max_connections.",
+        value=stats.max_connections)
 
 
 def _registry() -> CollectorRegistry:
