@@ -5,33 +5,16 @@ is one the code exports, and every rule says how bad it is and where its runbook
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
-from tests.unit.metric_names import unknown
+from tests.unit.prometheus_support import PROJECT, promtool, unknown
 
-PROJECT = Path(__file__).resolve().parents[2]
 RULES = PROJECT / "ops" / "prometheus" / "alerts.yml"
 RULE_TESTS = PROJECT / "ops" / "prometheus" / "alerts_test.yml"
 OPERATIONS = PROJECT / "docs" / "operations.md"
 SEVERITIES = {"critical", "warning"}
-
-
-def promtool(*args: str) -> None:
-    """Runs Debian's promtool (package prometheus); fails with its output."""
-    tool = shutil.which("promtool")
-    if tool is None:
-        pytest.fail("promtool is missing: run `make deps` (make test does it; Debian's "
-                    "prometheus package ships it)")
-    done = subprocess.run([tool, *args], cwd=PROJECT, capture_output=True, text=True,
-                          timeout=60, check=False)
-    if done.returncode != 0:
-        pytest.fail(f"promtool {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
 
 
 def rules() -> list[dict[str, Any]]:

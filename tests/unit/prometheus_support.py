@@ -1,13 +1,18 @@
-"""The metric names the service exports, and the ones a PromQL expression reads, so that
-the alert rules (ops/prometheus/alerts.yml) and the Grafana dashboard on the metrics
-(ops/grafana/job-service-metrics.json) can be held to names the code registers: a renamed
-metric fails their tests instead of silently never firing or drawing."""
+"""What the tests of the alert rules (ops/prometheus/alerts.yml) and of the Grafana
+dashboard on the metrics (ops/grafana/job-service-metrics.json) share: the metric names
+the service exports and the ones a PromQL expression reads, so both are held to names the
+code registers (a renamed metric fails their tests instead of silently never firing or
+drawing), and Debian's promtool, run from the project directory."""
 
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from collections.abc import Iterable
+from pathlib import Path
 
+import pytest
 from prometheus_client.metrics_core import Metric
 
 from queue_jobs.observability import job_metrics, live_metrics
@@ -15,6 +20,7 @@ from queue_jobs.services.monitoring import ScrapeStats
 from queue_jobs.worker.health import WorkerState, WorkerStateCollector
 from webapp.views.metrics import HTTP_LATENCY, scrape_families
 
+PROJECT = Path(__file__).resolve().parents[2]
 # The series names each kind of family is exposed as (text format 0.0.4).
 _SUFFIXES = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_count", "_sum"),
              "summary": ("", "_count", "_sum"), "info": ("_info",)}
@@ -56,3 +62,16 @@ def unknown(exprs: Iterable[str]) -> dict[str, set[str]]:
     """expression -> the names it reads that no code exports (empty: all known)."""
     names = exported()
     return {expr: read_by(expr) - names for expr in exprs if read_by(expr) - names}
+
+
+def promtool(*args: str) -> None:
+    """Runs Debian's promtool (package prometheus) in the project directory; fails the test
+    with its output."""
+    tool = shutil.which("promtool")
+    if tool is None:
+        pytest.fail("promtool is missing: run `make deps` (make test does it; Debian's "
+                    "prometheus package ships it)")
+    done = subprocess.run([tool, *args], cwd=PROJECT, capture_output=True, text=True,
+                          timeout=60, check=False)
+    if done.returncode != 0:
+        pytest.fail(f"promtool {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
