@@ -4,16 +4,14 @@ and it shows what an on-call person needs from each of them."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
 
+from tests import scripts
 from tests.unit.prometheus_support import PROJECT, promtool, read_by, unknown
 
 BUILDER_PATH = PROJECT / "ops" / "grafana" / "build_metrics_dashboard.py"
@@ -30,16 +28,7 @@ REQUIRED = {
     "status_answers_total"}
 
 
-def _load_builder() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("grafana_build_metrics", BUILDER_PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-builder = _load_builder()
+builder = scripts.load(BUILDER_PATH)
 
 
 @pytest.fixture(scope="module")
