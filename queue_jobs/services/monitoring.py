@@ -4,13 +4,12 @@ at scrape time, and the ops dashboards (ops/dashboards/*.sql) run for the /ops p
 /metrics reads the job table's live counts, the live workers and the server's connections
 at scrape time (`scrape_stats`): they are facts of the one database that no web process
 sees happen (workers are other processes, connections are the server's, jobs change in
-every process), so no process could count them as they change; a read when Prometheus
-asks costs four small statements per scrape and nothing per request, and every web host
-reports the same truth (aggregate them with max, not sum).
-The scrape has its own short statement timeout and never fails /metrics: while PostgreSQL
-is unreachable or slow the database-read gauges are left out (`jobs_workers_live` absent
-is what the alert on it watches) and the process's own counters, the 503s first, are
-still served.
+every process), so no process could count them as they change; reading them when
+Prometheus asks costs three small reads per scrape and nothing per request, and every web
+host reports the same truth (aggregate them with max, not sum). The scrape has its own
+short statement timeout and never fails /metrics: while PostgreSQL is unreachable or slow
+the database-read gauges are left out (`jobs_workers_live` absent is what the alert on it
+watches) and the process's own counters, the 503s first, are still served.
 
 The dashboards run in one read-only REPEATABLE READ transaction (one snapshot, so the
 tables agree with each other) with a statement timeout; each query has its own savepoint,
