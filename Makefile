@@ -27,11 +27,14 @@ test: $(STAMP) deps lint
 
 ## make deps: the system tools the tests and the benchmarks drive, from Debian (needs
 ## root): Chromium for the browser tests (Playwright drives the system binary; browser
-## downloads are not possible here), wrk and hey for load. Tests that need one of them
-## fail with a message naming this target.
-DEBIAN_TOOLS := chromium wrk hey
+## downloads are not possible here), wrk and hey for load, promtool to check and unit-test
+## ops/prometheus/alerts.yml. Tests that need one of them fail with a message naming this
+## target. Each entry is a command, or command:package where Debian's package is named
+## otherwise (promtool comes with the prometheus package, whose server a host with
+## systemd then starts: stop it if you do not want it there).
+DEBIAN_TOOLS := chromium wrk hey promtool:prometheus
 deps:
-	@missing=""; for tool in $(DEBIAN_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	@missing=""; for tool in $(DEBIAN_TOOLS); do command -v $${tool%%:*} >/dev/null || missing="$$missing $${tool#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing with apt-get (needs root)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \

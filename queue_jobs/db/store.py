@@ -285,6 +285,12 @@ def recent_step_stats(conn: Conn) -> list[dict[str, Any]]:
     return _all(conn, "recent_step_stats")
 
 
+def scrape_capacity(conn: Conn, stalled_after_s: float) -> dict[str, Any]:
+    row = _one(conn, "scrape_capacity", stalled_after_s=stalled_after_s)
+    assert row is not None  # an aggregate: always one row
+    return row
+
+
 def applied_migrations(conn: Conn) -> list[int]:
     return [row["version"] for row in _all(conn, "applied_migrations")]
 

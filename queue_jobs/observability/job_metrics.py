@@ -7,6 +7,10 @@ web processes for deprecated synchronous calls. Sum them across instances in Pro
 
 Label values are bounded: job types, step keys, errorCodes, configured model names, the
 re-ask reasons of queue_jobs.pipeline.llm.usage.REASK_REASONS.
+
+Alert rules (ops/prometheus/alerts.yml) and the Grafana dashboard on these metrics
+(ops/grafana/job-service-metrics.json) name them: a test fails when a name they use is no
+longer registered here or in the other collectors.
 """
 
 from __future__ import annotations
@@ -40,7 +44,14 @@ LLM_REASKS = Counter("llm_reasks_total",
                      "truncated, schema, count); each is also one more llm_calls_total.",
                      ["step", "reason"])
 
-INSTRUMENTS = (CREATED, FINISHED, STEP_SECONDS, LLM_CALLS, LLM_TOKENS, LLM_REASKS)
+LLM_CALL_ERRORS = Counter(
+    "llm_call_errors_total",
+    "LLM calls that got no answer, by model and errorCode (LLM_RATE_LIMITED: HTTP 429, "
+    "LLM_TIMEOUT, LLM_ERROR: any other), counted as they fail, whether the step retries "
+    "them or not.", ["model", "error_code"])
+
+INSTRUMENTS = (CREATED, FINISHED, STEP_SECONDS, LLM_CALLS, LLM_TOKENS, LLM_REASKS,
+               LLM_CALL_ERRORS)
 
 
 def created(job_type: str) -> None:
@@ -74,3 +85,8 @@ def llm_call(model: str, input_tokens: int, output_tokens: int) -> None:
     LLM_CALLS.labels(model).inc()
     LLM_TOKENS.labels(model, "input").inc(input_tokens)
     LLM_TOKENS.labels(model, "output").inc(output_tokens)
+
+
+def llm_call_failed(model: str, error_code: str) -> None:
+    """One LLM call that got no answer (a 429, a timeout, a 5xx...), counted as it fails."""
+    LLM_CALL_ERRORS.labels(model, error_code).inc()

@@ -80,6 +80,9 @@ class StepServices:
     # (step, model, input tokens, output tokens): one answered LLM call, written down as it
     # returns; never raises (the call is paid for whatever becomes of its record).
     record_llm_call: Callable[[str, str, int, int], None]
+    # (model, errorCode): one LLM call that got no answer (a 429, a timeout...), counted as
+    # it fails, retried or not; never raises.
+    record_llm_failure: Callable[[str, str], None] = lambda model, error_code: None
 
 
 @dataclass(frozen=True)
@@ -201,7 +204,8 @@ def run_pipeline(pipeline: Pipeline, job_id: str, job_input: dict[str, Any],
                                dict(parts.get(step.key, {})),
                                (pipeline.progress_before(index),
                                 pipeline.progress_before(index + 1)))
-        meter = usage.Meter(on_call=functools.partial(services.record_llm_call, step.key))
+        meter = usage.Meter(on_call=functools.partial(services.record_llm_call, step.key),
+                            on_failure=services.record_llm_failure)
         try:
             with usage.metering(meter):
                 output = _run_with_retries(step, step_input, stop, policy)

@@ -210,7 +210,8 @@ def step_services(runtime: RunResources, job_id: uuid.UUID, dispatch_id: int,
     return StepServices(provider=runtime.provider, fetch_page=fetch_page,
                         save_image=save_image, create_organization=create_organization,
                         save_post=save_post, should_stop=stop.is_set,
-                        record_llm_call=record_llm_call)
+                        record_llm_call=record_llm_call,
+                        record_llm_failure=job_metrics.llm_call_failed)
 
 
 @dataclass(frozen=True)

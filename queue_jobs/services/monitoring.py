@@ -1,5 +1,15 @@
-"""What operators read: whether the schema is current, the job table's live counts for
-/metrics, and the ops dashboards (ops/dashboards/*.sql) run for the /ops page.
+"""What operators read: whether the schema is current, what /metrics reads from PostgreSQL
+at scrape time, and the ops dashboards (ops/dashboards/*.sql) run for the /ops page.
+
+/metrics reads the job table's live counts, the live workers and the server's connections
+at scrape time (`scrape_stats`): they are facts of the one database that no web process
+sees happen (workers are other processes, connections are the server's, jobs change in
+every process), so no process could count them as they change; reading them when
+Prometheus asks costs three small reads per scrape and nothing per request, and every web
+host reports the same truth (aggregate them with max, not sum). The scrape has its own
+short statement timeout and never fails /metrics: while PostgreSQL is unreachable or slow
+the database-read gauges are left out (`jobs_workers_live` absent is what the alert on it
+watches) and the process's own counters, the 503s first, are still served.
 
 The dashboards run in one read-only REPEATABLE READ transaction (one snapshot, so the
 tables agree with each other) with a statement timeout; each query has its own savepoint,
@@ -23,10 +33,15 @@ from queue_jobs.db import store
 from queue_jobs.db.connections import Conn
 from queue_jobs.db.migrate import latest_version
 from queue_jobs.observability.dashboards import Dashboard
+from queue_jobs.services.connections import DATABASE_UNAVAILABLE, ConnectionPool
+from queue_jobs.services.jobs import LIVE_WORKER_S
 
 log = logging.getLogger(__name__)
 
 STATEMENT_TIMEOUT_MS = 5_000
+# /metrics' statements: well inside a Prometheus scrape timeout (10 s by default), and a
+# database that slow is better reported by the gauges' absence than by a late scrape.
+SCRAPE_TIMEOUT_MS = 2_000
 # Once the queries have taken this long, the rest are skipped: the answer stays well
 # inside gunicorn's 60 s timeout however many dashboards there are.
 BUDGET_S = 20.0
@@ -51,9 +66,32 @@ def schema_state(conn: Conn) -> SchemaState:
     return SchemaState(max(applied, default=0), latest_version())
 
 
-def job_table_stats(conn: Conn) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Queued and running jobs by type and status, and last hour's step durations."""
-    return store.active_job_counts(conn), store.recent_step_stats(conn)
+@dataclass(frozen=True)
+class ScrapeStats:
+    """What /metrics reads from PostgreSQL, from one snapshot."""
+
+    counts: list[dict[str, Any]]  # queued and running jobs by type and status
+    steps: list[dict[str, Any]]  # last hour's step durations by type and step
+    live_workers: int  # heartbeat younger than LIVE_WORKER_S
+    connections: int  # the server's client connections, every database and role
+    max_connections: int
+
+
+def scrape_stats(pool: ConnectionPool) -> ScrapeStats | None:
+    """None when PostgreSQL is unreachable (the pool logged it) or a statement overran
+    SCRAPE_TIMEOUT_MS (logged here): /metrics then serves the in-process metrics alone."""
+    try:
+        with pool.connection() as conn, conn.transaction():
+            store.begin_dashboard_snapshot(conn, SCRAPE_TIMEOUT_MS)
+            capacity = store.scrape_capacity(conn, LIVE_WORKER_S)
+            return ScrapeStats(store.active_job_counts(conn), store.recent_step_stats(conn),
+                               **capacity)
+    except psycopg.errors.QueryCanceled:  # an OperationalError: before the next clause
+        log.warning("/metrics: the scrape's statements took over %d ms; the gauges read "
+                    "from PostgreSQL are left out", SCRAPE_TIMEOUT_MS)
+        return None
+    except DATABASE_UNAVAILABLE:
+        return None
 
 
 def run_dashboards(conn: Conn,

@@ -146,3 +146,15 @@ DELETE FROM procrastinate_jobs
         AND NOT EXISTS (SELECT 1 FROM procrastinate_periodic_defers d
                          WHERE d.job_id = pj.id)
       LIMIT %(batch)s));
+
+-- name: scrape_capacity
+-- /metrics, at scrape time (services.monitoring.scrape_stats): live workers (a heartbeat
+-- younger than %(stalled_after_s)s; a tiny table) and the server's client connections
+-- against max_connections (pg_stat_activity: the server's backend list in shared memory,
+-- no table read; every database and role, as max_connections counts them).
+SELECT (SELECT count(*) FROM procrastinate_workers
+         WHERE last_heartbeat > now() - make_interval(secs => %(stalled_after_s)s))
+           AS live_workers,
+       (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')
+           AS connections,
+       current_setting('max_connections')::int AS max_connections;

@@ -3,17 +3,17 @@ panel's query runs on a real migrated database and returns the columns the panel
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import uuid
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import psycopg
 import pytest
+
+from tests import scripts
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 BUILDER_PATH = PROJECT_DIR / "ops" / "grafana" / "build_dashboard.py"
@@ -25,15 +25,7 @@ TARGET_FORMATS = {"table": "table", "time-series": "time_series", "bars": "table
 NUMBERS = (int, float, Decimal)
 
 
-def _load_builder() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("grafana_build_dashboard", BUILDER_PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-builder = _load_builder()
+builder = scripts.load(BUILDER_PATH)
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from prometheus_client import REGISTRY
 
 from queue_jobs.config.settings import QueueSettings
 from tests.fakes.openai_server import FakeOpenAI
@@ -54,6 +55,32 @@ def test_transient_llm_faults_are_retried_inside_the_step(
     assert done["status"] == "succeeded", done
     assert fake_llm.calls("chat:business_analysis") == 2
     assert fake_llm.calls("chat:audiences") == 2
+
+
+def llm_call_errors(model: str, error_code: str) -> float:
+    """llm_call_errors_total as this process counts it (the test worker runs in it)."""
+    return REGISTRY.get_sample_value("llm_call_errors_total",
+                                     {"model": model, "error_code": error_code}) or 0.0
+
+
+def test_failed_llm_calls_are_counted_by_model_and_errorcode(
+        api: ApiClient, worker: ThreadWorker, fake_llm: FakeOpenAI, website: FakeWebsite,
+        settings: QueueSettings) -> None:
+    """The 429s a step retried away still count: ops/prometheus/alerts.yml pages on them."""
+    chat, image = settings.openai_model, settings.openai_image_model
+    before = {(model, code): llm_call_errors(model, code) for model in (chat, image)
+              for code in ("LLM_RATE_LIMITED", "LLM_ERROR")}
+    fake_llm.fail_next("chat:business_analysis", 429)
+    fake_llm.fail_next("chat:pitches", 429)
+    fake_llm.fail_next("images", 500)
+    session = new_session()
+    job_id = api.create_analysis(website.url("/"), session)
+    done = api.wait_for_status(job_id, session, {"succeeded", "failed"})
+    assert done["status"] == "succeeded", done
+    assert llm_call_errors(chat, "LLM_RATE_LIMITED") == before[chat, "LLM_RATE_LIMITED"] + 2
+    assert llm_call_errors(image, "LLM_ERROR") == before[image, "LLM_ERROR"] + 1
+    assert llm_call_errors(chat, "LLM_ERROR") == before[chat, "LLM_ERROR"]
+    assert llm_call_errors(image, "LLM_RATE_LIMITED") == before[image, "LLM_RATE_LIMITED"]
 
 
 def test_permanent_llm_errors_fail_at_once(

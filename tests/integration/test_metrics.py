@@ -1,18 +1,27 @@
-"""GET /metrics: job counts and queue depth from the table, HTTP latency per route, and the
-sum over gunicorn's processes under the real gunicorn configuration."""
+"""GET /metrics: job counts and queue depth from the table, live workers and the server's
+connections, HTTP latency per route, the sum over gunicorn's processes under the real
+gunicorn configuration, and a scrape that still answers while PostgreSQL is slow or gone."""
 
 from __future__ import annotations
 
 import os
 import re
 import signal
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import requests
+from prometheus_client import REGISTRY
 
 from tests.fakes.website import FakeWebsite
 from tests.integration.conftest import start_gunicorn
-from tests.integration.support import ApiClient, new_session, wait_until
+from tests.integration.support import ApiClient, free_port, new_session, wait_until
+
+LOCK_HELD_S = 7
 
 
 def sample(text: str, name: str, **labels: str) -> float | None:
@@ -57,6 +66,59 @@ def test_metrics_count_jobs_and_time_requests_by_route(api: ApiClient,
     brewed = sample(text, "http_request_duration_seconds_count", method="other",
                     route="unmatched", status="405")
     assert brewed is not None and brewed >= 1 and "brew-7f3a" not in text.lower()
+
+
+def test_metrics_count_live_workers_and_the_servers_connections(
+        api: ApiClient, db: psycopg.Connection[Any]) -> None:
+    db.execute("INSERT INTO procrastinate_workers (last_heartbeat) VALUES (now()), (now()), "
+               "(now() - interval '31 seconds'), (now() - interval '1 hour')")
+    text = api.http.get("/metrics").get_data(as_text=True)
+    assert sample(text, "jobs_workers_live") == 2
+    row = db.execute("SELECT current_setting('max_connections')::int").fetchone()
+    assert row is not None and sample(text, "jobs_db_max_connections") == row[0]
+    # At least this test's own connection and the API's; the shared server has others.
+    connections = sample(text, "jobs_db_connections")
+    assert connections is not None and 2 <= connections <= row[0]
+
+
+def test_a_slow_database_leaves_its_gauges_out_of_the_scrape(
+        api: ApiClient, db_url: str, db: psycopg.Connection[Any]) -> None:
+    def hold_the_workers_table() -> None:  # for LOCK_HELD_S, then its transaction ends
+        with psycopg.connect(db_url) as blocker:
+            blocker.execute("LOCK TABLE procrastinate_workers IN ACCESS EXCLUSIVE MODE")
+            blocker.execute("SELECT pg_sleep(%s)", (LOCK_HELD_S,))
+
+    holder = threading.Thread(target=hold_the_workers_table)
+    holder.start()
+    try:
+        wait_until(lambda: db.execute(
+            "SELECT 1 FROM pg_locks WHERE relation = 'procrastinate_workers'::regclass "
+            "AND mode = 'AccessExclusiveLock' AND granted").fetchone(), timeout=10,
+            message="the lock to be held")
+        started = time.monotonic()
+        response = api.http.get("/metrics")
+        took = time.monotonic() - started
+    finally:
+        holder.join()
+    assert response.status_code == 200
+    assert sample(response.get_data(as_text=True), "jobs_workers_live") is None
+    assert 1.5 < took < LOCK_HELD_S - 1, took  # the scrape's own 2 s timeout, not the lock
+
+
+def test_metrics_answer_while_postgresql_is_unreachable(
+        api_factory: Callable[..., ApiClient]) -> None:
+    api = api_factory(database_url=f"postgresql://127.0.0.1:{free_port()}/gone"
+                                   "?connect_timeout=2")
+    labels = {"method": "GET", "route": "/readyz", "status": "503"}
+    before = REGISTRY.get_sample_value("http_request_duration_seconds_count", labels) or 0
+    assert api.http.get("/readyz").status_code == 503
+    started = time.monotonic()
+    response = api.http.get("/metrics")
+    assert response.status_code == 200 and time.monotonic() - started < 5
+    text = response.get_data(as_text=True)
+    # The 503s an outage causes are what the alerts need to see most.
+    assert sample(text, "http_request_duration_seconds_count", **labels) == before + 1
+    assert sample(text, "jobs_workers_live") is None
 
 
 def test_gunicorn_processes_are_summed(db_url: str) -> None:

@@ -1,8 +1,9 @@
 """GET /metrics: Prometheus text. HTTP latency and the job counters of
 queue_jobs.observability.job_metrics are measured in every gunicorn process (multiprocess mode when
-PROMETHEUS_MULTIPROC_DIR is set, as webapp/gunicorn_conf.py does); active jobs, queue depth
-and recent step durations are read from PostgreSQL at scrape time. Workers serve their own
-counters on WORKER_METRICS_PORT.
+PROMETHEUS_MULTIPROC_DIR is set, as webapp/gunicorn_conf.py does); active jobs, queue depth,
+the oldest queued job's age, recent step durations, live workers and the database's
+connections are read from PostgreSQL at scrape time (JobTableCollector). Workers serve
+their own counters on WORKER_METRICS_PORT. ops/prometheus/alerts.yml alerts on these.
 """
 
 from __future__ import annotations
@@ -38,30 +39,47 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 
 
 class JobTableCollector(Collector):
-    """Active jobs, queue depth and recent step durations, read from PostgreSQL at scrape
-    time (two cheap index scans), so every web host reports the same truth."""
+    """What PostgreSQL knows and no process sees happen, read at scrape time
+    (queue_jobs.services.monitoring.scrape_stats says why, and what a failed read does):
+    active jobs, queue depth and the oldest queued job's age, recent step durations, live
+    workers, and the server's connections against max_connections."""
 
     def collect(self) -> Iterator[Metric]:
-        with db_pool().connection() as conn:
-            counts, steps = monitoring.job_table_stats(conn)
-        active = GaugeMetricFamily("jobs_active", "Queued and running jobs by type.",
-                                   labels=["type", "status"])
-        depth = GaugeMetricFamily("jobs_queue_depth", "Queued jobs by type.", labels=["type"])
-        oldest = GaugeMetricFamily("jobs_oldest_queued_seconds",
-                                   "Age of the oldest queued job by type.", labels=["type"])
-        for row in counts:
-            active.add_metric([row["type"], row["status"]], row["jobs"])
-            if row["status"] == "queued":
-                depth.add_metric([row["type"]], row["jobs"])
-                oldest.add_metric([row["type"]], row["oldest_s"])
-        durations = GaugeMetricFamily(
-            "jobs_recent_step_duration_seconds",
-            "Step durations of successful step runs in the last hour, by quantile.",
-            labels=["type", "step", "quantile"])
-        for row in steps:
-            for quantile, column in (("0.5", "p50_ms"), ("0.95", "p95_ms")):
-                durations.add_metric([row["type"], row["step"], quantile], row[column] / 1000)
-        yield from (active, depth, oldest, durations)
+        stats = monitoring.scrape_stats(db_pool())
+        if stats is not None:  # else unreachable or too slow: the rest still answers
+            yield from scrape_families(stats)
+
+
+def scrape_families(stats: monitoring.ScrapeStats) -> Iterator[Metric]:
+    """The gauges of one scrape's read (tests list the metric names from it)."""
+    active = GaugeMetricFamily("jobs_active", "Queued and running jobs by type.",
+                               labels=["type", "status"])
+    depth = GaugeMetricFamily("jobs_queue_depth", "Queued jobs by type.", labels=["type"])
+    oldest = GaugeMetricFamily("jobs_oldest_queued_seconds",
+                               "Age of the oldest queued job by type.", labels=["type"])
+    for row in stats.counts:
+        active.add_metric([row["type"], row["status"]], row["jobs"])
+        if row["status"] == "queued":
+            depth.add_metric([row["type"]], row["jobs"])
+            oldest.add_metric([row["type"]], row["oldest_s"])
+    durations = GaugeMetricFamily(
+        "jobs_recent_step_duration_seconds",
+        "Step durations of successful step runs in the last hour, by quantile.",
+        labels=["type", "step", "quantile"])
+    for row in stats.steps:
+        for quantile, column in (("0.5", "p50_ms"), ("0.95", "p95_ms")):
+            durations.add_metric([row["type"], row["step"], quantile], row[column] / 1000)
+    yield from (active, depth, oldest, durations)
+    yield GaugeMetricFamily(
+        "jobs_workers_live", "Workers whose heartbeat is younger than 30 s "
+        "(WORKER_STALLED_AFTER_S's default; the wait estimate counts them alike).",
+        value=stats.live_workers)
+    yield GaugeMetricFamily(
+        "jobs_db_connections", "Client connections to the PostgreSQL server, every "
+        "database and role (pg_stat_activity).", value=stats.connections)
+    yield GaugeMetricFamily(
+        "jobs_db_max_connections", "The PostgreSQL server's max_connections.",
+        value=stats.max_connections)
 
 
 def _registry() -> CollectorRegistry:

@@ -105,7 +105,7 @@ class OpenAIProvider:
                 timeout=self._image_timeout_s,
             )
         except openai.OpenAIError as exc:
-            raise self._error(exc) from exc
+            raise self._error(exc, self._image_model) from exc
         tokens = getattr(response, "usage", None)  # GPT image models report usage
         usage.record(self._image_model, getattr(tokens, "input_tokens", 0),
                      getattr(tokens, "output_tokens", 0))
@@ -149,14 +149,16 @@ class OpenAIProvider:
                 },
             )
         except openai.OpenAIError as exc:
-            raise self._error(exc) from exc
+            raise self._error(exc, self.model) from exc
         tokens = getattr(completion, "usage", None)  # counted even if the answer is unusable
         usage.record(self.model, getattr(tokens, "prompt_tokens", 0),
                      getattr(tokens, "completion_tokens", 0))
         return completion
 
-    def _error(self, exc: Exception) -> LLMError:
+    def _error(self, exc: Exception, model: str) -> LLMError:
+        """The job's error for a failed call to `model`, reported to the step's meter."""
         error = _map_error(exc)
+        usage.failed(model, error.error_code)
         # An OpenAI-compatible server may echo the request's credentials in its errors.
         if self._api_key and self._api_key in str(error):
             return type(error)(str(error).replace(self._api_key, "[redacted]"))

@@ -1,12 +1,15 @@
-"""Counts the LLM calls a step makes, the tokens they cost, and the answers asked again.
+"""Counts the LLM calls a step makes, the tokens they cost, the answers asked again and
+the calls that failed.
 
 Providers are shared by every run of a process, so they cannot hold a run's counts.
 Instead the runner opens a `Meter` around each step (`metering`), and a provider reports
-each answered call with `record` and each unusable answer it asks for again with `reask`
-(the re-ask itself is then one more recorded call); the meter is found through a
+each answered call with `record`, each call that failed (no answer: a timeout, a 429, a
+5xx...) with `failed`, and each unusable answer it asks for again with `reask` (the
+re-ask itself is then one more recorded call); the meter is found through a
 ContextVar, which is per thread, as each run's steps execute in one thread. Calls outside
 a meter are not counted. A meter hands each call on as it is answered (`on_call`: the runs
-layer writes it down at once, so a run killed mid-step leaves no paid call unrecorded) and
+layer writes it down at once, so a run killed mid-step leaves no paid call unrecorded),
+each failed call as it fails (`on_failure`: a step retrying 429s shows at once), and
 keeps the step's sums and re-asks for its step record and metrics (the pipeline may not
 import observability).
 """
@@ -36,6 +39,8 @@ class Meter:
     # Called with (model, input tokens, output tokens) as each call is answered; it must not
     # raise: the call is made and paid for, whatever becomes of its record.
     on_call: Callable[[str, int, int], None] | None = None
+    # Called with (model, errorCode) as each call fails; it must not raise either.
+    on_failure: Callable[[str, str], None] | None = None
     by_model: dict[str, ModelUsage] = field(default_factory=dict)
     reasks: dict[str, int] = field(default_factory=dict)  # reason -> answers asked again
 
@@ -46,6 +51,10 @@ class Meter:
         usage.output_tokens += output_tokens
         if self.on_call is not None:
             self.on_call(model, input_tokens, output_tokens)
+
+    def fail(self, model: str, error_code: str) -> None:
+        if self.on_failure is not None:
+            self.on_failure(model, error_code)
 
     def reask(self, reason: str) -> None:
         self.reasks[reason] = self.reasks.get(reason, 0) + 1
@@ -79,6 +88,13 @@ def record(model: str, input_tokens: int | None = 0, output_tokens: int | None =
     meter = _current.get()
     if meter is not None:
         meter.add(model, input_tokens or 0, output_tokens or 0)
+
+
+def failed(model: str, error_code: str) -> None:
+    """A call that got no answer: the errorCode it raised (LLM_RATE_LIMITED for a 429)."""
+    meter = _current.get()
+    if meter is not None:
+        meter.fail(model, error_code)
 
 
 def reask(reason: str) -> None:
