@@ -91,6 +91,41 @@ class Fetcher:
         return job_id
 
 
+class FetchingWorkers:
+    """Threads that fetch and claim jobs, each on a connection of its own, until stopped
+    or nothing is left; started once the first has taken a job."""
+
+    def __init__(self, db_url: str, count: int) -> None:
+        self.db_url = db_url
+        self.taken: list[str] = []
+        self.errors: list[BaseException] = []
+        self.started = threading.Event()
+        self.done = threading.Event()
+        self.threads = [threading.Thread(target=self._work) for _ in range(count)]
+        for thread in self.threads:
+            thread.start()
+        assert self.started.wait(10), self.errors
+
+    def _work(self) -> None:
+        try:
+            with psycopg.connect(self.db_url, autocommit=True) as conn:
+                fetcher = Fetcher(conn)
+                while not self.done.is_set() and (job_id := fetcher.take()) is not None:
+                    self.taken.append(job_id)
+                    self.started.set()
+        except BaseException as error:  # the test asserts there were none
+            self.errors.append(error)
+            self.started.set()
+
+    def stop(self) -> list[str]:
+        """The jobs taken; AssertionError if a fetch or a claim failed."""
+        self.done.set()
+        for thread in self.threads:
+            thread.join(30)
+        assert self.errors == []
+        return self.taken
+
+
 @pytest.fixture
 def roomy_api(api_factory: Callable[..., ApiClient]) -> ApiClient:
     """An API with room for a backlog per owner, fair dispatch on."""
@@ -241,33 +276,9 @@ def test_a_pause_made_while_workers_fetch_leaves_every_fetched_dispatch_running(
             store.create_job(db, job_id, ANALYSIS, Owner(None, f"sess_race_{round_}"),
                              {"url": "http://127.0.0.1/"}, limits)
             created.add(str(job_id))
-        taken: list[str] = []
-        errors: list[BaseException] = []
-        started = threading.Event()
-        done = threading.Event()
-
-        def work() -> None:
-            try:
-                with psycopg.connect(db_url, autocommit=True) as conn:
-                    fetcher = Fetcher(conn)
-                    while not done.is_set():
-                        job_id = fetcher.take()
-                        if job_id is None:
-                            return
-                        taken.append(job_id)
-                        started.set()
-            except BaseException as error:  # noqa: BLE001 (reported below)
-                errors.append(error)
-
-        workers = [threading.Thread(target=work) for _ in range(3)]
-        for thread in workers:
-            thread.start()
-        assert started.wait(10)
+        workers = FetchingWorkers(db_url, 3)
         outcome = _pause(db)
-        done.set()
-        for thread in workers:
-            thread.join(30)
-        assert errors == []
+        taken = workers.stop()
         rows = dict(db.execute(
             "SELECT id::text, status FROM jobs WHERE id::text = ANY (%s)",
             (list(created),)).fetchall())
@@ -360,7 +371,7 @@ def test_creates_racing_a_pause_never_leave_a_dispatch_behind(
                 while not stop.is_set():
                     store.create_job(conn, uuid.uuid4(), ANALYSIS, owner,
                                      {"url": "http://127.0.0.1/"}, limits)
-        except BaseException as error:  # noqa: BLE001 (reported below)
+        except BaseException as error:  # the test asserts there were none
             errors.append(error)
 
     creators = [threading.Thread(target=create) for _ in range(3)]
