@@ -7,10 +7,9 @@
 --     procrastinate's (procrastinate_defer_jobs_v1, with its type
 --     procrastinate_job_to_defer_v1). It reaches procrastinate for jobs_create
 --     (sql/functions/jobs_create.sql) and the queries retry_failed_job and redispatch_job
---     (sql/queries/jobs.sql), which call it and nothing of procrastinate's themselves.
---     Migration 0003 holds its first version, history only.
---   sql/functions/jobs_dispatch_unless_paused.sql and jobs_dispatch_held.sql call
---     jobs_dispatch_run (a paused type's create, retry, re-dispatch; a resume).
+--     (sql/queries/jobs.sql) through jobs_dispatch_unless_paused.sql, and for a resume
+--     through jobs_dispatch_held.sql; none of them calls anything of procrastinate's
+--     itself. Migration 0003 holds its first version, history only.
 --   sql/functions/jobs_rerank.sql: raises an owner's 'todo' dispatches' priorities as its
 --     active jobs end (the trigger jobs_rerank_owner, migration 0015) and after a resume
 --     (fair dispatch).
