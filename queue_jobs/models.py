@@ -88,6 +88,9 @@ class JobRow:
     version: int = 0  # one more at every change of its status document (jobs_bump_version)
     finished_etag: str | None = None  # get_owned_job: set once the job has finished
     dispatch_id: int | None = None  # its procrastinate job (queue position)
+    # Held by a pause of its type (queued, no dispatch): the operator's reason ('' for
+    # none); None when not held.
+    pause_reason: str | None = None
 
     def visible_to(self, owner: Owner) -> bool:
         """get_owned_job's rule: a user's job to that user, a session's to that session."""
@@ -99,6 +102,17 @@ class JobRow:
     def owner(self) -> Owner:
         """Whom the job belongs to (not necessarily who is asking)."""
         return Owner(self.owner_user_id, None if self.owner_user_id else self.owner_session_id)
+
+
+@dataclass(frozen=True)
+class JobTypePause:
+    """A paused job type (job_type_pauses) and how many queued jobs it holds now."""
+
+    type: str
+    reason: str
+    paused_by: str
+    paused_at: datetime
+    held_jobs: int
 
 
 @dataclass(frozen=True)

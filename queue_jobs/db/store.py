@@ -22,6 +22,7 @@ from queue_jobs.models import (
     FinishedJob,
     JobOutcome,
     JobRow,
+    JobTypePause,
     Login,
     Organization,
     Owner,
@@ -126,9 +127,9 @@ def retry_failed_job(conn: Conn, job_id: uuid.UUID, owner: Owner, *,
 
 
 def cancel_queued_job(conn: Conn, job_id: uuid.UUID,
-                      owner: Owner) -> tuple[int, FinishedJob, int] | None:
-    """(dispatch id, the job, its new row version) of the job it cancelled, or None if no
-    queued job matched."""
+                      owner: Owner) -> tuple[int | None, FinishedJob, int] | None:
+    """(dispatch id (None: a held job's), the job, its new row version) of the job it
+    cancelled, or None if no queued job matched."""
     row = _one(conn, "cancel_queued_job", id=job_id, **owner.params())
     if row is None:
         return None
@@ -305,6 +306,43 @@ def ping(conn: Conn) -> bool:
     return _changed(conn, "ping")
 
 
+# --- paused job types ---------------------------------------------------------------------
+
+def lock_job_type(conn: Conn, job_type: str) -> None:
+    """The type's lock, exclusive until the transaction ends: every dispatch of the type
+    takes it shared (sql/functions/jobs_dispatch_unless_paused.sql)."""
+    lock_key(conn, f"job-type:{job_type}")
+
+
+def insert_job_type_pause(conn: Conn, job_type: str, reason: str, paused_by: str) -> bool:
+    """False if the type was paused already."""
+    return _changed(conn, "insert_job_type_pause", type=job_type, reason=reason,
+                    paused_by=paused_by)
+
+
+def job_type_pause_exists(conn: Conn, job_type: str) -> bool:
+    return _changed(conn, "job_type_pause_exists", type=job_type)
+
+
+def delete_job_type_pause(conn: Conn, job_type: str) -> None:
+    conn.execute(_sql("delete_job_type_pause"), {"type": job_type})
+
+
+def hold_queued_dispatches(conn: Conn, job_type: str) -> int:
+    """Takes back the type's dispatches no worker took yet; how many jobs it held back."""
+    return len(_all(conn, "hold_queued_dispatches", type=job_type))
+
+
+def dispatch_held_jobs(conn: Conn, job_type: str, batch: int, *, fair: bool) -> int:
+    """The oldest `batch` held jobs of the type dispatched; how many."""
+    return int(_returned(conn, "dispatched", "dispatch_held_jobs", type=job_type,
+                         batch=batch, fair=fair, **_DISPATCH))
+
+
+def paused_job_types(conn: Conn) -> list[JobTypePause]:
+    return _typed_all(conn, JobTypePause, "paused_job_types")
+
+
 # --- worker side (fenced by dispatch_id) ----------------------------------------------------
 
 def claim_job(conn: Conn, job_id: uuid.UUID, dispatch_id: int,
@@ -370,8 +408,10 @@ def fail_job(conn: Conn, job_id: uuid.UUID, dispatch_id: int, error: str,
                       error=error, error_code=error_code)
 
 
-def redispatch_job(conn: Conn, job_id: uuid.UUID, dispatch_id: int, *, lost: bool,
+def redispatch_job(conn: Conn, job_id: uuid.UUID, dispatch_id: int | None, *, lost: bool,
                    fair: bool) -> bool:
+    """dispatch_id: the one the caller saw (None: the job had none). The job is held
+    instead (queued, no dispatch) if its type is paused."""
     return _changed(conn, "redispatch_job", id=job_id, dispatch_id=dispatch_id,
                     lost=int(lost), fair=fair, **_DISPATCH)
 

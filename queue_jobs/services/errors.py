@@ -72,6 +72,13 @@ class JobNotFound(DomainError):
     error_code = "JOB_NOT_FOUND"
 
 
+class JobTypeNotFound(DomainError):
+    """No such job type."""
+
+    status = 404
+    error_code = "JOB_TYPE_NOT_FOUND"
+
+
 class ImageNotFound(DomainError):
     """Image not found."""
 

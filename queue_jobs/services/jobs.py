@@ -31,6 +31,7 @@ from queue_jobs.services.eta import (
     remaining_seconds,
 )
 from queue_jobs.services.fair_use import FairUse
+from queue_jobs.services.pauses import paused_message
 
 log = logging.getLogger(__name__)
 
@@ -102,15 +103,19 @@ def _soonest_end(conn: Conn, owner: Owner) -> int | None:
 def status_document(row: JobRow, eta_seconds: int | None, queue_position: int | None, *,
                     with_result: bool = True) -> dict[str, Any]:
     """The document of `row`, a pure function of the row, its estimate and its place in
-    the queue (queue_positions; shown while queued only)."""
+    the queue (queue_positions; shown while queued only). A job held by a pause of its
+    type shows why (pausedReason) and neither a place nor an estimate."""
+    held = row.status == "queued" and row.pause_reason is not None
     document: dict[str, Any] = {
         "jobId": str(row.id),
         "type": row.type,
         "status": row.status,
         "progress": row.progress,
         "currentStep": _current_step_label(row),
-        "estimatedTimeRemaining": eta_seconds,
-        "queuePosition": queue_position if row.status == "queued" else None,
+        "estimatedTimeRemaining": None if held else eta_seconds,
+        "queuePosition": queue_position if row.status == "queued" and not held else None,
+        "pausedReason": (paused_message(row.type, row.pause_reason)
+                         if held and row.pause_reason is not None else None),
         "error": row.error if row.status == "failed" else None,
         "errorCode": row.error_code if row.status == "failed" else None,
         "createdAt": iso_utc(row.created_at),
@@ -132,7 +137,7 @@ def _current_step_label(row: JobRow) -> str | None:
 
 
 def _eta(conn: Conn, row: JobRow, now: datetime, position: int | None) -> int | None:
-    if row.status not in ("queued", "running"):
+    if row.status not in ("queued", "running") or row.pause_reason is not None:
         return None
     timings = _step_timings.get(row.type, lambda: store.recent_step_durations(conn, row.type))
     pace = None
@@ -144,7 +149,7 @@ def _eta(conn: Conn, row: JobRow, now: datetime, position: int | None) -> int | 
 
 def estimate_in_memory(row: JobRow, position: int | None, now: datetime) -> int | Cold | None:
     """As _eta, from this process's caches alone: COLD if one would need the database."""
-    if row.status not in ("queued", "running"):
+    if row.status not in ("queued", "running") or row.pause_reason is not None:
         return None
     timings = _step_timings.peek(row.type)
     pace = _queue_pace.peek("pace")
@@ -301,8 +306,10 @@ def cancel_job(conn: Conn, job_id: uuid.UUID, owner: Owner) -> int:
             _raise_missing_or(conn, job_id, owner, JobNotCancellable())
         dispatch_id, version = running
         logs.event(log, "job.cancel_requested", jobId=job_id, ownerKind=owner.kind)
-    # queued: its dispatch becomes 'cancelled'; running: the worker is told to abort
-    store.cancel_dispatch(conn, dispatch_id)
+    # queued: its dispatch becomes 'cancelled' (a held job has none); running: the
+    # worker is told to abort
+    if dispatch_id is not None:
+        store.cancel_dispatch(conn, dispatch_id)
     return version
 
 

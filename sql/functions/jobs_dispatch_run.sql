@@ -1,5 +1,6 @@
 -- One place that turns "run this job" into a procrastinate job, used by create
--- (jobs_create), retry (retry_failed_job) and re-dispatch (redispatch_job). Runs in the
+-- (jobs_create), retry (retry_failed_job) and re-dispatch (redispatch_job) through
+-- jobs_dispatch_unless_paused, and by a resume (jobs_dispatch_held). Runs in the
 -- caller's statement, so the dispatch commits (and NOTIFYs) with it.
 -- Fair dispatch (fair): procrastinate fetches by priority DESC, id ASC, so a dispatch's
 -- priority is 1 - its rank among its owner's active jobs (the others, then this one: it

@@ -5,7 +5,9 @@
 -- has written the final state, so a cancelled job never saves or succeeds.
 -- Dispatch goes through jobs_dispatch_run (procrastinate_defer_jobs_v1) inside the same
 -- statement (jobs_create's insert, a retry's update), so the job row and its
--- procrastinate job commit (and NOTIFY) together. The stored functions called here are in
+-- procrastinate job commit (and NOTIFY) together; for a paused type's job it does not
+-- happen (jobs_dispatch_unless_paused): the job is held, queued with no dispatch, and
+-- the status reads show the pause's reason (pause_reason; sql/queries/pauses.sql). The stored functions called here are in
 -- sql/functions; the statements on procrastinate's tables in sql/queries/procrastinate.sql.
 
 -- name: create_job
@@ -33,7 +35,9 @@ SELECT id, type, owner_user_id, owner_session_id, status, progress, current_step
        CASE WHEN %(any)s OR finished.etag = ANY (string_to_array(%(known)s, ' ')) THEN NULL
             ELSE result END AS result,
        step_started_at, created_at, updated_at, version, finished.etag AS finished_etag,
-       dispatch_id
+       dispatch_id,
+       CASE WHEN status = 'queued' AND dispatch_id IS NULL THEN
+                (SELECT reason FROM job_type_pauses p WHERE p.type = jobs.type) END AS pause_reason
   FROM jobs,
        LATERAL (SELECT CASE WHEN status IN ('succeeded', 'failed') THEN
                     'f' || %(document_version)s || '-' || md5(id::text || ':' || version)
@@ -47,7 +51,9 @@ SELECT id, type, owner_user_id, owner_session_id, status, progress, current_step
 -- Nothing for a user whose account is gone, as get_owned_job.
 SELECT id, type, owner_user_id, owner_session_id, status, progress, current_step, error,
        error_code, NULL::jsonb AS result, step_started_at, created_at, updated_at, version,
-       NULL::text AS finished_etag, dispatch_id
+       NULL::text AS finished_etag, dispatch_id,
+       CASE WHEN status = 'queued' AND dispatch_id IS NULL THEN
+                (SELECT reason FROM job_type_pauses p WHERE p.type = jobs.type) END AS pause_reason
   FROM jobs
  WHERE (CASE WHEN %(user_id)s::uuid IS NOT NULL THEN owner_user_id = %(user_id)s
              ELSE owner_user_id IS NULL AND owner_session_id = %(session_id)s END)
@@ -64,8 +70,8 @@ UPDATE jobs
    SET status = 'queued', error = NULL, error_code = NULL, finished_at = NULL,
        cancel_requested_at = NULL, attempt = attempt + 1, lost_runs = 0,
        run_started_at = NULL, step_started_at = NULL, updated_at = now(),
-       dispatch_id = jobs_dispatch_run(%(queue)s, %(task)s, id, owner_user_id, owner_session_id,
-                                     %(fair)s)
+       dispatch_id = jobs_dispatch_unless_paused(type, %(queue)s, %(task)s, id, owner_user_id,
+                                                 owner_session_id, %(fair)s)
  WHERE id = %(id)s AND status = 'failed' AND NOT input ? 'legacyStep'
    AND (owner_user_id = %(user_id)s
         OR (owner_user_id IS NULL AND owner_session_id = %(session_id)s))
@@ -194,13 +200,16 @@ RETURNING type, (extract(epoch FROM now() - created_at) * 1000)::bigint AS elaps
 
 -- name: redispatch_job
 -- A new dispatch for an active job. A worker shutting down hands its job over
--- (lost = 0); the reaper re-dispatches the job of a dead worker (lost = 1).
+-- (lost = 0); the reaper re-dispatches the job of a dead worker (lost = 1), or a queued
+-- one left with no dispatch while its type is not paused (%(dispatch_id)s NULL). A paused
+-- type's job is held instead: queued, with no dispatch.
 UPDATE jobs
    SET status = 'queued', lost_runs = lost_runs + %(lost)s, updated_at = now(),
        step_started_at = NULL,
-       dispatch_id = jobs_dispatch_run(%(queue)s, %(task)s, id, owner_user_id, owner_session_id,
-                                     %(fair)s)
- WHERE id = %(id)s AND dispatch_id = %(dispatch_id)s AND status IN ('queued', 'running')
+       dispatch_id = jobs_dispatch_unless_paused(type, %(queue)s, %(task)s, id, owner_user_id,
+                                                 owner_session_id, %(fair)s)
+ WHERE id = %(id)s AND dispatch_id IS NOT DISTINCT FROM %(dispatch_id)s::bigint
+   AND status IN ('queued', 'running')
 RETURNING dispatch_id;
 
 -- name: get_run_state
@@ -262,6 +271,8 @@ LISTEN jobs_changed;
 -- Event streams' jobs, read again after a change: the owners were checked when each
 -- stream opened (get_owned_job), and a job's owner never changes.
 SELECT id, type, owner_user_id, owner_session_id, status, progress, current_step, error,
-       error_code, result, step_started_at, created_at, updated_at, version, dispatch_id
+       error_code, result, step_started_at, created_at, updated_at, version, dispatch_id,
+       CASE WHEN status = 'queued' AND dispatch_id IS NULL THEN
+                (SELECT reason FROM job_type_pauses p WHERE p.type = jobs.type) END AS pause_reason
   FROM jobs
  WHERE id = ANY (%(ids)s);

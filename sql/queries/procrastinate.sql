@@ -7,10 +7,12 @@
 --     procrastinate's (procrastinate_defer_jobs_v1, with its type
 --     procrastinate_job_to_defer_v1). It reaches procrastinate for jobs_create
 --     (sql/functions/jobs_create.sql) and the queries retry_failed_job and redispatch_job
---     (sql/queries/jobs.sql), which call it and nothing of procrastinate's themselves.
---     Migration 0003 holds its first version, history only.
---   sql/functions/jobs_rerank_owner.sql: the trigger (migration 0015) that raises an
---     owner's 'todo' dispatches' priorities as its active jobs end (fair dispatch).
+--     (sql/queries/jobs.sql) through jobs_dispatch_unless_paused.sql, and for a resume
+--     through jobs_dispatch_held.sql; none of them calls anything of procrastinate's
+--     itself. Migration 0003 holds its first version, history only.
+--   sql/functions/jobs_rerank.sql: raises an owner's 'todo' dispatches' priorities as its
+--     active jobs end (the trigger jobs_rerank_owner, migration 0015) and after a resume
+--     (fair dispatch).
 --   ops/dashboards/live_workers.sql: the ops page's workers (procrastinate_workers,
 --     procrastinate_jobs); a dashboard is a file of its own, not a named query.
 -- procrastinate's Python API is used in queue_jobs/worker/ (app.py, tasks.py) only.
@@ -71,6 +73,25 @@ SELECT (SELECT count(*) FROM jobs
                  ORDER BY finished_at DESC
                  LIMIT %(sample)s) recent) AS mean_run_s;
 
+-- name: hold_queued_dispatches
+-- A pause (queue_jobs/services/pauses.py), under the type's lock: the type's queued jobs
+-- whose dispatch no worker has taken yet lose it (their 'todo' procrastinate rows are
+-- deleted, jobs.dispatch_id cleared), so none starts until a resume. A dispatch a worker
+-- is fetching at the same moment is locked by its fetch (FOR UPDATE SKIP LOCKED): the
+-- delete waits for it, finds it 'doing' and leaves it, and its job runs (claim_job's fence
+-- is the dispatch it keeps). Answers the jobs it held back. The UPDATE bumps each job's
+-- version and NOTIFYs (a dispatch change): live status shows the pause at once.
+WITH taken AS (
+    DELETE FROM procrastinate_jobs pj
+     USING jobs j
+     WHERE j.type = %(type)s AND j.status = 'queued' AND pj.id = j.dispatch_id
+       AND pj.status = 'todo'
+    RETURNING pj.id
+)
+UPDATE jobs SET dispatch_id = NULL
+ WHERE dispatch_id IN (SELECT id FROM taken) AND status = 'queued'
+RETURNING id;
+
 -- name: lost_runs
 -- The reaper (its other queries: sql/queries/reaper.sql). Running or queued jobs whose
 -- procrastinate job is gone or finished without us (crash after procrastinate gave up),
@@ -83,6 +104,9 @@ SELECT (SELECT count(*) FROM jobs
 -- run that had started and whose worker fell silent while the database was up. A worker
 -- last heard of before the database's current up-time went away during an outage (a
 -- shutdown that could not hand its runs back, or a death that is no fault of the job).
+-- A paused type's held jobs (queued, no dispatch) are not lost: they wait for a resume.
+-- A queued job with no dispatch whose type is not paused (its pause row deleted by hand)
+-- is, and is dispatched again.
 SELECT j.id, j.dispatch_id, pj.status::text AS dispatch_status,
        j.cancel_requested_at IS NOT NULL AS cancel_requested, j.lost_runs,
        (j.status = 'running'
@@ -95,6 +119,8 @@ SELECT j.id, j.dispatch_id, pj.status::text AS dispatch_status,
   LEFT JOIN procrastinate_workers w ON w.id = pj.worker_id
  WHERE j.status IN ('queued', 'running')
    AND coalesce(j.dispatch_id, 0) >= 0  -- in-request runs (negative ids): dead_inline_runs
+   AND NOT (j.status = 'queued' AND j.dispatch_id IS NULL
+            AND EXISTS (SELECT FROM job_type_pauses p WHERE p.type = j.type))
    AND (pj.id IS NULL
         OR (pj.status NOT IN ('todo', 'doing') AND j.updated_at < now() - interval '5 seconds')
         OR (pj.status = 'doing'

@@ -88,6 +88,13 @@ class JobSummary(Schema):
         required=True, allow_none=True, validate=validate.Range(min=1),
         metadata={"description": "While queued: 1 + the queued jobs (of every owner) that "
                                  "will start before this one; null otherwise."})
+    pausedReason = fields.String(
+        required=True, allow_none=True, validate=validate.Length(max=300),
+        metadata={"description": "Set only while the job is queued and an operator has "
+                                 "paused its type: why it waits (the operator's reason is "
+                                 "at most 200 characters). queuePosition and "
+                                 "estimatedTimeRemaining are null meanwhile; running jobs "
+                                 "of the type finish."})
     error = fields.String(required=True, allow_none=True,
                           metadata={"description": "null unless failed."})
     errorCode = fields.String(required=True, allow_none=True,

@@ -273,7 +273,8 @@ def test_status_document_follows_the_contract() -> None:
     assert document == {
         "jobId": "00000000-0000-0000-0000-000000000001", "type": "website-analysis",
         "status": "running", "progress": 40, "currentStep": "Generating audiences...",
-        "estimatedTimeRemaining": 12, "queuePosition": None, "error": None, "errorCode": None,
+        "estimatedTimeRemaining": 12, "queuePosition": None, "pausedReason": None,
+        "error": None, "errorCode": None,
         "createdAt": "2026-01-29T12:00:00Z", "updatedAt": "2026-01-29T12:01:15Z",
         "result": None}
     queued = status_document(_row(status="queued"), 30, 3)
