@@ -9,11 +9,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.integration.conftest import PROJECT_DIR
 
 FIGURES = 25  # bench/run.py's figures, the reported ones included
 
 
+# The whole bench at a second a figure: about 100 s alone, more beside the rest of the suite.
+@pytest.mark.timeout(300)
 def test_every_benchmark_runs_and_is_reported(tmp_path: Path) -> None:
     out = tmp_path / "results"
     done = subprocess.run([sys.executable, "-m", "bench.run", "--smoke", "--out", str(out)],
