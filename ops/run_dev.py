@@ -150,15 +150,15 @@ def main() -> int:
         print(f"LLM provider: openai, model {settings.openai_model}", flush=True)
     console = Console()
 
-    def start(program: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([str(BIN / program)], cwd=PROJECT_DIR, env=env,
+    def start(program: Path) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([str(program)], cwd=PROJECT_DIR, env=env,
                                 stdin=subprocess.DEVNULL, stdout=console.sink,
                                 stderr=console.sink)
 
     def start_worker() -> subprocess.Popen[bytes]:
-        return start("jobs-worker")
+        return start(BIN / "jobs-worker")
 
-    children = [start("jobs-web"), start_worker()]
+    children = [start(BIN / "jobs-web"), start_worker()]
     url = f"http://127.0.0.1:{port}"
     ready = [f"{url}/readyz"]
     worker_url = None

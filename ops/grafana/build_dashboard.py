@@ -9,8 +9,9 @@ is through a PostgreSQL data source chosen at import (`DS_POSTGRES`): `table` fi
 table panels, `time-series` files timeseries panels (format time_series: the first column
 is `time`), `bars` files bar charts showing only the listed value columns, the `summary`
 file a full-width stat panel of its listed columns. Each declared column gets its name for
-people and its unit; `scale: log` gives a log axis. The output is deterministic (sorted keys, ids 1..n) so that a test can tell
-when the committed JSON no longer matches the SQL files.
+people and its unit; `scale: log` gives a log axis. The output is deterministic (sorted
+keys, ids 1..n) so that a test can tell when the committed JSON no longer matches the SQL
+files.
 """
 
 from __future__ import annotations

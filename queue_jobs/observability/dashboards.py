@@ -23,6 +23,7 @@ the rest is the statement, run as is.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from functools import cache
@@ -68,7 +69,7 @@ class Dashboard:
 def dashboards() -> tuple[Dashboard, ...]:
     boards = sorted((_parse(path) for path in DASHBOARD_DIR.glob("*.sql")),
                     key=lambda d: d.order)
-    for before, after in zip(boards, boards[1:], strict=False):
+    for before, after in itertools.pairwise(boards):
         if before.order == after.order:
             raise ValueError(f"{before.name}.sql and {after.name}.sql have the same order "
                              f"{before.order}")

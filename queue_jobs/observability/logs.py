@@ -34,7 +34,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from functools import lru_cache
 from logging.handlers import QueueHandler, QueueListener
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from queue_jobs.config.env_reader import SettingsError
 
@@ -194,8 +194,9 @@ _ENCODER = json.JSONEncoder(default=_jsonable, ensure_ascii=False)
 
 def configure(*, replace_handlers: bool = True) -> None:
     """At a process's entry point, at LOG_LEVEL (INFO by default; DEBUG adds the web's
-    lines for status polls), in LOG_FORMAT (unset: text at a terminal, else JSON). replace_handlers=False leaves a root logger that already has
-    handlers alone (as logging.basicConfig does)."""
+    lines for status polls), in LOG_FORMAT (unset: text at a terminal, else JSON).
+    replace_handlers=False leaves a root logger that already has handlers alone (as
+    logging.basicConfig does)."""
     root = logging.getLogger()
     if root.handlers and not replace_handlers:
         return
@@ -271,9 +272,10 @@ class QueuedHandler(QueueHandler):
             # survived the fork (gevent's is a greenlet, which does, where a thread does
             # not) would write them a second time; emptied, its queue gets nothing more
             # (ending it would make threading complain of a thread it no longer knows).
+            inherited = cast("queue.SimpleQueue[logging.LogRecord]", self.queue)
             with contextlib.suppress(queue.Empty):
                 while True:
-                    self.queue.get_nowait()
+                    inherited.get_nowait()
             self.queue = queue.SimpleQueue()
             self._listener = self._listen()
 
