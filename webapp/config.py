@@ -3,7 +3,10 @@ webapp.gunicorn_conf reads them here)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,6 +20,8 @@ from queue_jobs.services.fair_use import FairUse
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEV_SECRET_FILE = PROJECT_DIR / "var" / "jwt-secret"
+# make run's OPS_TOKEN unless set (ops/run_dev.py): an open /ops tab survives a restart.
+DEV_OPS_TOKEN_FILE = PROJECT_DIR / "var" / "ops-token"
 MIB = 1024 * 1024
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # In production a secret shorter than this is refused: a short HS256 key or ops token can
@@ -28,15 +33,40 @@ class ConfigError(SettingsError):
     """A web setting that is well formed but cannot be started with."""
 
 
+def kept_secret(path: Path, nbytes: int = 48) -> str:
+    """A random secret made on first use and kept in `path` (mode 0600 from the start),
+    the same one on every later call: for development, where nothing sets it. Processes
+    starting at once agree on one (the file appears whole, or not at all)."""
+    with contextlib.suppress(FileNotFoundError):
+        if kept := path.read_text().strip():
+            return kept
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(nbytes)
+    descriptor, draft = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # 0600
+    try:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secret + "\n")
+        try:
+            os.link(draft, path)  # fails if another process's secret is there first
+        except FileExistsError:
+            if kept := path.read_text().strip():
+                return kept
+            os.replace(draft, path)  # an empty file: ours replaces it
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(draft)
+    return secret
+
+
 def _dev_jwt_secret() -> str:
     """Generated once per checkout and kept under var/, so tokens survive restarts."""
-    if DEV_SECRET_FILE.exists():
-        return DEV_SECRET_FILE.read_text().strip()
-    DEV_SECRET_FILE.parent.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_urlsafe(48)
-    DEV_SECRET_FILE.write_text(secret)
-    DEV_SECRET_FILE.chmod(0o600)
-    return secret
+    return kept_secret(DEV_SECRET_FILE)
+
+
+def dev_ops_token() -> str:
+    """make run's ops token, kept under var/ like the JWT secret: a restart keeps open
+    /ops tabs working."""
+    return kept_secret(DEV_OPS_TOKEN_FILE, 24)
 
 
 @dataclass(frozen=True)
@@ -81,7 +111,7 @@ class WebConfig:
     stream_keepalive_s: float
     stream_eta_tick_s: float
     control_socket: str
-    log_format: str
+    log_format: str  # json, text, or "" (unset): text at a terminal, else JSON
     log_level: str  # DEBUG adds a line per status poll (at INFO, only failed polls have one)
 
     @classmethod
@@ -139,7 +169,7 @@ class WebConfig:
             stream_keepalive_s=env.seconds("LIVE_KEEPALIVE_S", 10.0),
             stream_eta_tick_s=env.seconds("LIVE_ETA_TICK_S", 5.0),
             control_socket=env.str("GUNICORN_CONTROL_SOCKET", ""),
-            log_format=env.str("LOG_FORMAT", "json"),
+            log_format=env.choice("LOG_FORMAT", "", ("", "json", "text")),
             log_level=env.choice("LOG_LEVEL", "INFO",
                                  LOG_LEVELS + tuple(map(str.lower, LOG_LEVELS))).upper(),
         )

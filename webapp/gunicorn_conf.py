@@ -50,8 +50,14 @@ def post_worker_init(worker: Worker) -> None:
     app, its routes) lives as long as the process, so the garbage collector stops
     traversing it (gc.freeze). Every full collection of a busy process otherwise walks
     those hundreds of thousands of objects again: 10 % more 304 polls a second in
-    bench/run.py --only hello, under the reference app as well."""
+    bench/run.py --only hello, under the reference app as well.
+
+    Its line says the worker is up: `make run` (ops/run_dev.py) counts them, one per
+    WEB_CONCURRENCY, before it prints its banner."""
     gc.freeze()
+    from queue_jobs.observability.logs import WEB_WORKER_READY
+
+    worker.log.info("%s %s", WEB_WORKER_READY, worker.pid)
 
 
 # Read here, in the master, before any worker starts: a bad value (the app's as well as
@@ -78,8 +84,9 @@ preload_app = False
 # instance on the host: off unless GUNICORN_CONTROL_SOCKET names this instance's own path.
 control_socket = web_config.control_socket
 control_socket_disable = not control_socket
-# The app writes one JSON line per request itself (webapp.hooks.around_request; ACCESS_LOG=0 turns
-# it off), so gunicorn's access log stays off, and its own lines are JSON too.
+# The app writes one line per request itself (webapp.hooks.around_request; ACCESS_LOG=0 turns
+# it off), so gunicorn's access log stays off; its own lines are formatted as the app's:
+# JSON, or short text at a terminal (LOG_FORMAT, queue_jobs.observability.logs).
 accesslog = None
 
 
@@ -93,14 +100,14 @@ class _WithoutAccessLog(Logger):
 
 
 logger_class = _WithoutAccessLog
-if web_config.log_format == "json":
-    logconfig_dict = {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {"json": {"()": "queue_jobs.observability.logs.JsonFormatter"}},
-        # queued: a request thread never waits for the stream (see logs.QueuedHandler)
-        "handlers": {"stderr": {"()": "queue_jobs.observability.logs.QueuedHandler",
-                                "formatter": "json", "stream": "ext://sys.stderr"}},
-        "root": {"level": web_config.log_level, "handlers": ["stderr"]},
-        "loggers": {"gunicorn.error": {"level": "INFO", "handlers": [], "propagate": True}},
-    }
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"chosen": {"()": "queue_jobs.observability.logs.formatter",
+                              "log_format": web_config.log_format}},
+    # queued: a request thread never waits for the stream (see logs.QueuedHandler)
+    "handlers": {"stderr": {"()": "queue_jobs.observability.logs.QueuedHandler",
+                            "formatter": "chosen", "stream": "ext://sys.stderr"}},
+    "root": {"level": web_config.log_level, "handlers": ["stderr"]},
+    "loggers": {"gunicorn.error": {"level": "INFO", "handlers": [], "propagate": True}},
+}

@@ -1,5 +1,11 @@
 -- title: Failures by errorCode, last 24 h
 -- chart: bars failed
+-- order: 40
+-- column: label | Type · errorCode
+-- column: type | Job type
+-- column: error_code | errorCode
+-- column: failed | Failed
+-- column: share_of_finished | Share of finished | percent
 -- Per job type, the jobs that failed with each errorCode in the last 24 hours and their
 -- share of all jobs finished (CANCELLED is a user's choice, listed like the rest).
 -- An index-only scan of one day of jobs_finished_idx.

@@ -1,5 +1,11 @@
 -- title: Workers
 -- chart: table
+-- order: 20
+-- column: worker_id | Worker
+-- column: heartbeat_age_s | Last heartbeat | ago
+-- column: alive | Alive
+-- column: running_jobs | Running jobs
+-- column: running_maintenance | Running maintenance tasks
 -- Every procrastinate worker registered now, the age of its heartbeat (beats every
 -- WORKER_HEARTBEAT_S, 10 s by default) and the jobs it is running. A worker silent for
 -- longer than WORKER_STALLED_AFTER_S (30 s by default) is lost: the reaper re-dispatches

@@ -1,5 +1,8 @@
--- title: Queue depth
+-- title: Queue depth and oldest queued job
 -- chart: table
+-- order: 10
+-- column: type | Job type
+-- column: oldest_queued_s | Oldest queued | seconds
 -- What is waiting and running now, per job type, and how long the job queued longest has
 -- waited (since it was last queued: a retried or handed-over job waits from then). Reads
 -- only the partial index of active jobs (jobs_active_idx).

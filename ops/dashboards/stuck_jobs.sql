@@ -1,5 +1,13 @@
 -- title: Stuck jobs
 -- chart: table
+-- order: 50
+-- column: id | Job
+-- column: type | Job type
+-- column: current_step | Step
+-- column: lost_runs | Lost runs
+-- column: dispatch_id | Dispatch
+-- column: age_s | Created | ago
+-- column: silent_s | Last write | ago
 -- Queued for over 10 minutes (no worker takes them; counted from when it was last
 -- queued), or running with no progress written for over 5 minutes (a step hangs, or its
 -- worker is gone and the reaper is not running). The reaper should keep this empty;

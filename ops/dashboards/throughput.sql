@@ -1,5 +1,10 @@
 -- title: Jobs per minute, last hour
 -- chart: time-series created,started,finished
+-- order: 30
+-- column: time | Minute | time
+-- column: created | Created
+-- column: started | Started
+-- column: finished | Finished
 -- Jobs created, runs started and jobs finished in each minute of the last hour, every
 -- minute listed (zero when idle). "started" counts each job's latest run (a job resumed
 -- after a retry or a hand-over counts when it last started). Three index range scans of

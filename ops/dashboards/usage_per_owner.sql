@@ -1,5 +1,10 @@
 -- title: Usage per owner, last 24 h
 -- chart: table
+-- order: 80
+-- column: owner_kind | Kind
+-- column: llm_calls | LLM calls
+-- column: llm_tokens | LLM tokens
+-- column: last_created_at | Last created | time
 -- Jobs created in the last 24 hours per user or anonymous session: how many, how many are
 -- active now (the fair-use limits count those), failed, and the LLM calls and tokens they
 -- spent. The 100 heaviest. An index range scan of one day of jobs_created_idx.

@@ -4,11 +4,14 @@
     .venv/bin/python ops/grafana/build_dashboard.py --check  # exit 1 if it is stale
 
 One panel per dashboard file (queue_jobs.observability.dashboards reads their headers),
-each running the file's SQL as is through a PostgreSQL data source chosen at import (`DS_POSTGRES`):
-`table` files become table panels, `time-series` files timeseries panels (format
-time_series: the first column is `time`), `bars` files bar charts showing only the listed
-value columns. The output is deterministic (sorted keys, ids 1..n) so that a test can tell
-when the committed JSON no longer matches the SQL files.
+in the files' declared order (as the /ops page shows them), each running the file's SQL as
+is through a PostgreSQL data source chosen at import (`DS_POSTGRES`): `table` files become
+table panels, `time-series` files timeseries panels (format time_series: the first column
+is `time`), `bars` files bar charts showing only the listed value columns, the `summary`
+file a full-width stat panel of its listed columns. Each declared column gets its name for
+people and its unit; `scale: log` gives a log axis. The output is deterministic (sorted
+keys, ids 1..n) so that a test can tell when the committed JSON no longer matches the SQL
+files.
 """
 
 from __future__ import annotations
@@ -26,19 +29,33 @@ from queue_jobs.observability.dashboards import Dashboard, dashboards  # noqa: E
 OUTPUT = Path(__file__).resolve().parent / "job-service.json"
 REBUILD = ".venv/bin/python ops/grafana/build_dashboard.py"
 DATASOURCE = {"type": "grafana-postgresql-datasource", "uid": "${DS_POSTGRES}"}
-PANEL_TYPES = {"table": "table", "time-series": "timeseries", "bars": "barchart"}
-TARGET_FORMATS = {"table": "table", "time-series": "time_series", "bars": "table"}
-# Charts first (the moving picture), then the tables; files in name order within each.
-KIND_ORDER = {"time-series": 0, "bars": 1, "table": 2}
+PANEL_TYPES = {"table": "table", "time-series": "timeseries", "bars": "barchart",
+               "summary": "stat"}
+TARGET_FORMATS = {"table": "table", "time-series": "time_series", "bars": "table",
+                  "summary": "table"}
+# Grafana's unit ids for the units a dashboard file declares.
+GRAFANA_UNITS = {"percent": "percentunit", "seconds": "s", "ms": "ms", "ago": "s",
+                 "time": "dateTimeAsIso"}
 PANEL_WIDTH, PANEL_HEIGHT, GRID_COLUMNS = 12, 8, 24
+SUMMARY_HEIGHT = 4
 SHOWN = {"legend": False, "tooltip": False, "viz": False}
 HIDDEN = {"legend": True, "tooltip": True, "viz": True}
 
 
 def build() -> dict[str, Any]:
     """The dashboard JSON model for the dashboard files as they are now."""
-    ordered = sorted(dashboards(), key=lambda d: (KIND_ORDER[d.chart], d.name))
-    panels = [_panel(number, dash) for number, dash in enumerate(ordered, start=1)]
+    panels = []
+    x = y = 0
+    for number, dash in enumerate(dashboards(), start=1):
+        # The summary spans the row; the others fill two columns, left to right.
+        width, height = ((GRID_COLUMNS, SUMMARY_HEIGHT) if dash.chart == "summary"
+                         else (PANEL_WIDTH, PANEL_HEIGHT))
+        if x + width > GRID_COLUMNS:
+            x, y = 0, y + PANEL_HEIGHT
+        panels.append(_panel(number, dash, {"h": height, "w": width, "x": x, "y": y}))
+        x += width
+        if x >= GRID_COLUMNS:
+            x, y = 0, y + height
     return {
         "__elements": {},
         "__inputs": [{
@@ -54,8 +71,8 @@ def build() -> dict[str, Any]:
             {"type": "datasource", "id": "grafana-postgresql-datasource",
              "name": "PostgreSQL", "version": "1.0.0"},
             *({"type": "panel", "id": kind, "name": name, "version": ""}
-              for kind, name in (("barchart", "Bar chart"), ("table", "Table"),
-                                 ("timeseries", "Time series"))
+              for kind, name in (("barchart", "Bar chart"), ("stat", "Stat"),
+                                 ("table", "Table"), ("timeseries", "Time series"))
               if any(panel["type"] == kind for panel in panels)),
         ],
         "annotations": {"list": []},
@@ -86,18 +103,15 @@ def render() -> str:
     return json.dumps(build(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def _panel(number: int, dash: Dashboard) -> dict[str, Any]:
-    index = number - 1
+def _panel(number: int, dash: Dashboard, grid: dict[str, int]) -> dict[str, Any]:
     panel: dict[str, Any] = {
         "datasource": dict(DATASOURCE),
         "description": dash.description,
-        "fieldConfig": {"defaults": _field_defaults(dash.chart),
-                        "overrides": _series_overrides(dash.series)},
-        "gridPos": {"h": PANEL_HEIGHT, "w": PANEL_WIDTH,
-                    "x": (index % (GRID_COLUMNS // PANEL_WIDTH)) * PANEL_WIDTH,
-                    "y": (index // (GRID_COLUMNS // PANEL_WIDTH)) * PANEL_HEIGHT},
+        "fieldConfig": {"defaults": _field_defaults(dash.chart, dash.scale),
+                        "overrides": _column_overrides(dash) + _series_overrides(dash)},
+        "gridPos": grid,
         "id": number,
-        "options": _options(dash.chart),
+        "options": _options(dash),
         "targets": [{
             "datasource": dict(DATASOURCE),
             "editorMode": "code",
@@ -112,12 +126,15 @@ def _panel(number: int, dash: Dashboard) -> dict[str, Any]:
     return panel
 
 
-def _field_defaults(chart: str) -> dict[str, Any]:
+def _field_defaults(chart: str, scale: str) -> dict[str, Any]:
     defaults: dict[str, Any] = {
-        "color": {"mode": "thresholds" if chart == "table" else "palette-classic"},
+        "color": {"mode": "thresholds" if chart in ("table", "summary")
+                  else "palette-classic"},
         "mappings": [],
         "thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": None}]},
     }
+    if chart == "summary":
+        return defaults
     if chart == "table":
         defaults["custom"] = {"align": "auto", "cellOptions": {"type": "auto"},
                               "inspect": False}
@@ -130,13 +147,30 @@ def _field_defaults(chart: str) -> dict[str, Any]:
         defaults["custom"] = {"fillOpacity": 80, "gradientMode": "none", "hideFrom": SHOWN,
                               "lineWidth": 1}
         defaults["min"] = 0
+    if scale == "log":  # a log axis has no 0
+        defaults["custom"]["scaleDistribution"] = {"log": 10, "type": "log"}
+        del defaults["min"]
     return defaults
 
 
-def _series_overrides(series: tuple[str, ...]) -> list[dict[str, Any]]:
+def _column_overrides(dash: Dashboard) -> list[dict[str, Any]]:
+    """The declared columns' names for people and their units."""
+    overrides = []
+    for name, column in dash.columns.items():
+        properties: list[dict[str, Any]] = [{"id": "displayName", "value": column.label}]
+        if column.unit is not None:
+            properties.append({"id": "unit", "value": GRAFANA_UNITS[column.unit]})
+        overrides.append({"matcher": {"id": "byName", "options": name},
+                          "properties": properties})
+    return overrides
+
+
+def _series_overrides(dash: Dashboard) -> list[dict[str, Any]]:
     """Hide every numeric column, then show the listed ones again (later overrides win):
-    a chart draws the header's value columns, whatever else the query returns."""
-    if not series:
+    a chart draws the header's value columns, whatever else the query returns. (A stat
+    panel shows the listed ones through its reduceOptions.)"""
+    series = dash.series
+    if not series or dash.chart == "summary":
         return []
     return [
         {"matcher": {"id": "byType", "options": "number"},
@@ -146,9 +180,16 @@ def _series_overrides(series: tuple[str, ...]) -> list[dict[str, Any]]:
     ]
 
 
-def _options(chart: str) -> dict[str, Any]:
+def _options(dash: Dashboard) -> dict[str, Any]:
+    chart = dash.chart
     legend = {"calcs": [], "displayMode": "list", "placement": "bottom", "showLegend": True}
     tooltip = {"mode": "multi", "sort": "none"}
+    if chart == "summary":
+        fields = "/^(" + "|".join(dash.series) + ")$/"
+        return {"colorMode": "none", "graphMode": "none", "justifyMode": "auto",
+                "orientation": "horizontal", "textMode": "value_and_name",
+                "reduceOptions": {"calcs": ["lastNotNull"], "fields": fields,
+                                  "values": False}}
     if chart == "table":
         return {"cellHeight": "sm", "showHeader": True,
                 "footer": {"countRows": False, "fields": "", "reducer": ["sum"],

@@ -1,5 +1,11 @@
-"""Logs as JSON lines: one object per line, for `journalctl -o cat | jq` and any log
-shipper. LOG_FORMAT=text gives the plain format for people at a terminal.
+"""Log lines: JSON for machines, short text for people at a terminal.
+
+JSON (JsonFormatter): one object per line, for `journalctl -o cat | jq` and any log
+shipper. Text (TextFormatter): one short line, `time LEVEL logger: message fields`, the
+level in colour at a terminal, a request as `GET /api/v1/jobs/<job_id>/status 404 3.1 ms`.
+LOG_FORMAT (json or text) chooses; unset, stderr decides: text at a terminal (`make run`),
+JSON otherwise (systemd, a container, a pipe). Colour only in text at a terminal, and never
+when NO_COLOR is set (no-color.org).
 
 Events carry their fields as `extra` (`log.info("job.finished", extra=fields(...))`); the
 formatter writes every extra field, plus `requestId` when the line is written while a web
@@ -20,20 +26,32 @@ import logging
 import math
 import os
 import queue
+import sys
+import time
 import uuid
 import weakref
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from functools import lru_cache
 from logging.handlers import QueueHandler, QueueListener
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from queue_jobs.config.env_reader import SettingsError
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 
+LOG_FORMATS = ("json", "text")
+# The message of each gunicorn worker's line once it has loaded the app (then its pid), in
+# either format: `make run` counts them before its banner (webapp/gunicorn_conf.py).
+WEB_WORKER_READY = "web worker ready, pid"
 # Attributes every LogRecord has; anything else on a record came in through `extra`.
 _RECORD_ATTRIBUTES = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
     "message", "asctime", "taskName"}
+
+
+def _extra_fields(record: logging.LogRecord) -> dict[str, Any]:
+    return {key: value for key, value in vars(record).items()
+            if key not in _RECORD_ATTRIBUTES and not key.startswith("_")}
 
 
 class JsonFormatter(logging.Formatter):
@@ -51,9 +69,7 @@ class JsonFormatter(logging.Formatter):
         request_id = REQUEST_ID.get()
         if request_id is not None:
             line["requestId"] = request_id
-        for key, value in vars(record).items():
-            if key not in _RECORD_ATTRIBUTES and not key.startswith("_"):
-                line[key] = value
+        line.update(_extra_fields(record))
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
         return _ENCODER.encode(line)
@@ -73,6 +89,98 @@ class JsonFormatter(logging.Formatter):
         return f"{text}.{micros // 1000:03d}+00:00"
 
 
+# SGR codes: dim, the levels' colours, the logger's, and a status by its class.
+_DIM, _RESET, _NAME = "\x1b[2m", "\x1b[0m", "\x1b[36m"
+_LEVEL_COLOURS = {logging.DEBUG: "\x1b[2m", logging.INFO: "\x1b[32m",
+                  logging.WARNING: "\x1b[33m", logging.ERROR: "\x1b[31m",
+                  logging.CRITICAL: "\x1b[1;31m"}
+_STATUS_COLOURS = {2: "\x1b[32m", 3: "\x1b[36m", 4: "\x1b[33m", 5: "\x1b[31m"}
+# A request line's fields, said in its own words (ownerKind and requestId: JSON only).
+_REQUEST_FIELDS = ("method", "route", "status", "durationMs", "errorCode", "ownerKind")
+
+
+class TextFormatter(logging.Formatter):
+    """`12:04:05.123 INFO request: GET /api/v1/jobs/<job_id>/status 404 3.1 ms NOT_FOUND`:
+    local time, level, the logger's short name (its module, or gunicorn, procrastinate),
+    the message, then the event's fields as key=value (none that are null). Colour codes
+    only when `color`; a traceback follows its line as it does in the standard format."""
+
+    def __init__(self, color: bool = False) -> None:
+        super().__init__()
+        self.color = color
+
+    def format(self, record: logging.LogRecord) -> str:
+        # Our events' fields (event()); other libraries' extras (procrastinate's job
+        # dicts) are for machines: JSON only.
+        fields = _extra_fields(record) if "event" in vars(record) else {}
+        fields.pop("event", None)  # the message itself
+        if record.msg == "request" and "route" in fields:
+            message = self._request(fields)
+            for key in _REQUEST_FIELDS:
+                fields.pop(key, None)
+        else:
+            message = record.getMessage()
+        said = " ".join(f"{self._paint(_DIM, key + '=')}{value}"
+                        for key, value in fields.items() if value is not None)
+        clock = time.strftime("%H:%M:%S", time.localtime(record.created))
+        line = (f"{self._paint(_DIM, f'{clock}.{int(record.msecs):03d}')} "
+                f"{self._paint(_LEVEL_COLOURS.get(record.levelno, ''), record.levelname)} "
+                f"{self._paint(_NAME, short_name(record.name))}: {message}"
+                f"{' ' + said if said else ''}")
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        if record.stack_info:
+            line += "\n" + self.formatStack(record.stack_info)
+        return line
+
+    def _request(self, fields: dict[str, Any]) -> str:
+        status = fields.get("status")
+        colour = _STATUS_COLOURS.get(status // 100, "") if isinstance(status, int) else ""
+        words = [str(fields.get("method")), str(fields.get("route")),
+                 self._paint(colour, str(status)), f"{fields.get('durationMs')} ms"]
+        if fields.get("errorCode"):
+            words.append(str(fields["errorCode"]))
+        return " ".join(words)
+
+    def _paint(self, colour: str, text: str) -> str:
+        return f"{colour}{text}{_RESET}" if self.color and colour else text
+
+
+@lru_cache(maxsize=256)
+def short_name(logger: str) -> str:
+    """Our modules by their own name (`webapp.request`: request), others by their package
+    (`gunicorn.error`: gunicorn)."""
+    top, _, _ = logger.partition(".")
+    return logger.rpartition(".")[2] if top in ("queue_jobs", "webapp") else top
+
+
+def chosen_format(log_format: str | None, stream: TextIO) -> tuple[str, bool]:
+    """(json or text, colour): LOG_FORMAT if set, else text at a terminal and JSON
+    elsewhere; colour for text at a terminal unless NO_COLOR is set."""
+    given = (log_format or "").strip().lower()
+    if given and given not in LOG_FORMATS:
+        raise SettingsError(f"LOG_FORMAT: {given!r} is not one of {', '.join(LOG_FORMATS)}")
+    at_terminal = _is_terminal(stream)
+    kind = given or ("text" if at_terminal else "json")
+    return kind, kind == "text" and at_terminal and not os.environ.get("NO_COLOR")
+
+
+def formatter(log_format: str | None = None, stream: TextIO | None = None
+              ) -> logging.Formatter:
+    """The formatter for lines written to `stream` (stderr); for dictConfig as well
+    (webapp/gunicorn_conf.py): `{"()": "queue_jobs.observability.logs.formatter",
+    "log_format": ...}`."""
+    kind, color = chosen_format(log_format, stream if stream is not None else sys.stderr)
+    return TextFormatter(color) if kind == "text" else JsonFormatter()
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no isatty, or closed
+        return False
+
+
 def _jsonable(value: object) -> object:
     if isinstance(value, uuid.UUID | datetime):
         return str(value)
@@ -86,25 +194,23 @@ _ENCODER = json.JSONEncoder(default=_jsonable, ensure_ascii=False)
 
 def configure(*, replace_handlers: bool = True) -> None:
     """At a process's entry point, at LOG_LEVEL (INFO by default; DEBUG adds the web's
-    lines for status polls). replace_handlers=False leaves a root logger that already has
-    handlers alone (as logging.basicConfig does)."""
+    lines for status polls), in LOG_FORMAT (unset: text at a terminal, else JSON).
+    replace_handlers=False leaves a root logger that already has handlers alone (as
+    logging.basicConfig does)."""
     root = logging.getLogger()
     if root.handlers and not replace_handlers:
         return
     level = _level_setting("LOG_LEVEL", os.environ.get("LOG_LEVEL", "INFO"))
     handler = QueuedHandler()
-    if os.environ.get("LOG_FORMAT", "json") == "text":
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    else:
-        handler.setFormatter(JsonFormatter())
+    handler.setFormatter(formatter(os.environ.get("LOG_FORMAT"), sys.stderr))
     replaced, root.handlers[:] = root.handlers[:], [handler]
     for old in replaced:  # its listener thread writes what it holds, then ends
         old.close()
     root.setLevel(level)
-    # procrastinate's worker writes two lines per job (started, ended) that our own
-    # job.started / job.finished events already say, with more: its warnings and errors
-    # stay.
-    logging.getLogger("procrastinate.worker").setLevel(
+    # procrastinate writes two lines per job (started, ended) that our own job.started /
+    # job.finished events already say, with more, and one per periodic task deferred (the
+    # reaper's, every REAPER_INTERVAL_S): its warnings and errors stay.
+    logging.getLogger("procrastinate").setLevel(
         _level_setting("PROCRASTINATE_LOG_LEVEL",
                        os.environ.get("PROCRASTINATE_LOG_LEVEL", "WARNING")))
 
@@ -162,6 +268,14 @@ class QueuedHandler(QueueHandler):
 
     def _restart_in_child(self) -> None:
         if self._listener is not None:  # a closed handler stays closed
+            # The parent's unwritten lines are the parent's: dropped here. A listener that
+            # survived the fork (gevent's is a greenlet, which does, where a thread does
+            # not) would write them a second time; emptied, its queue gets nothing more
+            # (ending it would make threading complain of a thread it no longer knows).
+            inherited = cast("queue.SimpleQueue[logging.LogRecord]", self.queue)
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    inherited.get_nowait()
             self.queue = queue.SimpleQueue()
             self._listener = self._listen()
 

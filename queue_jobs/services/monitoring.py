@@ -103,8 +103,9 @@ def run_dashboards(conn: Conn,
         for board in boards:
             result: dict[str, Any] = {
                 "name": board.name, "title": board.title, "chart": board.chart,
-                "series": list(board.series), "description": board.description,
-                "columns": [], "rows": []}
+                "series": list(board.series), "scale": board.scale,
+                "description": board.description, "columns": [], "labels": [], "units": [],
+                "rows": []}
             if time.monotonic() > deadline:
                 result["error"] = f"Skipped: the queries took over {BUDGET_S:g} s."
             else:
@@ -126,7 +127,11 @@ def _run_one(conn: Conn, board: Dashboard) -> dict[str, Any]:
         message = (str(error).strip().splitlines() or ["The query failed."])[0]
         return {"error": message, "errorCode": error.sqlstate}
     shown = [[json_value(value) for value in row] for row in rows[:MAX_ROWS]]
-    return {"columns": columns, "rows": shown, "truncated": len(rows) > MAX_ROWS}
+    # Named and typed next to the query (its `-- column:` lines), not guessed by the page.
+    described = [board.column(name) for name in columns]
+    return {"columns": columns, "labels": [c.label for c in described],
+            "units": [c.unit for c in described], "rows": shown,
+            "truncated": len(rows) > MAX_ROWS}
 
 
 def json_value(value: Any) -> Any:

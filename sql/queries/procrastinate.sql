@@ -15,6 +15,8 @@
 --     (fair dispatch).
 --   ops/dashboards/live_workers.sql: the ops page's workers (procrastinate_workers,
 --     procrastinate_jobs); a dashboard is a file of its own, not a named query.
+--   ops/dashboards/summary.sql: the ops page's summary line counts live workers
+--     (procrastinate_workers' last_heartbeat).
 -- procrastinate's Python API is used in queue_jobs/worker/ (app.py, tasks.py) only.
 
 -- name: cancel_dispatch

@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from queue_jobs.observability.dashboards import dashboards
 from tests import scripts
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -20,8 +21,10 @@ BUILDER_PATH = PROJECT_DIR / "ops" / "grafana" / "build_dashboard.py"
 COMMITTED = PROJECT_DIR / "ops" / "grafana" / "job-service.json"
 DASHBOARDS = PROJECT_DIR / "ops" / "dashboards"
 DATASOURCE = {"type": "grafana-postgresql-datasource", "uid": "${DS_POSTGRES}"}
-PANEL_TYPES = {"table": "table", "time-series": "timeseries", "bars": "barchart"}
-TARGET_FORMATS = {"table": "table", "time-series": "time_series", "bars": "table"}
+PANEL_TYPES = {"table": "table", "time-series": "timeseries", "bars": "barchart",
+               "summary": "stat"}
+TARGET_FORMATS = {"table": "table", "time-series": "time_series", "bars": "table",
+                  "summary": "table"}
 NUMBERS = (int, float, Decimal)
 
 
@@ -83,12 +86,31 @@ def test_panels_are_well_formed(committed: dict[str, Any]) -> None:
         assert target["datasource"] == DATASOURCE
         assert (target["refId"], target["rawQuery"], target["editorMode"]) == ("A", True, "code")
         assert target["format"] == TARGET_FORMATS[kind], panel["title"]
-        if series:  # the chart draws the listed columns and hides any other number
+        if series and kind != "summary":  # the chart draws the listed columns, no other
             overrides = panel["fieldConfig"]["overrides"]
             assert overrides[-1]["matcher"]["options"]["names"] == list(series)
             assert overrides[-1]["properties"] == [
                 {"id": "custom.hideFrom",
                  "value": {"legend": False, "tooltip": False, "viz": False}}]
+
+
+def test_panels_follow_the_declared_order_with_names_for_people(
+        committed: dict[str, Any]) -> None:
+    """The /ops page's order (each file's `-- order:`), top to bottom and left to right;
+    declared columns keep their label and unit."""
+    panels = committed["panels"]
+    assert [p["title"] for p in panels] == [d.title for d in dashboards()]
+    assert panels[0]["type"] == "stat" and panels[0]["gridPos"]["w"] == 24
+    places = [(p["gridPos"]["y"], p["gridPos"]["x"]) for p in panels]
+    assert places == sorted(places)
+    steps = next(p for p in panels if p["title"].startswith("Step durations"))
+    assert steps["fieldConfig"]["defaults"]["custom"]["scaleDistribution"] == {
+        "log": 10, "type": "log"}
+    failures = next(p for p in panels if p["title"].startswith("Failures"))
+    [share] = [o["properties"] for o in failures["fieldConfig"]["overrides"]
+               if o["matcher"] == {"id": "byName", "options": "share_of_finished"}]
+    assert share == [{"id": "displayName", "value": "Share of finished"},
+                     {"id": "unit", "value": "percentunit"}]
 
 
 def seed(db: psycopg.Connection[Any], *, status: str, type_: str = "website-analysis",
@@ -168,6 +190,6 @@ def test_every_panel_query_returns_what_its_panel_draws(
         if kind == "time-series":
             assert columns[0] == "time", f"{title}: the first column is {columns[0]!r}"
             assert all(isinstance(row["time"], datetime) for row in rows), title
-        else:  # bars: each group is labelled by the label column, the panel's xField
+        elif kind == "bars":  # each group is labelled by its label column, the xField
             assert columns[0] == "label" and isinstance(rows[0]["label"], str), title
             assert panel["options"]["xField"] == "label", title

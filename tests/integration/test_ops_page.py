@@ -25,7 +25,10 @@ from webapp.views import ops
 OPS_TOKEN = "ops-test-token-0123456789abcdef+/="  # base64 characters survive the fragment
 STATIC_DIR = Path(__file__).resolve().parents[2] / "webapp" / "static"
 OPS_ASSETS = ("ops.html", "ops.js", "ops.css")
-CHARTS = {"throughput": "time-series", "failure_rate": "bars", "step_durations": "bars"}
+CHARTS = {"throughput": "time-series", "failure_rate": "bars", "step_durations": "bars",
+          "summary": "summary"}
+ON_CALL_ORDER = ["summary", "queue_depth", "live_workers", "throughput", "failure_rate",
+                 "stuck_jobs", "step_durations", "llm_usage", "usage_per_owner"]
 
 
 def seed_jobs(db: psycopg.Connection[Any]) -> None:
@@ -143,14 +146,28 @@ def test_data_runs_every_dashboard(client: FlaskClient, db: psycopg.Connection[A
     body = strict_json(response.get_data(as_text=True))
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", body["generatedAt"])
     boards = by_name(body)
-    assert list(boards) == sorted(path.stem for path in DASHBOARD_DIR.glob("*.sql"))
+    # The declared order (each file's `-- order:`), the summary first; every file once.
+    assert list(boards) == ON_CALL_ORDER
+    assert set(boards) == {path.stem for path in DASHBOARD_DIR.glob("*.sql")}
     for board in body["dashboards"]:
         assert "error" not in board, board
-        assert set(board) >= {"name", "title", "chart", "series", "description", "columns",
-                              "rows"}
+        assert set(board) >= {"name", "title", "chart", "series", "scale", "description",
+                              "columns", "labels", "units", "rows"}
         assert board["title"] and board["description"] and board["columns"]
         assert set(board["series"]) <= set(board["columns"])
+        assert len(board["labels"]) == len(board["units"]) == len(board["columns"])
         assert all(len(row) == len(board["columns"]) for row in board["rows"])
+    [summary] = records(boards["summary"])
+    assert {key: summary[key] for key in ("queued", "running", "failed_last_hour",
+                                          "live_workers")} == {
+        "queued": 2, "running": 1, "failed_last_hour": 1, "live_workers": 0}
+    failure_columns = dict(zip(boards["failure_rate"]["columns"],
+                               zip(boards["failure_rate"]["labels"],
+                                   boards["failure_rate"]["units"], strict=True), strict=True))
+    assert failure_columns["share_of_finished"] == ("Share of finished", "percent")
+    assert failure_columns["error_code"] == ("errorCode", None)
+    assert boards["step_durations"]["scale"] == "log"
+    assert boards["queue_depth"]["scale"] == "linear"
     for name, chart in CHARTS.items():
         assert boards[name]["chart"] == chart and boards[name]["series"]
         assert boards[name]["rows"], name

@@ -169,10 +169,16 @@ class NotReady(Schema):
 class OpsDashboard(Schema):
     name = _text()
     title = _text()
-    chart = _one_of("table", "time-series", "bars")
+    chart = _one_of("table", "time-series", "bars", "summary")
     series = fields.List(fields.String(), required=True)
+    scale = _one_of("linear", "log")
     description = _text()
     columns = fields.List(fields.String(), required=True)
+    labels = fields.List(fields.String(), required=True, metadata={
+        "description": "Each column's name for people, in the order of `columns`."})
+    units = fields.List(fields.String(allow_none=True), required=True, metadata={
+        "description": "Each column's unit (percent: a fraction, seconds, ms, ago: seconds "
+                       "since, time), or null."})
     rows = fields.List(fields.List(fields.Raw()), required=True)
     truncated = fields.Boolean(metadata={"description": "More than 500 rows; 500 shown."})
     error = fields.String(metadata={"description": "Why this query gave no rows."})

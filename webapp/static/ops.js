@@ -1,7 +1,14 @@
 /**
- * The ops page: polls /ops/data with the ops token and shows each dashboard as a table,
- * with an inline SVG chart for the time-series and bars ones. No library and nothing from
- * another origin; every server string is rendered as text, never as markup.
+ * The ops page: polls /ops/data with the ops token and shows the summary line first, then
+ * each dashboard, in the order the server sends them (each file's `-- order:`), as a
+ * table with an inline SVG chart for the time-series and bars ones. Columns are named and
+ * formatted as each query declares (`labels`, `units`: ops/dashboards/*.sql); nothing is
+ * guessed here. No library and nothing from another origin; every server string is
+ * rendered as text, never as markup.
+ *
+ * Views: each is one module-level function that draws an answer of its data path into
+ * #views (VIEWS below); only the dashboards view exists so far. A new view (a jobs list,
+ * a job page) is another entry there and another function, beside showDashboards.
  *
  * The token comes from the URL fragment (#token=..., removed from the address bar at
  * once) or from the form, and is kept in sessionStorage (this tab only). `?refresh=N`
@@ -29,6 +36,7 @@ const ui = {
   input: byId("token-input"),
   errorBox: byId("error-box"),
   notice: byId("notice"),
+  summary: byId("summary"),
   dashboards: byId("dashboards"),
   forget: byId("forget-button"),
 };
@@ -37,6 +45,14 @@ const chartTemplate = byId("chart-template");
 // The SVG namespace, as the HTML parser gave it to the template's <svg>.
 const SVG_NS = chartTemplate.content.querySelector("svg").namespaceURI;
 const refreshS = refreshSeconds();
+const LINE_STYLES = 6; // distinct colour, dash and width per series: ops.css .series-N
+
+// What each view fetches, whether an answer is its kind, and the function that draws it.
+const VIEWS = {
+  dashboards: { path: "/ops/data", accepts: (body) => Array.isArray(body.dashboards),
+                show: showDashboards },
+};
+const view = VIEWS.dashboards;
 
 let token = null;
 let timer = null;
@@ -116,6 +132,8 @@ function forgetToken() {
     // nothing stored
   }
   ui.dashboards.replaceChildren();
+  ui.summary.replaceChildren();
+  hide(ui.summary);
   ui.updatedAt.textContent = "Not loaded yet.";
   hide(ui.forget);
 }
@@ -145,7 +163,7 @@ async function load() {
   let response;
   let body;
   try {
-    response = await fetch("/ops/data", {
+    response = await fetch(view.path, {
       headers: { Authorization: `Bearer ${token}` },
       cache: "no-store",
       credentials: "omit",
@@ -173,7 +191,7 @@ async function load() {
     forgetToken();
     setState("disabled");
     showError("The ops page is turned off on this server (OPS_TOKEN is not set).");
-  } else if (!response.ok || !body || !Array.isArray(body.dashboards)) {
+  } else if (!response.ok || !body || !view.accepts(body)) {
     setState("error");
     const reason = body && typeof body.error === "string" ? `: ${body.error}` : ".";
     showError(`The dashboards could not be loaded (HTTP ${response.status})${reason} ` +
@@ -181,7 +199,8 @@ async function load() {
     schedule();
   } else {
     hide(ui.errorBox);
-    render(body);
+    view.show(body);
+    noteUpdate(body.generatedAt);
     setState("ok");
     schedule();
   }
@@ -192,14 +211,51 @@ function schedule() {
   timer = setTimeout(load, refreshS * 1000);
 }
 
-function render(body) {
-  ui.dashboards.replaceChildren(...body.dashboards.map(renderDashboard));
-  const at = new Date(body.generatedAt);
+function noteUpdate(generatedAt) {
+  const at = new Date(generatedAt);
   ui.updatedAt.textContent = Number.isNaN(at.getTime())
     ? "Updated."
     : `Updated at ${at.toLocaleTimeString()}.`;
-  ui.updatedAt.title = String(body.generatedAt);
+  ui.updatedAt.title = String(generatedAt);
   ui.app.dataset.updates = String(Number(ui.app.dataset.updates) + 1);
+}
+
+// ---- view: the dashboards (GET /ops/data) ----
+
+function showDashboards(body) {
+  const summaries = body.dashboards.filter((board) => board.chart === "summary");
+  ui.summary.replaceChildren(...summaries.map(renderSummary));
+  ui.summary.hidden = !summaries.length;
+  ui.dashboards.replaceChildren(...body.dashboards
+    .filter((board) => board.chart !== "summary").map(renderDashboard));
+}
+
+/** The summary line: the listed columns of the query's one row, label above value. */
+function renderSummary(board) {
+  const part = document.createElement(board.error ? "div" : "dl");
+  part.className = "summary-board";
+  part.dataset.name = String(board.name);
+  part.title = board.description || "";
+  if (board.error) {
+    const error = element("p", `${board.title || board.name}: this query failed: ${board.error}`);
+    error.className = "dashboard-error";
+    error.dataset.testid = "dashboard-error";
+    part.append(error);
+    return part;
+  }
+  const columns = describeColumns(board);
+  const first = Array.isArray(board.rows) && board.rows.length ? board.rows[0] : [];
+  part.append(...seriesOf(board, columns).map((column) => {
+    const item = document.createElement("div");
+    item.className = "summary-item";
+    item.dataset.testid = "summary-item";
+    item.dataset.name = column.name;
+    const value = element("dd", formatValue(first[column.at] ?? null, column.unit));
+    value.dataset.testid = "summary-value";
+    item.append(element("dt", column.label), value);
+    return item;
+  }));
+  return part;
 }
 
 function renderDashboard(board) {
@@ -215,11 +271,9 @@ function renderDashboard(board) {
     hide(section.querySelector(".rows"));
     return section;
   }
-  const columns = Array.isArray(board.columns) ? board.columns : [];
+  const columns = describeColumns(board);
   const rows = Array.isArray(board.rows) ? board.rows : [];
-  const series = (board.series || [])
-    .map((name) => ({ name, at: columns.indexOf(name) }))
-    .filter((s) => s.at >= 0);
+  const series = seriesOf(board, columns);
   if (rows.length && series.length) {
     const draw = new Map([["time-series", timeSeries], ["bars", bars]]).get(board.chart);
     if (draw) {
@@ -239,11 +293,28 @@ function renderDashboard(board) {
   return section;
 }
 
+/** Each column's name, its label and unit as the query declares them, and its index. */
+function describeColumns(board) {
+  const names = Array.isArray(board.columns) ? board.columns : [];
+  const labels = Array.isArray(board.labels) ? board.labels : [];
+  const units = Array.isArray(board.units) ? board.units : [];
+  return names.map((name, at) => ({ name: String(name), at,
+                                    label: String(labels[at] ?? name),
+                                    unit: units[at] ?? null }));
+}
+
+function seriesOf(board, columns) {
+  return (board.series || []).map((name) => columns.find((c) => c.name === name))
+    .filter((column) => column !== undefined);
+}
+
 function fillTable(table, columns, rows) {
-  table.querySelector("thead tr").replaceChildren(...columns.map((name, i) => {
-    const th = element("th", String(name));
+  table.querySelector("thead tr").replaceChildren(...columns.map((column) => {
+    const th = element("th", column.label);
     th.scope = "col";
-    if (rows.length && typeof rows[0][i] === "number") {
+    th.title = column.name; // the query's own name, for whoever reads the SQL next
+    th.dataset.column = column.name;
+    if (rows.length && typeof rows[0][column.at] === "number") {
       th.className = "num"; // aligned with its figures
     }
     return th;
@@ -256,11 +327,15 @@ function fillTable(table, columns, rows) {
     body.replaceChildren(row([cell]));
     return;
   }
-  body.replaceChildren(...rows.map((values) => row(values.map((value) => {
-    const cell = element("td", cellText(value));
+  body.replaceChildren(...rows.map((values) => row(columns.map((column) => {
+    const value = values[column.at];
+    const cell = element("td", formatValue(value, column.unit));
     if (typeof value === "number") {
       cell.className = "num";
-    } else if (value === null) {
+      if (column.unit) {
+        cell.title = String(value); // the exact figure behind "4 s ago" or "28.6 %"
+      }
+    } else if (value === null || value === undefined) {
       cell.className = "null";
     }
     return cell;
@@ -273,33 +348,73 @@ function row(cells) {
   return tr;
 }
 
-function cellText(value) {
+// ---- values in their units (dashboards.py UNITS) ----
+
+function formatValue(value, unit) {
   if (value === null || value === undefined) {
     return "\u2014";
   }
   if (typeof value === "number") {
-    return formatNumber(value);
+    switch (unit) {
+      case "percent":
+        return `${(value * 100).toLocaleString(undefined, { minimumFractionDigits: 1,
+                                                            maximumFractionDigits: 1 })} %`;
+      case "seconds":
+        return duration(value);
+      case "ms":
+        return value < 1000 ? `${roundTo(value, value < 10 ? 1 : 0)} ms` : duration(value / 1000);
+      case "ago":
+        return `${duration(value)} ago`;
+      default:
+        return formatNumber(value);
+    }
+  }
+  if (unit === "time") {
+    const at = new Date(value);
+    if (!Number.isNaN(at.getTime())) {
+      return at.toLocaleString([], { month: "short", day: "numeric", hour: "2-digit",
+                                     minute: "2-digit", second: "2-digit" });
+    }
   }
   return typeof value === "object" ? JSON.stringify(value) : String(value);
 }
 
-// ---- charts: drawn into copies of #chart-template, one CSS class per series colour ----
+/** 4 s, 8.2 s, 3 min 20 s, 2 h 5 min, 1 d 3 h: two units at most. */
+function duration(seconds) {
+  const s = Math.max(seconds, 0);
+  if (s < 60) {
+    return `${roundTo(s, s < 10 && s % 1 ? 1 : 0)} s`;
+  }
+  const parts = [[86400, "d"], [3600, "h"], [60, "min"], [1, "s"]];
+  const first = parts.findIndex(([size]) => s >= size);
+  const [size, name] = parts[first];
+  const [nextSize, nextName] = parts[first + 1];
+  const whole = Math.floor(s / size);
+  const rest = Math.floor((s - whole * size) / nextSize);
+  return rest ? `${whole} ${name} ${rest} ${nextName}` : `${whole} ${name}`;
+}
+
+function roundTo(value, digits) {
+  return value.toLocaleString(undefined, { maximumFractionDigits: digits });
+}
+
+// ---- charts: drawn into copies of #chart-template, one CSS class per series style ----
 
 function timeSeries(board, columns, rows, series) {
   const height = 180;
   const pad = { left: 44, right: 12, top: 10, bottom: 24 };
   const plotW = WIDTH - pad.left - pad.right;
   const plotH = height - pad.top - pad.bottom;
-  const timeAt = Math.max(columns.indexOf("time"), 0);
+  const timeAt = Math.max(columns.findIndex((c) => c.name === "time"), 0);
   const max = niceMax(largest(rows, series));
   const x = (i) => pad.left + (rows.length === 1 ? plotW / 2 : (i * plotW) / (rows.length - 1));
   const y = (v) => pad.top + plotH - (v / max) * plotH;
-  const { figure, svg } = chart(board, series, WIDTH, height);
+  const { figure, svg } = chart(board, series, WIDTH, height, "line");
   for (const value of [0, max / 2, max]) {
     svg.append(svgElement("line", { x1: pad.left, x2: WIDTH - pad.right, y1: y(value),
                                     y2: y(value), class: "grid" }));
     svg.append(svgElement("text", { x: pad.left - 6, y: y(value), class: "axis end" },
-                          formatNumber(value)));
+                          formatValue(value, series[0].unit)));
   }
   const first = rows[0][timeAt];
   const last = rows[rows.length - 1][timeAt];
@@ -307,12 +422,14 @@ function timeSeries(board, columns, rows, series) {
                         clockTime(first)));
   svg.append(svgElement("text", { x: WIDTH - pad.right, y: height - 6, class: "axis end" },
                         clockTime(last)));
+  // Drawn first to last, widest first (ops.css): lines that coincide stay visible, the
+  // thinner dashed ones on top of the wider ones.
   series.forEach((s, k) => {
     const points = rows.map((r, i) => `${x(i).toFixed(1)},${y(number(r[s.at])).toFixed(1)}`);
     const line = svgElement("polyline", { points: points.join(" "),
-                                          class: `line series-${k % 6}`,
+                                          class: `line series-${k % LINE_STYLES}`,
                                           "data-testid": "chart-line", "data-series": s.name });
-    line.append(svgElement("title", {}, s.name));
+    line.append(svgElement("title", {}, s.label));
     svg.append(line);
   });
   return figure;
@@ -323,17 +440,27 @@ function bars(board, columns, rows, series) {
   const seriesAt = new Set(series.map((s) => s.at));
   // A bar group is labelled by its `label` column (queue_jobs/observability/dashboards.py), else by the
   // row's text columns.
-  const named = columns.indexOf("label");
-  const labelAt = named >= 0 ? [named] : columns.map((_, i) => i).filter((i) =>
+  const named = columns.findIndex((c) => c.name === "label");
+  const labelAt = named >= 0 ? [named] : columns.map((c) => c.at).filter((i) =>
     !seriesAt.has(i) && shown.every((r) => r[i] === null || typeof r[i] === "string"));
   const barH = 14;
   const groupH = series.length * barH + 10;
   const labelW = 220;
-  const valueW = 64;
+  const valueW = 72;
   const top = 6;
-  const height = top + shown.length * groupH;
-  const max = largest(shown, series) || 1;
-  const { figure, svg } = chart(board, series, WIDTH, height);
+  const axisH = 18;
+  const plotH = shown.length * groupH;
+  const scale = barScale(board.scale, shown, series, WIDTH - labelW - valueW);
+  const height = top + plotH + (scale.ticks.length ? axisH : 0);
+  const { figure, svg } = chart(board, series, WIDTH, height, "bar");
+  figure.dataset.scale = scale.kind;
+  for (const tick of scale.ticks) { // a log axis: one line per power of ten
+    const at = labelW + scale.width(tick);
+    svg.append(svgElement("line", { x1: at, x2: at, y1: top, y2: top + plotH, class: "grid" }));
+    svg.append(svgElement("text", { x: at, y: top + plotH + axisH / 2 + 2,
+                                    class: "axis middle", "data-testid": "chart-tick" },
+                          formatValue(tick, series[0].unit)));
+  }
   shown.forEach((r, g) => {
     const label = labelAt.map((i) => r[i] ?? "\u2014").join(" / ") || `row ${g + 1}`;
     const groupTop = top + g * groupH;
@@ -343,15 +470,16 @@ function bars(board, columns, rows, series) {
     svg.append(text);
     series.forEach((s, k) => {
       const value = number(r[s.at]);
-      const barW = (value / max) * (WIDTH - labelW - valueW);
+      const shownValue = formatValue(value, s.unit);
+      const barW = scale.width(value);
       const bar = svgElement("rect", { x: labelW, y: groupTop + k * barH,
                                        width: Math.max(barW, 1).toFixed(1), height: barH - 2,
-                                       class: `bar series-${k % 6}`, "data-testid": "chart-bar",
-                                       "data-series": s.name });
-      bar.append(svgElement("title", {}, `${label}, ${s.name}: ${formatNumber(value)}`));
+                                       class: `bar series-${k % LINE_STYLES}`,
+                                       "data-testid": "chart-bar", "data-series": s.name });
+      bar.append(svgElement("title", {}, `${label}, ${s.label}: ${shownValue}`));
       svg.append(bar);
       svg.append(svgElement("text", { x: labelW + barW + 4, y: groupTop + k * barH + barH / 2,
-                                      class: "value" }, formatNumber(value)));
+                                      class: "value" }, shownValue));
     });
   });
   if (rows.length > shown.length) {
@@ -361,7 +489,30 @@ function bars(board, columns, rows, series) {
   return figure;
 }
 
-function chart(board, series, width, height) {
+/** A bar's length for a value: linear from 0, or log from the power of ten below the
+ * smallest value to the one above the largest (`-- scale: log`: durations, where one
+ * outlier would flatten every other bar), with a tick at each power of ten. */
+function barScale(kind, rows, series, span) {
+  const values = rows.flatMap((r) => series.map((s) => number(r[s.at]))).filter((v) => v > 0);
+  if (kind !== "log" || !values.length) {
+    const max = Math.max(...values, 0) || 1;
+    return { kind: "linear", ticks: [], width: (v) => (v / max) * span };
+  }
+  const low = Math.ceil(Math.log10(Math.min(...values))) - 1;
+  const high = Math.max(Math.ceil(Math.log10(Math.max(...values))), low + 1);
+  const width = (v) => v > 0
+    ? Math.max(0, (Math.log10(v) - low) / (high - low)) * span
+    : 0;
+  const ticks = [];
+  for (let power = low; power <= high; power += 1) {
+    ticks.push(10 ** power);
+  }
+  return { kind: "log", ticks, width };
+}
+
+/** A figure whose legend shows each series as it is drawn: its colour, and for lines its
+ * dash pattern and width. */
+function chart(board, series, width, height, mark) {
   const figure = chartTemplate.content.firstElementChild.cloneNode(true);
   figure.dataset.chart = String(board.chart);
   const svg = figure.querySelector("svg");
@@ -369,9 +520,16 @@ function chart(board, series, width, height) {
   svg.setAttribute("aria-label", `${board.title || board.name}: ${board.chart} chart`);
   const legend = figure.querySelector("figcaption");
   series.forEach((s, k) => {
-    const swatch = element("span", "");
-    swatch.className = `swatch series-${k % 6}`;
-    legend.append(swatch, element("span", s.name), document.createTextNode(" "));
+    const key = svgElement("svg", { viewBox: "0 0 28 10", class: "key", "aria-hidden": "true" });
+    key.append(mark === "line"
+      ? svgElement("line", { x1: 1, x2: 27, y1: 5, y2: 5, class: `line series-${k % LINE_STYLES}` })
+      : svgElement("rect", { x: 8, y: 0, width: 12, height: 10,
+                             class: `bar series-${k % LINE_STYLES}` }));
+    const item = element("span", "");
+    item.className = "legend-item";
+    item.dataset.testid = "legend-item";
+    item.append(key, element("span", s.label));
+    legend.append(item);
   });
   return { figure, svg };
 }

@@ -94,7 +94,7 @@ def test_web_defaults_are_those_of_env_example() -> None:
             config.request_log) == (0, 6, None, True)
     assert (config.host, config.port, config.web_concurrency, config.web_threads,
             config.control_socket, config.log_format) == (
-        "127.0.0.1", 8000, 2, 8, "", "json")
+        "127.0.0.1", 8000, 2, 8, "", "")  # LOG_FORMAT unset: stderr decides (logs.py)
     assert (config.fair_use.max_active_per_session, config.fair_use.idempotency_window_s,
             config.auth_throttle.failures_per_email, config.auth_throttle.window_s) == (
         5, 24 * 3600, 100, 900)
