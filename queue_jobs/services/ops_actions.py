@@ -133,7 +133,8 @@ def run_bulk(pool: ConnectionPool, actor: str, action_name: str, job_filter: Job
     with pool.connection() as conn:
         plan = matching(conn, action_name, job_filter)
     if plan["matching"] > confirmed:
-        raise MoreJobsMatch(matching=plan["matching"], confirmed=confirmed)
+        raise MoreJobsMatch(f"{plan['matching']} jobs match now, more than the {confirmed} "
+                            "you confirmed: run the dry run again and confirm its count.")
     bulk_id = uuid.uuid4()
     acted = skipped = batches = 0
     left = confirmed
