@@ -56,9 +56,9 @@ class MoreJobsMatch(DomainError):
 
 
 def check_actor(name: str | None) -> str:
-    """The declared actor, or DEFAULT_ACTOR; ValidationFailed for a name that is not short
-    and plain."""
-    if name is None or name == "":
+    """The declared actor, or DEFAULT_ACTOR if none is; ValidationFailed for a name that is
+    not short and plain (an empty one too: a header sent empty is a mistake)."""
+    if name is None:
         return DEFAULT_ACTOR
     if not ACTOR.match(name):
         raise ValidationFailed("X-Ops-Actor must be 1 to 64 characters of A-Z, a-z, 0-9 "

@@ -334,7 +334,8 @@ def job_id(db: psycopg.Connection[Any]) -> Iterator[uuid.UUID]:
     ("get", "/ops/api/audit", {"query_string": {"cursor": "WyJ4Il0"}}, 400, "CURSOR_INVALID"),
     ("get", "/ops/api/jobs/counts", {"query_string": {"status": "x"}}, 400, "VALIDATION_ERROR"),
     ("get", f"/ops/api/jobs/{uuid.uuid4()}", {}, 404, "JOB_NOT_FOUND"),
-    ("get", "/ops/api/jobs/not-a-uuid", {}, 404, "JOB_NOT_FOUND"),
+    ("get", "/ops/api/jobs/not-a-uuid", {}, 404, "NOT_FOUND"),
+    ("get", "/ops/api/jobs/retry", {}, 405, "METHOD_NOT_ALLOWED"),
     ("post", f"/ops/api/jobs/{uuid.uuid4()}/retry", {}, 404, "JOB_NOT_FOUND"),
     ("post", f"/ops/api/jobs/{uuid.uuid4()}/cancel", {}, 404, "JOB_NOT_FOUND"),
     ("post", "/ops/api/jobs/retry", {"json": {"filter": {}}}, 400, "VALIDATION_ERROR"),
@@ -358,7 +359,8 @@ def test_bad_input_gets_the_envelope(ops: ApiClient, job_id: uuid.UUID, method: 
     assert response.status_code == status, response.get_data(as_text=True)
     body = response.get_json()
     assert body["errorCode"] == code and body["error"]
-    assert response.headers["Cache-Control"] == "no-store"
+    if code not in ("NOT_FOUND", "METHOD_NOT_ALLOWED"):  # answered before any view: no hooks
+        assert response.headers["Cache-Control"] == "no-store"
 
 
 def test_a_bad_actor_a_bad_token_or_no_token_configured(
@@ -366,8 +368,8 @@ def test_a_bad_actor_a_bad_token_or_no_token_configured(
     for actor in ("", "ada lovelace", "x" * 65, "-dash", "émile"):
         response = ops.http.post(f"/ops/api/jobs/{job_id}/retry",
                                  headers={**OPS, "X-Ops-Actor": actor})
-        expected = (409, "JOB_NOT_RETRYABLE") if actor == "" else (400, "VALIDATION_ERROR")
-        assert (response.status_code, response.get_json()["errorCode"]) == expected, actor
+        assert (response.status_code, response.get_json()["errorCode"]) == (
+            400, "VALIDATION_ERROR"), actor
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": OPS_TOKEN}):
         response = ops.http.get("/ops/api/jobs", headers=headers)
         assert (response.status_code, response.get_json()["errorCode"]) == (

@@ -12,6 +12,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from queue_jobs.models import ISO_UTC, JobStatus, JobType
 from queue_jobs.services import ops_actions, ops_jobs
+from webapp.schemas.inputs import _StrictBoolean
 
 
 def _checked_by(parse: Callable[[str], Any]) -> Callable[[str], None]:
@@ -57,8 +58,8 @@ OpsAuditQuery = Schema.from_dict(dict(_PAGE), name="OpsAuditQuery")
 
 class OpsBulkRequest(Schema):
     filter = fields.Nested(OpsFilter, required=True)
-    dryRun = fields.Boolean(metadata={"description": "true: only count the matching jobs."})
-    expect = fields.Integer(validate=validate.Range(min=1),
+    dryRun = _StrictBoolean(metadata={"description": "true: only count the matching jobs."})
+    expect = fields.Integer(strict=True, validate=validate.Range(min=1),
                             metadata={"description": "The count the dry run gave, confirmed: "
                                                      "refused (409) if more match now."})
 
@@ -72,7 +73,7 @@ class OpsBulkRequest(Schema):
 
 
 class OpsPruneRequest(Schema):
-    olderThanDays = fields.Integer(required=True,
+    olderThanDays = fields.Integer(required=True, strict=True,
                                    validate=validate.Range(0, ops_actions.MAX_PRUNE_DAYS))
 
 

@@ -40,6 +40,8 @@ from webapp.schemas.ops import (
 from webapp.schemas.responses import dumped
 
 bp = Blueprint("ops_api", __name__, url_prefix="/ops/api")
+# Job ids are <uuid:...>: /jobs/retry and /jobs/cancel (bulk) are not a job's page, and a
+# malformed id is 404 NOT_FOUND before any view runs.
 ACTOR_HEADER = "X-Ops-Actor"
 
 
@@ -81,11 +83,10 @@ def count_jobs() -> Response:
     return dumped(OpsCounts, {"counts": counts, "total": sum(counts.values())})
 
 
-@bp.get("/jobs/<job_id>")
-def job_detail(job_id: str) -> Response:
-    parsed = jobs.parse_job_id(job_id)
+@bp.get("/jobs/<uuid:job_id>")
+def job_detail(job_id: uuid.UUID) -> Response:
     with db_pool().connection() as conn:
-        detail = ops_jobs.job_detail(conn, parsed, _as_its_owner_sees_it)
+        detail = ops_jobs.job_detail(conn, job_id, _as_its_owner_sees_it)
     return dumped(OpsJobDetail, detail)
 
 
@@ -95,9 +96,9 @@ def _as_its_owner_sees_it(conn: Conn, job_id: uuid.UUID, owner: Owner) -> Any:
     return None if answer.body is None else json.loads(answer.body)
 
 
-@bp.post("/jobs/<job_id>/retry")
-def retry_job(job_id: str) -> Response:
-    actor, parsed = _actor(), jobs.parse_job_id(job_id)
+@bp.post("/jobs/<uuid:job_id>/retry")
+def retry_job(job_id: uuid.UUID) -> Response:
+    actor, parsed = _actor(), job_id
     with db_pool().connection() as conn:
         version = ops_actions.retry_one(conn, actor, parsed,
                                         fair=web_config().fair_use.fair_dispatch)
@@ -105,9 +106,9 @@ def retry_job(job_id: str) -> Response:
     return dumped(OpsActed, {"jobId": parsed, "action": "retry", "actor": actor})
 
 
-@bp.post("/jobs/<job_id>/cancel")
-def cancel_job(job_id: str) -> Response:
-    actor, parsed = _actor(), jobs.parse_job_id(job_id)
+@bp.post("/jobs/<uuid:job_id>/cancel")
+def cancel_job(job_id: uuid.UUID) -> Response:
+    actor, parsed = _actor(), job_id
     with db_pool().connection() as conn:
         version = ops_actions.cancel_one(conn, actor, parsed)
     live_feed().written_here(parsed, version)
