@@ -122,7 +122,7 @@ def test_prune(db: psycopg.Connection[Any]) -> None:
 
 @pytest.mark.parametrize("argv", [
     [], ["list", "--status", "stuck"], ["list", "--owner", "user:1"], ["show", "nope"],
-    ["retry"], ["retry", str(uuid.uuid4()), "--status", "failed"],
+    ["retry"], ["retry", "0197a3f2-0000-7000-8000-000000000000", "--status", "failed"],
     ["cancel", "--status", "queued", "--yes"], ["prune"], ["frobnicate"],
     ["list", "--id-prefix", "xyz"],
 ])

@@ -20,6 +20,7 @@ from tests.integration.support import ApiClient, ThreadWorker, new_session
 OPS_TOKEN = "ops-api-test-token-0123456789abcdef"
 OPS = {"Authorization": f"Bearer {OPS_TOKEN}", "X-Ops-Actor": "ada"}
 NOW = datetime.now(UTC).replace(microsecond=0)
+UNKNOWN = uuid.UUID("0197a3f2-0000-7000-8000-000000000000")  # fixed: xdist workers collect alike
 
 
 @pytest.fixture
@@ -333,11 +334,11 @@ def job_id(db: psycopg.Connection[Any]) -> Iterator[uuid.UUID]:
     ("get", "/ops/api/jobs", {"query_string": {"cursor": "%%%"}}, 400, "CURSOR_INVALID"),
     ("get", "/ops/api/audit", {"query_string": {"cursor": "WyJ4Il0"}}, 400, "CURSOR_INVALID"),
     ("get", "/ops/api/jobs/counts", {"query_string": {"status": "x"}}, 400, "VALIDATION_ERROR"),
-    ("get", f"/ops/api/jobs/{uuid.uuid4()}", {}, 404, "JOB_NOT_FOUND"),
+    ("get", f"/ops/api/jobs/{UNKNOWN}", {}, 404, "JOB_NOT_FOUND"),
     ("get", "/ops/api/jobs/not-a-uuid", {}, 404, "NOT_FOUND"),
     ("get", "/ops/api/jobs/retry", {}, 405, "METHOD_NOT_ALLOWED"),
-    ("post", f"/ops/api/jobs/{uuid.uuid4()}/retry", {}, 404, "JOB_NOT_FOUND"),
-    ("post", f"/ops/api/jobs/{uuid.uuid4()}/cancel", {}, 404, "JOB_NOT_FOUND"),
+    ("post", f"/ops/api/jobs/{UNKNOWN}/retry", {}, 404, "JOB_NOT_FOUND"),
+    ("post", f"/ops/api/jobs/{UNKNOWN}/cancel", {}, 404, "JOB_NOT_FOUND"),
     ("post", "/ops/api/jobs/retry", {"json": {"filter": {}}}, 400, "VALIDATION_ERROR"),
     ("post", "/ops/api/jobs/retry", {"json": {"filter": {}, "dryRun": True, "expect": 3}},
      400, "VALIDATION_ERROR"),
