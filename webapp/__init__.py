@@ -28,7 +28,19 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from webapp.hooks.errors import register_error_handlers
     from webapp.hooks.identity import init_jwt
     from webapp.hooks.request_body import CappedRequest
-    from webapp.views import auth, demo, health, jobs, legacy, media, metrics, openapi, ops, posts
+    from webapp.views import (
+        auth,
+        demo,
+        health,
+        jobs,
+        legacy,
+        media,
+        metrics,
+        openapi,
+        ops,
+        ops_api,
+        posts,
+    )
 
     overrides = dict(test_config or {})
     queue_settings: QueueSettings | None = overrides.pop("queue_settings", None)
@@ -73,7 +85,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # logged and timed whatever a blueprint's own app-wide hooks do.
     init_around_request(app, config)
     for blueprint in (jobs.bp, auth.bp, posts.bp, media.bp, health.bp, legacy.bp, openapi.bp,
-                      demo.bp, metrics.bp, ops.bp):
+                      demo.bp, metrics.bp, ops.bp, ops_api.bp):
         app.register_blueprint(blueprint)
     if config.trusted_proxies:
         # request.remote_addr (the rate limits' client address) from X-Forwarded-For.

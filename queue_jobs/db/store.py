@@ -119,27 +119,36 @@ def list_owned_jobs(conn: Conn, owner: Owner, status: str | None, limit: int) ->
                       **owner.params())
 
 
-def retry_failed_job(conn: Conn, job_id: uuid.UUID, owner: Owner, *,
+def _acting_owner(owner: Owner | None) -> dict[str, Any]:
+    """The owner checks of retry and cancel: `owner`'s jobs only, or (None: an operator,
+    queue_jobs.services.jobs *_for_operator) any owner's."""
+    if owner is None:
+        return {"user_id": None, "session_id": None, "any_owner": True}
+    return {**owner.params(), "any_owner": False}
+
+
+def retry_failed_job(conn: Conn, job_id: uuid.UUID, owner: Owner | None, *,
                      fair: bool) -> int | None:
-    """The job's new row version, or None if no failed job of the owner's matched."""
+    """The job's new row version, or None if no failed job of the owner's (None: of
+    anyone's) matched."""
     return _returned(conn, "version", "retry_failed_job", id=job_id, fair=fair,
-                     **owner.params(), **_DISPATCH)
+                     **_acting_owner(owner), **_DISPATCH)
 
 
 def cancel_queued_job(conn: Conn, job_id: uuid.UUID,
-                      owner: Owner) -> tuple[int | None, FinishedJob, int] | None:
+                      owner: Owner | None) -> tuple[int | None, FinishedJob, int] | None:
     """(dispatch id (None: a held job's), the job, its new row version) of the job it
-    cancelled, or None if no queued job matched."""
-    row = _one(conn, "cancel_queued_job", id=job_id, **owner.params())
+    cancelled, or None if no queued job (of the owner's; None: of anyone's) matched."""
+    row = _one(conn, "cancel_queued_job", id=job_id, **_acting_owner(owner))
     if row is None:
         return None
     return row["dispatch_id"], FinishedJob(row["type"], row["elapsed_ms"]), row["version"]
 
 
 def request_running_job_cancel(conn: Conn, job_id: uuid.UUID,
-                               owner: Owner) -> tuple[int, int] | None:
+                               owner: Owner | None) -> tuple[int, int] | None:
     """(dispatch id, new row version) of the running job told to stop, or None."""
-    row = _one(conn, "request_running_job_cancel", id=job_id, **owner.params())
+    row = _one(conn, "request_running_job_cancel", id=job_id, **_acting_owner(owner))
     return (row["dispatch_id"], row["version"]) if row else None
 
 
@@ -386,11 +395,12 @@ def _save_steps(conn: Conn, job_id: uuid.UUID, dispatch_id: int,
 
 
 def record_unfinished_step(conn: Conn, job_id: uuid.UUID, step: str, outcome: str,
-                           duration_ms: int, usage: UsageRows, attempt: int) -> str | None:
+                           duration_ms: int, usage: UsageRows, attempt: int,
+                           reasks: int = 0) -> str | None:
     """outcome: 'failed' | 'interrupted'. The job's type, or None if the job is gone."""
     return _returned(conn, "type", "record_failed_step", id=job_id, step=step,
                      outcome=outcome, duration_ms=duration_ms, attempt=attempt,
-                     usage=Jsonb(list(usage)))
+                     usage=Jsonb(list(usage)), reasks=reasks)
 
 
 def record_llm_call(conn: Conn, job_id: uuid.UUID, step: str, model: str,
@@ -498,3 +508,61 @@ def overdue_runs(conn: Conn, timeout_s: float) -> list[dict[str, Any]]:
 
 def jobs_by_ids(conn: Conn, job_ids: Sequence[uuid.UUID]) -> list[JobRow]:
     return _typed_all(conn, JobRow, "jobs_by_ids", ids=list(job_ids))
+
+
+# --- the operator's console (sql/queries/ops.sql) -------------------------------------------
+
+def _unprepared(conn: Conn, query: str, /, **params: Any) -> list[dict[str, Any]]:
+    """Never a prepared statement: psycopg prepares a query it runs often, and PostgreSQL
+    may then settle on a generic plan, in which an absent filter's `x IS NULL OR ...`
+    cannot fold away and no index serves (sql/functions/ops_jobs_matching.sql)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(_sql(query), params, prepare=False)
+        return cur.fetchall()
+
+
+def ops_search_jobs(conn: Conn, matching: Mapping[str, Any], after: tuple[datetime, uuid.UUID]
+                    | None, limit: int) -> list[dict[str, Any]]:
+    """matching: ops_jobs_matching's arguments by name, without their leading _."""
+    after_created, after_id = after or (None, None)
+    return _unprepared(conn, "ops_search_jobs", **matching, after_created=after_created,
+                       after_id=after_id, limit=limit)
+
+
+def ops_count_jobs(conn: Conn, matching: Mapping[str, Any]) -> dict[str, int]:
+    return {row["status"]: row["jobs"] for row in _unprepared(conn, "ops_count_jobs",
+                                                               **matching)}
+
+
+def ops_get_job(conn: Conn, job_id: uuid.UUID) -> dict[str, Any] | None:
+    return _one(conn, "ops_get_job", id=job_id)
+
+
+def ops_job_steps(conn: Conn, job_id: uuid.UUID) -> list[dict[str, Any]]:
+    return _all(conn, "ops_job_steps", id=job_id)
+
+
+def ops_job_images(conn: Conn, job_id: uuid.UUID) -> list[dict[str, Any]]:
+    return _all(conn, "ops_job_images", id=job_id)
+
+
+def ops_job_dispatches(conn: Conn, job_id: uuid.UUID) -> list[dict[str, Any]]:
+    return _all(conn, "ops_job_dispatches", id=job_id)
+
+
+def ops_job_audit(conn: Conn, job_id: uuid.UUID) -> list[dict[str, Any]]:
+    return _all(conn, "ops_job_audit", id=job_id)
+
+
+def ops_insert_audit(conn: Conn, actor: str, action: str, *, job_ids: Sequence[uuid.UUID],
+                     job_count: int, filter_: Mapping[str, Any] | None = None,
+                     detail: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    row = _one(conn, "ops_insert_audit", actor=actor, action=action,
+               filter=None if filter_ is None else Jsonb(dict(filter_)),
+               job_ids=list(job_ids), job_count=job_count, detail=Jsonb(dict(detail or {})))
+    assert row is not None  # INSERT ... RETURNING
+    return row
+
+
+def ops_list_audit(conn: Conn, before_id: int | None, limit: int) -> list[dict[str, Any]]:
+    return _unprepared(conn, "ops_list_audit", before_id=before_id, limit=limit)

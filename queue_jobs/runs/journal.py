@@ -135,7 +135,8 @@ class DbJournal:
                     outcome: str, reasks: dict[str, int]) -> None:
         try:
             job_type = self._write(lambda conn: store.record_unfinished_step(
-                conn, self.job_id, step, outcome, duration_ms, usage, self.attempt))
+                conn, self.job_id, step, outcome, duration_ms, usage, self.attempt,
+                sum(reasks.values())))
         except Exception:  # the step's own outcome is what matters; this is bookkeeping
             log.warning("job %s: could not record step %s (%s)", self.job_id, step, outcome,
                         exc_info=True)
@@ -150,7 +151,7 @@ def _step_rows(step: FinishedStep | None) -> list[dict[str, Any]]:
     if step is None:
         return []
     return [{"step": step.key, "output": step.output, "duration_ms": step.duration_ms,
-             "usage": step.usage}]
+             "usage": step.usage, "reasks": sum(step.reasks.values())}]
 
 
 def step_services(runtime: RunResources, job_id: uuid.UUID, dispatch_id: int,

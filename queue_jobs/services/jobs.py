@@ -10,7 +10,7 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NoReturn
@@ -294,18 +294,57 @@ def retry_job(conn: Conn, job_id: uuid.UUID, owner: Owner, policy: FairUse) -> i
     return version
 
 
+def retry_for_operator(conn: Conn, job_id: uuid.UUID, *, fair: bool) -> int:
+    """An operator's retry (queue_jobs.services.ops_actions): any owner's failed job, by
+    the owner's rules otherwise (the same statement: a failed job only, not a deprecated
+    per-step call's). Not held to the owner's active-job limit: a support person retrying
+    a user's job after an outage must not be refused by that user's quota, and the job
+    was the owner's own request. Its dispatch still takes its owner's fair turn.
+    Raises JobNotFound or JobNotRetryable; its new row version."""
+    rows = store.jobs_by_ids(conn, [job_id])
+    if not rows:
+        raise JobNotFound()
+    store.lock_owner(conn, rows[0].owner)  # as retry_job: the dispatch's rank is counted
+    version = store.retry_failed_job(conn, job_id, None, fair=fair)
+    if version is None:
+        raise JobNotRetryable()
+    logs.event(log, "job.retried", jobId=job_id, type=rows[0].type,
+               ownerKind=rows[0].owner.kind, byOperator=True)
+    return int(version)
+
+
 def cancel_job(conn: Conn, job_id: uuid.UUID, owner: Owner) -> int:
     """Cancels the queued job, or tells its run to stop; its new row version."""
+    return _cancel(conn, job_id, owner,
+                   lambda: _raise_missing_or(conn, job_id, owner, JobNotCancellable()))
+
+
+def cancel_for_operator(conn: Conn, job_id: uuid.UUID) -> int:
+    """An operator's cancel: any owner's queued or running job, with the owner's effects.
+    Raises JobNotFound or JobNotCancellable; its new row version."""
+    def missing() -> NoReturn:
+        if not store.jobs_by_ids(conn, [job_id]):
+            raise JobNotFound()
+        raise JobNotCancellable()
+
+    return _cancel(conn, job_id, None, missing)
+
+
+def _cancel(conn: Conn, job_id: uuid.UUID, owner: Owner | None,
+            missing: Callable[[], NoReturn]) -> int:
+    """owner None: an operator's, whatever the job's owner."""
+    asked_by: dict[str, Any] = ({"ownerKind": owner.kind} if owner is not None
+                                else {"byOperator": True})
     queued = store.cancel_queued_job(conn, job_id, owner)
     if queued is not None:
         dispatch_id, cancelled, version = queued
-        job_metrics.job_finished(job_id, cancelled, "CANCELLED", ownerKind=owner.kind)
+        job_metrics.job_finished(job_id, cancelled, "CANCELLED", **asked_by)
     else:
         running = store.request_running_job_cancel(conn, job_id, owner)
         if running is None:
-            _raise_missing_or(conn, job_id, owner, JobNotCancellable())
+            missing()
         dispatch_id, version = running
-        logs.event(log, "job.cancel_requested", jobId=job_id, ownerKind=owner.kind)
+        logs.event(log, "job.cancel_requested", jobId=job_id, **asked_by)
     # queued: its dispatch becomes 'cancelled' (a held job has none); running: the
     # worker is told to abort
     if dispatch_id is not None:

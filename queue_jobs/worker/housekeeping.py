@@ -8,13 +8,13 @@ The llm_usage_daily rollup is kept: a few rows a day, and the spend history outl
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from psycopg_pool import ConnectionPool
 
-from queue_jobs.db import connections, store
-from queue_jobs.db.store import Conn
+from queue_jobs.db import store
+from queue_jobs.services import retention
+from queue_jobs.services.retention import BATCH, in_batches
 
 log = logging.getLogger(__name__)
 
@@ -27,29 +27,18 @@ class SweepReport:
     dispatches: int = 0
 
 
-BATCH = 5000
 # Ended procrastinate rows stay this long for procrastinate's own tools (its shell, admin).
 DISPATCH_KEEP_HOURS = 24
 
 
 def sweep(pool: ConnectionPool, retention_days: int, batch: int = BATCH) -> SweepReport:
     report = SweepReport(
-        jobs=_in_batches(pool, lambda conn, size: store.delete_old_finished_jobs(
-            conn, retention_days, size), batch),
-        idempotency_keys=_in_batches(pool, store.delete_expired_idempotency_keys, batch),
-        rate_limits=_in_batches(pool, store.delete_expired_rate_limits, batch),
-        dispatches=_in_batches(pool, lambda conn, size: store.delete_finished_dispatches(
+        jobs=retention.delete_finished_jobs(pool, retention_days, batch),
+        idempotency_keys=in_batches(pool, store.delete_expired_idempotency_keys, batch),
+        rate_limits=in_batches(pool, store.delete_expired_rate_limits, batch),
+        dispatches=in_batches(pool, lambda conn, size: store.delete_finished_dispatches(
             conn, DISPATCH_KEEP_HOURS, size), batch))
     if any(vars(report).values()):
         log.info("housekeeping: %s", report)
     return report
 
-
-def _in_batches(pool: ConnectionPool, delete: Callable[[Conn, int], int], batch: int) -> int:
-    total = 0
-    while True:
-        with connections.autocommit(pool) as conn:  # each batch its own short transaction
-            deleted = delete(conn, batch)
-        total += deleted
-        if deleted < batch:
-            return total

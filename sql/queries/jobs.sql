@@ -63,6 +63,8 @@ SELECT id, type, owner_user_id, owner_session_id, status, progress, current_step
  LIMIT %(limit)s;
 
 -- name: retry_failed_job
+-- The owner's (%(any_owner)s false: the job must be theirs) or an operator's (true: any
+-- owner's; queue_jobs/services/jobs.py retry_for_operator); so are the cancels below.
 -- Back to queued at once; checkpoints stay, so the run resumes at the failed step.
 -- Not a deprecated per-step call's job (input.legacyStep): only its caller had the steps
 -- before it, so a worker could not resume it; the caller calls again instead.
@@ -73,7 +75,7 @@ UPDATE jobs
        dispatch_id = jobs_dispatch_unless_paused(type, %(queue)s, %(task)s, id, owner_user_id,
                                                  owner_session_id, %(fair)s)
  WHERE id = %(id)s AND status = 'failed' AND NOT input ? 'legacyStep'
-   AND (owner_user_id = %(user_id)s
+   AND (%(any_owner)s OR owner_user_id = %(user_id)s
         OR (owner_user_id IS NULL AND owner_session_id = %(session_id)s))
 RETURNING version;
 
@@ -82,7 +84,7 @@ UPDATE jobs
    SET status = 'failed', error = 'Cancelled', error_code = 'CANCELLED',
        cancel_requested_at = now(), finished_at = now(), updated_at = now()
  WHERE id = %(id)s AND status = 'queued'
-   AND (owner_user_id = %(user_id)s
+   AND (%(any_owner)s OR owner_user_id = %(user_id)s
         OR (owner_user_id IS NULL AND owner_session_id = %(session_id)s))
 RETURNING dispatch_id, type, version,
           (extract(epoch FROM now() - created_at) * 1000)::bigint AS elapsed_ms;
@@ -93,7 +95,7 @@ RETURNING dispatch_id, type, version,
 UPDATE jobs
    SET cancel_requested_at = coalesce(cancel_requested_at, now()), updated_at = now()
  WHERE id = %(id)s AND status = 'running'
-   AND (owner_user_id = %(user_id)s
+   AND (%(any_owner)s OR owner_user_id = %(user_id)s
         OR (owner_user_id IS NULL AND owner_session_id = %(session_id)s))
 RETURNING dispatch_id, version;
 
@@ -164,7 +166,7 @@ SELECT job.type, (extract(epoch FROM now() - job.created_at) * 1000)::bigint AS 
 -- (interrupted): its record, with the LLM calls it made (already in the totals: each was
 -- added as it returned). Not fenced: whichever run owns the job now, this step ran.
 SELECT type, jobs_record_step(id, type, %(attempt)s, %(step)s, %(outcome)s,
-                              %(duration_ms)s, %(usage)s::jsonb)
+                              %(duration_ms)s, %(usage)s::jsonb, %(reasks)s)
   FROM jobs
  WHERE id = %(id)s;
 

@@ -186,3 +186,19 @@ SELECT (SELECT count(*) FROM procrastinate_workers
        (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')
            AS connections,
        current_setting('max_connections')::int AS max_connections;
+
+-- name: ops_job_dispatches
+-- A job's page (queue_jobs/services/ops_jobs.py): procrastinate's rows of the job's
+-- dispatches (their args name our job), with their events, oldest first. They exist
+-- until they are deleted: a successful one by procrastinate as it ends, the others by
+-- housekeeping a day later (delete_finished_dispatches). procrastinate_jobs has no index
+-- on args: this scans it, which those deletions keep to the active dispatches and a day
+-- of ended ones; a page is one read, not a poll.
+SELECT pj.id, pj.status::text AS status, pj.queue_name, pj.priority, pj.attempts,
+       pj.worker_id, pj.abort_requested,
+       coalesce((SELECT jsonb_agg(jsonb_build_object('type', e.type::text, 'at', e.at)
+                                  ORDER BY e.at, e.id)
+                   FROM procrastinate_events e WHERE e.job_id = pj.id), '[]') AS events
+  FROM procrastinate_jobs pj
+ WHERE pj.args ->> 'job_id' = %(id)s::text
+ ORDER BY pj.id;

@@ -16,16 +16,19 @@ from tests.integration.support import ApiClient, new_session, wait_until_serving
 MIB = 1024 * 1024
 # Every POST route takes a JSON body except these, which read none.
 BODILESS = {"/api/v1/jobs/<job_id>/retry", "/api/v1/jobs/<job_id>/cancel",
-            "/api/v1/auth/refresh"}
+            "/api/v1/auth/refresh", "/ops/api/jobs/<uuid:job_id>/retry",
+            "/ops/api/jobs/<uuid:job_id>/cancel"}
 WITH_BODY = ["/api/v1/jobs/website-analysis", "/api/v1/jobs/content-generation",
              "/api/v1/auth/register", "/api/v1/auth/login", "/api/analyze-website",
              "/api/generate-audiences", "/api/generate-pitches",
-             "/api/generate-audience-images", "/api/v1/enhanced-blog-generation/generate"]
+             "/api/generate-audience-images", "/api/v1/enhanced-blog-generation/generate",
+             "/ops/api/jobs/retry", "/ops/api/jobs/cancel", "/ops/api/prune"]
+OPS_TOKEN = "ops-token-of-the-body-limit-test"
 
 
 @pytest.fixture
 def gunicorn(db_url: str) -> Iterator[str]:
-    server, base = start_gunicorn(db_url, processes=1, ACCESS_LOG="0")
+    server, base = start_gunicorn(db_url, processes=1, ACCESS_LOG="0", OPS_TOKEN=OPS_TOKEN)
     try:
         wait_until_serving(base, timeout=30)
         yield base
@@ -61,9 +64,11 @@ def test_a_chunked_body_over_one_mib_is_413_everywhere(gunicorn: str) -> None:
     signed_in = requests.post(f"{gunicorn}/api/v1/auth/register", timeout=10, json={
         "email": f"big-{uuid.uuid4().hex[:8]}@example.com", "password": "correct horse"})
     assert signed_in.status_code == 201, signed_in.text
-    headers = {"Content-Type": "application/json", **new_session(),
-               "Authorization": f"Bearer {signed_in.json()['accessToken']}"}
+    users = {"Content-Type": "application/json", **new_session(),
+             "Authorization": f"Bearer {signed_in.json()['accessToken']}"}
+    operators = {"Content-Type": "application/json", "Authorization": f"Bearer {OPS_TOKEN}"}
     for path in WITH_BODY:
+        headers = operators if path.startswith("/ops/") else users
         for excess in (1, 100 * 1024):
             answer = requests.post(f"{gunicorn}{path}", data=_chunked(_padded(MIB + excess)),
                                    headers=headers, timeout=30)

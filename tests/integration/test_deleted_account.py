@@ -15,7 +15,12 @@ from tests.integration.support import ApiClient, new_session
 # Routes that read no identity: the rest must refuse a deleted account.
 NO_IDENTITY = {"/healthz", "/readyz", "/metrics", "/api/v1/openapi.json", "/", "/ops",
                "/ops/data", "/static/<path:filename>", "/api/v1/auth/register",
-               "/api/v1/auth/login"}
+               "/api/v1/auth/login",
+               # the ops API: OPS_TOKEN, not a user's (tests/integration/test_ops_api.py)
+               "/ops/api/jobs", "/ops/api/jobs/counts", "/ops/api/jobs/<uuid:job_id>",
+               "/ops/api/jobs/<uuid:job_id>/retry", "/ops/api/jobs/<uuid:job_id>/cancel",
+               "/ops/api/jobs/retry", "/ops/api/jobs/cancel", "/ops/api/prune",
+               "/ops/api/audit"}
 ANALYSIS = {"url": "https://example.com/"}
 ANALYSIS_FIELDS = {"businessName": "Acme", "businessType": "SaaS", "industry": "Software",
                    "description": "Dashboards.", "targetAudience": "Teams",

@@ -35,6 +35,12 @@ def step_calls(db: psycopg.Connection[Any], job_id: str) -> list[tuple[str, str,
         (job_id,)).fetchall()]
 
 
+def step_reasks(db: psycopg.Connection[Any], job_id: str) -> dict[str, int]:
+    """Each step's re-asks, from its last record (job_steps.reasks)."""
+    return {row[0]: row[1] for row in db.execute(
+        "SELECT step, reasks FROM job_steps WHERE job_id = %s ORDER BY id", (job_id,))}
+
+
 def assert_complete_analysis(result: dict[str, Any]) -> None:
     assert set(result["analysis"]) == ANALYSIS_KEYS
     assert all(result["analysis"][key] for key in ANALYSIS_KEYS)
@@ -72,6 +78,8 @@ def test_each_bad_answer_is_asked_again_and_the_job_succeeds(
     assert calls[step] == 2
     assert all(calls[other] == 1 for other in ("analyze", "audiences", "pitches")
                if other != step)
+    # ... and the step's record says one of its calls was a re-ask (the ops job page).
+    assert step_reasks(db, job_id) == {name: int(name == step) for name in calls}
     wait_until(lambda: reasks(step, reason) == before + 1, timeout=5,
                message=f"llm_reasks_total{{step={step},reason={reason}}} + 1")
 
@@ -90,6 +98,7 @@ def test_three_bad_answers_in_a_row_fail_the_step_with_llm_error(
     assert "$.pitches must have exactly 3 items, got 4" in done["error"]
     assert fake_llm.calls("chat:pitches") == 3  # not a transient fault: no step retry
     assert step_calls(db, job_id)[-1] == ("pitches", "failed", 3)
+    assert step_reasks(db, job_id)["pitches"] == 2  # a failed step's record has them too
     wait_until(lambda: reasks("pitches", "count") == before + 2, timeout=5,
                message="two re-asks counted")
 

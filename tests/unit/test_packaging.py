@@ -42,7 +42,8 @@ def test_the_data_folders_are_the_ones_the_code_reads() -> None:
 
 
 def test_console_scripts_name_functions_that_exist() -> None:
-    assert set(PROJECT_TABLE["scripts"]) == {"jobs-web", "jobs-worker", "jobs-migrate"}
+    assert set(PROJECT_TABLE["scripts"]) == {"jobs-web", "jobs-worker", "jobs-migrate",
+                                             "jobs-admin"}
     for target in PROJECT_TABLE["scripts"].values():
         module, _, function = target.partition(":")
         assert callable(getattr(importlib.import_module(module), function)), target

@@ -23,8 +23,10 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Response
 
 from queue_jobs.services.catalog import RESULT_SCHEMAS, sync_failures_by_status
+from queue_jobs.services.ops_actions import ACTOR
 from webapp.schemas import apidoc
 from webapp.schemas import inputs as schemas
+from webapp.schemas import ops as ops_schemas
 from webapp.schemas import responses as bodies
 from webapp.schemas.apidoc import JSON, Operation, Reply, Security, errors
 from webapp.schemas.responses import component
@@ -54,11 +56,12 @@ SECURITY_SCHEMES = {
                   "An anonymous session the client makes up: 8 to 128 characters of "
                   "A-Z a-z 0-9 _ -. Malformed: 401 SESSION_INVALID."},
     "opsToken": {"type": "http", "scheme": "bearer", "description":
-                 "The OPS_TOKEN of this deployment (the ops page's data only)."},
+                 "The OPS_TOKEN of this deployment (the ops page's data, the ops API)."},
 }
 OPS_TOKEN: Security = ({"opsToken": []},)
 
 _UUID = {"type": "string", "format": "uuid"}
+ACTOR_PATTERN = ACTOR.pattern
 PATH_PARAMETERS = {
     "jobId": "A job id (uuid); a malformed or unknown id, or another owner's job, is 404.",
     "postId": "A saved post id (uuid); malformed, unknown or not yours: 404.",
@@ -75,6 +78,11 @@ PARAMETERS: dict[str, dict[str, Any]] = {
         "in": "header", "name": "If-None-Match", "required": False,
         "schema": {"type": "string"},
         "description": "The ETag of the last document seen: 304 while it has not changed."},
+    "OpsActor": {
+        "in": "header", "name": "X-Ops-Actor", "required": False,
+        "schema": {"type": "string", "pattern": ACTOR_PATTERN},
+        "description": "Who acts, as the audit trail records it (self-declared: OPS_TOKEN "
+                       "is one shared secret); absent: ops-token."},
     "LastEventId": {
         "in": "header", "name": "Last-Event-ID", "required": False,
         "schema": {"type": "string"},
@@ -123,6 +131,62 @@ STATUS_EVENT = {
 }
 
 CREATED = Reply("Created (or replayed).", bodies.JobCreated, ("Idempotent-Replayed",))
+
+# The ops API (webapp/views/ops_api.py): behind OPS_TOKEN, 404 without it; X-Ops-Actor
+# names who acts (self-declared: the token is shared).
+_OPS_ERRORS = {401: ("OPS_TOKEN_INVALID",), 503: ("QUEUE_UNAVAILABLE",)}
+_OPS_NOTE = ("404 unless the deployment sets OPS_TOKEN. Actions record `X-Ops-Actor` (a "
+             "short name; else ops-token) in the audit trail.")
+OPS_API_OPERATIONS = (
+    Operation(
+        "get", "/ops/api/jobs", "opsListJobs", "Find jobs, any owner's", "ops", OPS_TOKEN,
+        {200: Reply("A page of matching jobs, newest first.", ops_schemas.OpsJobPage,
+                    ("Cache-Control",))},
+        {**_OPS_ERRORS, 400: ("VALIDATION_ERROR", "CURSOR_INVALID"), 404: ("NOT_FOUND",)},
+        query=ops_schemas.OpsJobQuery, description=_OPS_NOTE),
+    Operation(
+        "get", "/ops/api/jobs/counts", "opsCountJobs", "Matching jobs by status", "ops",
+        OPS_TOKEN, {200: Reply("Counts by status.", ops_schemas.OpsCounts, ("Cache-Control",))},
+        {**_OPS_ERRORS, 400: ("VALIDATION_ERROR", "CURSOR_INVALID"), 404: ("NOT_FOUND",)},
+        query=ops_schemas.OpsJobQuery, description=_OPS_NOTE),
+    Operation(
+        "get", "/ops/api/jobs/{jobId}", "opsGetJob", "A job's page", "ops", OPS_TOKEN,
+        {200: Reply("The job, its step runs, dispatches, images, status document and "
+                    "audit entries.", ops_schemas.OpsJobDetail, ("Cache-Control",))},
+        {**_OPS_ERRORS, 404: ("JOB_NOT_FOUND", "NOT_FOUND")}, description=_OPS_NOTE),
+    *(Operation(
+        "post", f"/ops/api/jobs/{{jobId}}/{action}", f"ops{action.title()}Job",
+        f"{action.title()} any owner's job", "ops", OPS_TOKEN,
+        {200: Reply("Done, and written to the audit trail.", ops_schemas.OpsActed,
+                    ("Cache-Control",))},
+        {**_OPS_ERRORS, 400: ("VALIDATION_ERROR",), 404: ("JOB_NOT_FOUND", "NOT_FOUND"),
+         409: (conflict,)},
+        headers=("OpsActor",), description=_OPS_NOTE)
+      for action, conflict in (("retry", "JOB_NOT_RETRYABLE"),
+                               ("cancel", "JOB_NOT_CANCELLABLE"))),
+    *(Operation(
+        "post", f"/ops/api/jobs/{action}", f"opsBulk{action.title()}",
+        f"{action.title()} every matching job", "ops", OPS_TOKEN,
+        {200: Reply("Dry run: how many match. Run: how many were acted on or skipped.",
+                    ops_schemas.OpsBulkAnswer, ("Cache-Control",))},
+        {**_OPS_ERRORS, 400: ("VALIDATION_ERROR",), 404: ("NO_MATCHING_JOBS", "NOT_FOUND"),
+         409: ("MORE_JOBS_MATCH",), 413: ("PAYLOAD_TOO_LARGE",)},
+        body=ops_schemas.OpsBulkRequest, headers=("OpsActor",),
+        description=f"Only {states} jobs match. {_OPS_NOTE}")
+      for action, states in (("retry", "failed"), ("cancel", "queued and running"))),
+    Operation(
+        "post", "/ops/api/prune", "opsPrune", "Delete old finished jobs now", "ops", OPS_TOKEN,
+        {200: Reply("How many were deleted.", ops_schemas.OpsPruned, ("Cache-Control",))},
+        {**_OPS_ERRORS, 400: ("VALIDATION_ERROR",), 404: ("NOT_FOUND",),
+         413: ("PAYLOAD_TOO_LARGE",)},
+        body=ops_schemas.OpsPruneRequest, headers=("OpsActor",), description=_OPS_NOTE),
+    Operation(
+        "get", "/ops/api/audit", "opsAudit", "The audit trail", "ops", OPS_TOKEN,
+        {200: Reply("Operators' actions, newest first.", ops_schemas.OpsAuditPage,
+                    ("Cache-Control",))},
+        {**_OPS_ERRORS, 400: ("VALIDATION_ERROR", "CURSOR_INVALID"), 404: ("NOT_FOUND",)},
+        query=ops_schemas.OpsAuditQuery, description=_OPS_NOTE),
+)
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
@@ -273,6 +337,7 @@ OPERATIONS: tuple[Operation, ...] = (
                     ("Cache-Control",))},
         errors(503, unauthorized=("OPS_TOKEN_INVALID",), not_found=("NOT_FOUND",)),
         description="404 unless the deployment sets OPS_TOKEN."),
+    *OPS_API_OPERATIONS,
     Operation(
         "get", OPENAPI_PATH, "openapi", "This document", "meta", PUBLIC,
         {200: Reply("The OpenAPI 3.1 document.", {"type": "object"})}),
@@ -285,7 +350,7 @@ TAGS = [
     {"name": "media", "description": "Generated images."},
     {"name": "health", "description": "Liveness and readiness."},
     {"name": "meta", "description": "This document and the demo page."},
-    {"name": "ops", "description": "The read-only ops page (behind OPS_TOKEN)."},
+    {"name": "ops", "description": "The ops page and the ops API (behind OPS_TOKEN)."},
     {"name": "legacy", "description": "The deprecated synchronous endpoints, kept for "
                                       "migration (see the README's migration guide)."},
 ]

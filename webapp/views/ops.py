@@ -13,16 +13,15 @@ others still answer.
 
 from __future__ import annotations
 
-import hmac
 import logging
 from datetime import UTC, datetime
 
-from flask import Blueprint, Response, abort, current_app, request
+from flask import Blueprint, Response, current_app
 
 from queue_jobs.observability.dashboards import dashboards
-from queue_jobs.services.errors import DomainError
 from queue_jobs.services.monitoring import run_dashboards
-from webapp.context import db_pool, web_config
+from webapp.context import db_pool
+from webapp.hooks.ops_token import check_ops_token, only_when_configured
 from webapp.schemas.responses import OpsData, dumped
 
 log = logging.getLogger(__name__)
@@ -35,21 +34,7 @@ PAGE_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src
                "frame-ancestors 'none'")
 
 
-class OpsTokenInvalid(DomainError):
-    """Send the ops token as 'Authorization: Bearer <OPS_TOKEN>'."""
-
-    status = 401
-    error_code = "OPS_TOKEN_INVALID"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.headers["WWW-Authenticate"] = 'Bearer realm="ops"'
-
-
-@bp.before_request
-def only_when_configured() -> None:
-    if not web_config().ops_token:
-        abort(404)
+bp.before_request(only_when_configured)
 
 
 @bp.after_request
@@ -70,18 +55,9 @@ def page() -> Response:
 
 @bp.get("/ops/data")
 def data() -> Response:
-    _check_token()
+    check_ops_token()
     with db_pool().connection() as conn:
         results = run_dashboards(conn, dashboards())
     return dumped(OpsData, {"generatedAt": datetime.now(UTC).isoformat(timespec="milliseconds"),
                             "dashboards": results})
 
-
-def _check_token() -> None:
-    expected = web_config().ops_token or ""
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    # Bytes, not str: compare_digest refuses non-ASCII strings, and a header can hold any
-    # Latin-1 character.
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(),
-                                                             expected.encode()):
-        raise OpsTokenInvalid()
