@@ -75,6 +75,7 @@ class ScrapeStats:
     live_workers: int  # heartbeat younger than LIVE_WORKER_S
     connections: int  # the server's client connections, every database and role
     max_connections: int
+    paused_types: frozenset[str] = frozenset()  # job types an operator paused (held on purpose)
 
 
 def scrape_stats(pool: ConnectionPool) -> ScrapeStats | None:
@@ -84,8 +85,9 @@ def scrape_stats(pool: ConnectionPool) -> ScrapeStats | None:
         with pool.connection() as conn, conn.transaction():
             store.begin_dashboard_snapshot(conn, SCRAPE_TIMEOUT_MS)
             capacity = store.scrape_capacity(conn, LIVE_WORKER_S)
+            paused = frozenset(pause.type for pause in store.paused_job_types(conn))
             return ScrapeStats(store.active_job_counts(conn), store.recent_step_stats(conn),
-                               **capacity)
+                               **capacity, paused_types=paused)
     except psycopg.errors.QueryCanceled:  # an OperationalError: before the next clause
         log.warning("/metrics: the scrape's statements took over %d ms; the gauges read "
                     "from PostgreSQL are left out", SCRAPE_TIMEOUT_MS)

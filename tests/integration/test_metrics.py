@@ -17,6 +17,7 @@ import psycopg
 import requests
 from prometheus_client import REGISTRY
 
+from queue_jobs.services import pauses
 from tests.fakes.website import FakeWebsite
 from tests.integration.conftest import start_gunicorn
 from tests.integration.support import ApiClient, free_port, new_session, wait_until
@@ -79,6 +80,15 @@ def test_metrics_count_live_workers_and_the_servers_connections(
     # At least this test's own connection and the API's; the shared server has others.
     connections = sample(text, "jobs_db_connections")
     assert connections is not None and 2 <= connections <= row[0]
+
+
+def test_metrics_say_which_job_types_are_paused(api: ApiClient,
+                                                 db: psycopg.Connection[Any]) -> None:
+    # JobsQueuedTooLong leaves a paused type out (ops/prometheus/alerts.yml).
+    pauses.pause_job_type(db, "content-generation", "test", "provider down")
+    text = api.http.get("/metrics").get_data(as_text=True)
+    assert sample(text, "jobs_type_paused", type="content-generation") == 1
+    assert sample(text, "jobs_type_paused", type="website-analysis") == 0
 
 
 def test_a_slow_database_leaves_its_gauges_out_of_the_scrape(

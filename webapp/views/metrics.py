@@ -22,6 +22,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from queue_jobs.models import JobType
 from queue_jobs.observability import job_metrics, live_metrics
 from queue_jobs.services import monitoring
 from webapp.context import db_pool
@@ -69,7 +70,12 @@ def scrape_families(stats: monitoring.ScrapeStats) -> Iterator[Metric]:
     for row in stats.steps:
         for quantile, column in (("0.5", "p50_ms"), ("0.95", "p95_ms")):
             durations.add_metric([row["type"], row["step"], quantile], row[column] / 1000)
-    yield from (active, depth, oldest, durations)
+    paused = GaugeMetricFamily(
+        "jobs_type_paused", "1 while an operator has paused the job type (its queued jobs "
+        "are held on purpose), else 0.", labels=["type"])
+    for job_type in JobType:
+        paused.add_metric([job_type.value], int(job_type.value in stats.paused_types))
+    yield from (active, depth, oldest, durations, paused)
     yield GaugeMetricFamily(
         "jobs_workers_live", "Workers whose heartbeat is younger than 30 s "
         "(WORKER_STALLED_AFTER_S's default; the wait estimate counts them alike).",
