@@ -170,7 +170,9 @@ def main() -> int:
     try:
         _wait_ready(ready, children)
         console.wait_booted(web.web_concurrency)
-        console.say(_banner(url, ops_token, worker_url))
+        # The embedded server's address has no password: safe to print for jobs-admin.
+        embedded = env["DATABASE_URL"] if server is not None else None
+        console.say(_banner(url, ops_token, worker_url, embedded))
         worker_starts: list[float] = []
         while children[0].poll() is None:
             time.sleep(0.5)
@@ -196,7 +198,8 @@ def main() -> int:
             server.cleanup()
 
 
-def _banner(url: str, ops_token: str, worker_url: str | None) -> str:
+def _banner(url: str, ops_token: str, worker_url: str | None,
+            embedded_database: str | None = None) -> str:
     lines = ["", f"  API ready at {url}  (Ctrl-C stops everything)",
              f"  API docs at {url}/api/v1/openapi.json (OpenAPI; prose: docs/api.md)",
              f"  demo page at {url}/",
@@ -204,6 +207,9 @@ def _banner(url: str, ops_token: str, worker_url: str | None) -> str:
              else "  no ops page: OPS_TOKEN is set empty"]
     if worker_url:
         lines.append(f"  worker health at {worker_url}/healthz, metrics at {worker_url}/metrics")
+    if embedded_database:
+        lines.append(f"  operators' command line: DATABASE_URL='{embedded_database}' "
+                     ".venv/bin/jobs-admin --help")
     return "\n".join([*lines, ""])
 
 
