@@ -5,14 +5,16 @@
     jobs-admin show JOB_ID
     jobs-admin retry JOB_ID | retry FILTER... [--yes --expect N]
     jobs-admin cancel JOB_ID | cancel FILTER... [--yes --expect N]
+    jobs-admin types
+    jobs-admin pause TYPE [--reason TEXT]
+    jobs-admin resume TYPE
     jobs-admin prune --older-than-days N
 
 A readable table by default, `--json` for scripts. A bulk retry or cancel prints how many
 jobs match and asks for that count to be typed back (or takes `--yes --expect N`: refused
 if more than N match). Every action is in the audit trail as `cli:<login name>`.
 Exit status: 0 done, 1 refused or not found (the reason on stderr), 2 usage.
-The same services as the ops API (webapp/views/ops_api.py); pause and resume of a job
-type become two more subcommands here.
+The same services as the ops API (webapp/views/ops_api.py).
 """
 
 from __future__ import annotations
@@ -111,7 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     prune = commands.add_parser("prune", help="delete finished jobs older than N days now")
     prune.add_argument("--older-than-days", type=int, required=True, metavar="N")
-    # pause TYPE / resume TYPE: added here with the pause work (ops_actions).
+    commands.add_parser("types", help="job types, paused or not")
+    pause = commands.add_parser("pause", help="hold a job type's queued jobs (new ones too)")
+    pause.add_argument("job_type", metavar="TYPE")
+    pause.add_argument("--reason", default="", help="shown to the users of its held jobs")
+    resume = commands.add_parser("resume", help="dispatch a paused type's held jobs")
+    resume.add_argument("job_type", metavar="TYPE")
     return parser
 
 
@@ -274,8 +281,45 @@ def prune(pool: ConnectionPool, _settings: QueueSettings, args: argparse.Namespa
                  f"{report['olderThanDays']} days")
 
 
+def job_types(pool: ConnectionPool, _settings: QueueSettings, _args: argparse.Namespace,
+              out: Output, _stdin: IO[str]) -> None:
+    with connections.autocommit(pool) as conn:
+        types = ops_actions.job_types(conn)
+    if out.as_json:
+        out.json(types)
+        return
+    out.table([{**state, "paused": "paused" if state["paused"] else "running"}
+               for state in types],
+              (("TYPE", "type"), ("STATE", "paused"), ("HELD", "heldJobs"),
+               ("SINCE", "pausedAt"), ("BY", "pausedBy"), ("REASON", "reason")))
+
+
+def pause_type(pool: ConnectionPool, _settings: QueueSettings, args: argparse.Namespace,
+               out: Output, _stdin: IO[str]) -> None:
+    with pool.connection() as conn:
+        paused = ops_actions.pause(conn, actor(), args.job_type, args.reason)
+    if out.as_json:
+        out.json(paused)
+    elif paused["changed"]:
+        out.line(f"paused {paused['type']}: {paused['heldBack']} queued jobs held back")
+    else:
+        out.line(f"{paused['type']} was paused already (its reason stands)")
+
+
+def resume_type(pool: ConnectionPool, settings: QueueSettings, args: argparse.Namespace,
+                out: Output, _stdin: IO[str]) -> None:
+    resumed = ops_actions.resume(pool, actor(), args.job_type, fair=settings.fair_dispatch)
+    if out.as_json:
+        out.json(resumed)
+    elif resumed["changed"]:
+        out.line(f"resumed {resumed['type']}: {resumed['released']} held jobs dispatched")
+    else:
+        out.line(f"{resumed['type']} was not paused")
+
+
 COMMANDS: dict[str, Command] = {"list": list_jobs, "show": show_job, "retry": _act("retry"),
-                                "cancel": _act("cancel"), "prune": prune}
+                                "cancel": _act("cancel"), "prune": prune, "types": job_types,
+                                "pause": pause_type, "resume": resume_type}
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ and the audit trail itself. The ops API (webapp/views/ops_api.py) and jobs-admin
 
 Who: the actor is whatever the caller declares (X-Ops-Actor, "cli:<login>"): OPS_TOKEN is
 one shared secret, so the trail says what was done and in whose name, not who proved it.
-Pause and resume of a job type will be actions here too ('pause', 'resume' in the audit).
+Pausing and resuming a job type (queue_jobs/services/pauses.py) are actions here too.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from psycopg_pool import ConnectionPool
 
 from queue_jobs.db import store
 from queue_jobs.db.store import Conn
-from queue_jobs.models import JobStatus
-from queue_jobs.services import jobs, ops_jobs, retention
+from queue_jobs.models import JobStatus, JobType
+from queue_jobs.services import connections, jobs, ops_jobs, pauses, retention
 from queue_jobs.services.errors import (
     DomainError,
     JobNotCancellable,
@@ -199,6 +199,45 @@ def prune(pool: ConnectionPool, actor: str, older_than_days: int) -> dict[str, A
         with pool.connection() as conn:
             audit(conn, 0)
     return {"deleted": deleted, "olderThanDays": older_than_days}
+
+
+# --- job types ------------------------------------------------------------------------------
+
+def job_types(conn: Conn) -> list[dict[str, Any]]:
+    """Every job type, paused or not: {"type", "paused", "reason", "pausedBy", "pausedAt",
+    "heldJobs"} (the last four null or 0 unless paused)."""
+    paused = {pause.type: pause for pause in pauses.paused_job_types(conn)}
+    return [{"type": job_type.value, "paused": job_type.value in paused,
+             "reason": getattr(paused.get(job_type.value), "reason", None),
+             "pausedBy": getattr(paused.get(job_type.value), "paused_by", None),
+             "pausedAt": getattr(paused.get(job_type.value), "paused_at", None),
+             "heldJobs": getattr(paused.get(job_type.value), "held_jobs", 0)}
+            for job_type in JobType]
+
+
+def pause(conn: Conn, actor: str, job_type: str, reason: str) -> dict[str, Any]:
+    """Pauses the type (pauses.pause_job_type) and writes the audit row in the same
+    transaction: {"type", "changed", "heldBack"}. Pausing a paused type changes nothing
+    (its reason stands) and is audited as such."""
+    with conn.transaction():
+        outcome = pauses.pause_job_type(conn, job_type, actor, reason)
+        store.ops_insert_audit(conn, actor, "pause", job_ids=[], job_count=outcome.held_back,
+                               detail={"type": outcome.job_type, "reason": reason,
+                                       "changed": outcome.changed})
+    return {"type": outcome.job_type, "changed": outcome.changed,
+            "heldBack": outcome.held_back}
+
+
+def resume(pool: ConnectionPool, actor: str, job_type: str, *, fair: bool) -> dict[str, Any]:
+    """Resumes the type (pauses.resume_job_type: a batch per transaction), then writes the
+    audit row: {"type", "changed", "released"}. A resume cut short leaves the type paused
+    and no row; the next resume writes one with what it released."""
+    with connections.autocommit(pool) as conn:  # each batch commits as it goes
+        outcome = pauses.resume_job_type(conn, job_type, actor, fair=fair)
+        store.ops_insert_audit(conn, actor, "resume", job_ids=[], job_count=outcome.released,
+                               detail={"type": outcome.job_type, "changed": outcome.changed})
+    return {"type": outcome.job_type, "changed": outcome.changed,
+            "released": outcome.released}
 
 
 # --- the trail --------------------------------------------------------------------------------

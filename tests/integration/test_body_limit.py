@@ -17,12 +17,13 @@ MIB = 1024 * 1024
 # Every POST route takes a JSON body except these, which read none.
 BODILESS = {"/api/v1/jobs/<job_id>/retry", "/api/v1/jobs/<job_id>/cancel",
             "/api/v1/auth/refresh", "/ops/api/jobs/<uuid:job_id>/retry",
-            "/ops/api/jobs/<uuid:job_id>/cancel"}
+            "/ops/api/jobs/<uuid:job_id>/cancel", "/ops/api/types/<job_type>/resume"}
 WITH_BODY = ["/api/v1/jobs/website-analysis", "/api/v1/jobs/content-generation",
              "/api/v1/auth/register", "/api/v1/auth/login", "/api/analyze-website",
              "/api/generate-audiences", "/api/generate-pitches",
              "/api/generate-audience-images", "/api/v1/enhanced-blog-generation/generate",
-             "/ops/api/jobs/retry", "/ops/api/jobs/cancel", "/ops/api/prune"]
+             "/ops/api/jobs/retry", "/ops/api/jobs/cancel", "/ops/api/prune",
+             "/ops/api/types/<job_type>/pause"]
 OPS_TOKEN = "ops-token-of-the-body-limit-test"
 
 

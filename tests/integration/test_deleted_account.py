@@ -20,7 +20,8 @@ NO_IDENTITY = {"/healthz", "/readyz", "/metrics", "/api/v1/openapi.json", "/", "
                "/ops/api/jobs", "/ops/api/jobs/counts", "/ops/api/jobs/<uuid:job_id>",
                "/ops/api/jobs/<uuid:job_id>/retry", "/ops/api/jobs/<uuid:job_id>/cancel",
                "/ops/api/jobs/retry", "/ops/api/jobs/cancel", "/ops/api/prune",
-               "/ops/api/audit"}
+               "/ops/api/audit", "/ops/api/types", "/ops/api/types/<job_type>/pause",
+               "/ops/api/types/<job_type>/resume"}
 ANALYSIS = {"url": "https://example.com/"}
 ANALYSIS_FIELDS = {"businessName": "Acme", "businessType": "SaaS", "industry": "Software",
                    "description": "Dashboards.", "targetAudience": "Teams",

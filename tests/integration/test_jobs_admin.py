@@ -120,8 +120,30 @@ def test_prune(db: psycopg.Connection[Any]) -> None:
     assert db.execute("SELECT 1 FROM jobs WHERE id = %s", (old,)).fetchone() is None
 
 
+def test_types_pause_and_resume_with_the_audit_trail(db: psycopg.Connection[Any]) -> None:
+    queued = insert_job(db, status="queued", type_="content-generation")
+    code, out, _ = run("pause", "content-generation", "--reason", "provider down")
+    assert code == 0 and out == "paused content-generation: 0 queued jobs held back\n"
+    code, out, _ = run("types")
+    rows = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert rows["content-generation"].split()[1:3] == ["paused", "1"]  # the queued job
+    assert "provider down" in rows["content-generation"] and me() in rows["content-generation"]
+    assert rows["website-analysis"].split()[1:3] == ["running", "0"]
+    code, out, _ = run("--json", "resume", "content-generation")
+    assert code == 0 and json.loads(out) == {"type": "content-generation", "changed": True,
+                                             "released": 1}
+    assert db.execute("SELECT dispatch_id IS NOT NULL FROM jobs WHERE id = %s",
+                      (queued,)).fetchone() == (True,)
+    assert run("resume", "content-generation")[1] == "content-generation was not paused\n"
+    code, _, err = run("pause", "video-editing")
+    assert code == 1 and "No such job type" in err
+    assert db.execute("SELECT actor, action, job_count FROM ops_audit ORDER BY id").fetchall() == [
+        (me(), "pause", 0), (me(), "resume", 1), (me(), "resume", 0)]
+
+
 @pytest.mark.parametrize("argv", [
-    [], ["list", "--status", "stuck"], ["list", "--owner", "user:1"], ["show", "nope"],
+    [], ["pause"], ["resume"], ["list", "--status", "stuck"], ["list", "--owner", "user:1"],
+    ["show", "nope"],
     ["retry"], ["retry", "0197a3f2-0000-7000-8000-000000000000", "--status", "failed"],
     ["cancel", "--status", "queued", "--yes"], ["prune"], ["frobnicate"],
     ["list", "--id-prefix", "xyz"],

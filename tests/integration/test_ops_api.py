@@ -313,6 +313,56 @@ def test_prune_deletes_old_finished_jobs_and_the_trail_pages(
 
 # --- bad input ----------------------------------------------------------------------------------
 
+# --- pausing a job type -----------------------------------------------------------------------
+
+def test_pause_holds_new_jobs_resume_releases_them_both_audited(
+        ops: ApiClient, db: psycopg.Connection[Any]) -> None:
+    session = new_session()
+    before = ops.create_analysis("https://example.com/", session)
+    paused = ops.http.post("/ops/api/types/website-analysis/pause", headers=OPS,
+                           json={"reason": "LLM provider down"})
+    assert paused.status_code == 200, paused.get_json()
+    assert paused.get_json() == {"type": "website-analysis", "changed": True, "heldBack": 1}
+    again = ops.http.post("/ops/api/types/website-analysis/pause", headers=OPS,
+                          json={"reason": "another reason"})
+    assert again.get_json() == {"type": "website-analysis", "changed": False, "heldBack": 0}
+    during = ops.create_analysis("https://example.com/", session)  # accepted, held
+
+    types = {state["type"]: state for state in
+             ops.http.get("/ops/api/types", headers=OPS).get_json()["types"]}
+    assert types["website-analysis"] | {"pausedAt": None} == {
+        "type": "website-analysis", "paused": True, "reason": "LLM provider down",
+        "pausedBy": "ada", "pausedAt": None, "heldJobs": 2}
+    assert types["website-analysis"]["pausedAt"]
+    assert types["content-generation"] == {
+        "type": "content-generation", "paused": False, "reason": None, "pausedBy": None,
+        "pausedAt": None, "heldJobs": 0}
+    for job_id in (before, during):
+        document = ops.status(job_id, session)
+        assert document["status"] == "queued"
+        assert document["pausedReason"] == (
+            "Website analysis is paused by an operator: LLM provider down")
+
+    resumed = ops.http.post("/ops/api/types/website-analysis/resume", headers=OPS)
+    assert resumed.get_json() == {"type": "website-analysis", "changed": True, "released": 2}
+    assert ops.http.post("/ops/api/types/website-analysis/resume", headers=OPS).get_json() == {
+        "type": "website-analysis", "changed": False, "released": 0}
+    for job_id in (before, during):
+        assert ops.status(job_id, session)["pausedReason"] is None
+    dispatched = db.execute("SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo' "
+                            "AND args ->> 'job_id' = ANY(%s)",
+                            ([str(before), str(during)],)).fetchone()
+    assert dispatched == (2,)
+    assert [(actor, action, count, detail) for actor, action, _ids, count, _f, detail
+            in audit(db)] == [
+        ("ada", "pause", 1, {"type": "website-analysis", "reason": "LLM provider down",
+                             "changed": True}),
+        ("ada", "pause", 0, {"type": "website-analysis", "reason": "another reason",
+                             "changed": False}),
+        ("ada", "resume", 2, {"type": "website-analysis", "changed": True}),
+        ("ada", "resume", 0, {"type": "website-analysis", "changed": False})]
+
+
 @pytest.fixture
 def job_id(db: psycopg.Connection[Any]) -> Iterator[uuid.UUID]:
     yield insert_job(db)
@@ -352,6 +402,14 @@ def job_id(db: psycopg.Connection[Any]) -> Iterator[uuid.UUID]:
     ("post", "/ops/api/jobs/retry", {"json": {"filter": {"owner": "nobody@example.test"},
                                               "expect": 5}}, 404, "NO_MATCHING_JOBS"),
     ("post", "/ops/api/prune", {"json": {"olderThanDays": -1}}, 400, "VALIDATION_ERROR"),
+    ("post", "/ops/api/types/video-editing/pause", {"json": {}}, 404, "JOB_TYPE_NOT_FOUND"),
+    ("post", "/ops/api/types/video-editing/resume", {}, 404, "JOB_TYPE_NOT_FOUND"),
+    ("post", "/ops/api/types/website-analysis/pause", {"json": {"reason": "x" * 201}}, 400,
+     "VALIDATION_ERROR"),
+    ("post", "/ops/api/types/website-analysis/pause", {"json": {"reason": "a\u0007b"}}, 400,
+     "VALIDATION_ERROR"),
+    ("post", "/ops/api/types/website-analysis/pause", {"data": "not json"}, 400,
+     "VALIDATION_ERROR"),
     ("post", "/ops/api/prune", {"json": {}}, 400, "VALIDATION_ERROR"),
 ])
 def test_bad_input_gets_the_envelope(ops: ApiClient, job_id: uuid.UUID, method: str, path: str,

@@ -72,6 +72,12 @@ class OpsBulkRequest(Schema):
         raise ValidationError("Send dryRun: true, or expect: the confirmed count.", "_body")
 
 
+class OpsPauseRequest(Schema):
+    reason = fields.String(load_default="", validate=validate.Length(max=1000), metadata={
+        "description": "Shown to the users of the type's held jobs (pausedReason): at most "
+                       "200 printable characters once runs of white space are one space."})
+
+
 class OpsPruneRequest(Schema):
     olderThanDays = fields.Integer(required=True, strict=True,
                                    validate=validate.Range(0, ops_actions.MAX_PRUNE_DAYS))
@@ -165,6 +171,36 @@ class OpsBulkAnswer(Schema):
     skipped = fields.Integer(metadata={"description": "Run: jobs that changed state since."})
     batches = fields.Integer()
     bulkId = fields.UUID(metadata={"description": "Run: in each batch's audit row."})
+
+
+class OpsJobTypeState(Schema):
+    type = fields.String(required=True, validate=validate.OneOf([t.value for t in JobType]))
+    paused = fields.Boolean(required=True)
+    reason = fields.String(required=True, allow_none=True)
+    pausedBy = fields.String(required=True, allow_none=True)
+    pausedAt = _time(required=True, allow_none=True)
+    heldJobs = fields.Integer(required=True, metadata={
+        "description": "Queued jobs of the type held back by the pause."})
+
+
+class OpsJobTypes(Schema):
+    types = fields.List(fields.Nested(OpsJobTypeState), required=True)
+
+
+class OpsPaused(Schema):
+    type = fields.String(required=True)
+    changed = fields.Boolean(required=True, metadata={
+        "description": "false: the type was paused already (its reason stands)."})
+    heldBack = fields.Integer(required=True, metadata={
+        "description": "Queued jobs whose dispatch the pause took back."})
+
+
+class OpsResumed(Schema):
+    type = fields.String(required=True)
+    changed = fields.Boolean(required=True, metadata={
+        "description": "false: the type was not paused."})
+    released = fields.Integer(required=True, metadata={
+        "description": "Held jobs dispatched, oldest first."})
 
 
 class OpsPruned(Schema):

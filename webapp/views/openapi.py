@@ -22,6 +22,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Response
 
+from queue_jobs.models import JobType
 from queue_jobs.services.catalog import RESULT_SCHEMAS, sync_failures_by_status
 from queue_jobs.services.ops_actions import ACTOR
 from webapp.schemas import apidoc
@@ -90,6 +91,9 @@ PARAMETERS: dict[str, dict[str, Any]] = {
                        "document comes at once; otherwise the stream waits for a change."},
     **{name: {"in": "path", "name": name, "required": True, "schema": _UUID,
               "description": text} for name, text in PATH_PARAMETERS.items()},
+    "jobType": {"in": "path", "name": "jobType", "required": True,
+                "schema": {"type": "string", "enum": [t.value for t in JobType]},
+                "description": "A job type; another name is 404 JOB_TYPE_NOT_FOUND."},
 }
 HEADERS: dict[str, dict[str, Any]] = {
     "Retry-After": {"required": True, "schema": {"type": "integer", "minimum": 0},
@@ -174,6 +178,29 @@ OPS_API_OPERATIONS = (
         body=ops_schemas.OpsBulkRequest, headers=("OpsActor",),
         description=f"Only {states} jobs match. {_OPS_NOTE}")
       for action, states in (("retry", "failed"), ("cancel", "queued and running"))),
+    Operation(
+        "get", "/ops/api/types", "opsJobTypes", "Job types, paused or not", "ops", OPS_TOKEN,
+        {200: Reply("Every job type: paused, why, by whom, since when, jobs held.",
+                    ops_schemas.OpsJobTypes, ("Cache-Control",))},
+        {**_OPS_ERRORS, 404: ("NOT_FOUND",)}, description=_OPS_NOTE),
+    Operation(
+        "post", "/ops/api/types/{jobType}/pause", "opsPauseJobType", "Pause a job type",
+        "ops", OPS_TOKEN,
+        {200: Reply("Paused (or already), and written to the audit trail.",
+                    ops_schemas.OpsPaused, ("Cache-Control",))},
+        {**_OPS_ERRORS, 400: ("VALIDATION_ERROR",), 404: ("JOB_TYPE_NOT_FOUND", "NOT_FOUND"),
+         413: ("PAYLOAD_TOO_LARGE",)},
+        body=ops_schemas.OpsPauseRequest, headers=("OpsActor",),
+        description="New jobs of the type are accepted and stay queued (their status "
+                    "document's pausedReason says why); queued jobs no worker took are held "
+                    f"back; running jobs finish. {_OPS_NOTE}"),
+    Operation(
+        "post", "/ops/api/types/{jobType}/resume", "opsResumeJobType", "Resume a job type",
+        "ops", OPS_TOKEN,
+        {200: Reply("Resumed (or was not paused): its held jobs are dispatched, oldest "
+                    "first.", ops_schemas.OpsResumed, ("Cache-Control",))},
+        {**_OPS_ERRORS, 400: ("VALIDATION_ERROR",), 404: ("JOB_TYPE_NOT_FOUND", "NOT_FOUND")},
+        headers=("OpsActor",), description=_OPS_NOTE),
     Operation(
         "post", "/ops/api/prune", "opsPrune", "Delete old finished jobs now", "ops", OPS_TOKEN,
         {200: Reply("How many were deleted.", ops_schemas.OpsPruned, ("Cache-Control",))},

@@ -1,12 +1,12 @@
 """The ops API under /ops/api, behind OPS_TOKEN like /ops/data (webapp/hooks/ops_token.py):
 find any job (filters, keyset pages, counts), read one job's page, retry or cancel one
-job or many by filter, prune finished jobs, read the audit trail. Thin views over
+job or many by filter, pause or resume a job type, prune finished jobs, read the audit
+trail. Thin views over
 queue_jobs.services.ops_jobs and ops_actions; jobs-admin (queue_jobs/admin) is the same
 over the command line. docs/operations.md, "The operator's console", has curl examples.
 
 Who acts: the `X-Ops-Actor` header (a short name), else "ops-token". OPS_TOKEN is one
 shared secret, so the actor is self-declared: the audit trail records it as given.
-Pause and resume of a job type go here as POST /ops/api/types/<type>/pause and /resume.
 """
 
 from __future__ import annotations
@@ -34,8 +34,12 @@ from webapp.schemas.ops import (
     OpsJobDetail,
     OpsJobPage,
     OpsJobQuery,
+    OpsJobTypes,
+    OpsPaused,
+    OpsPauseRequest,
     OpsPruned,
     OpsPruneRequest,
+    OpsResumed,
 )
 from webapp.schemas.responses import dumped
 
@@ -136,6 +140,29 @@ def bulk_retry() -> Response:
 @bp.post("/jobs/cancel")
 def bulk_cancel() -> Response:
     return _bulk("cancel")
+
+
+@bp.get("/types")
+def job_types() -> Response:
+    with connections.autocommit(db_pool()) as conn:
+        types = ops_actions.job_types(conn)
+    return dumped(OpsJobTypes, {"types": types})
+
+
+@bp.post("/types/<job_type>/pause")
+def pause_type(job_type: str) -> Response:
+    actor = _actor()
+    body = load_json_body(request, OpsPauseRequest())
+    with db_pool().connection() as conn:
+        paused = ops_actions.pause(conn, actor, job_type, body["reason"])
+    return dumped(OpsPaused, paused)
+
+
+@bp.post("/types/<job_type>/resume")
+def resume_type(job_type: str) -> Response:
+    resumed = ops_actions.resume(db_pool(), _actor(), job_type,
+                                 fair=web_config().fair_use.fair_dispatch)
+    return dumped(OpsResumed, resumed)
 
 
 @bp.post("/prune")
