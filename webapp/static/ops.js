@@ -134,7 +134,7 @@ let timer = null;
 let waiting = false; // a refresh came due while the tab was hidden
 let generation = 0; // a newer load (or a forgotten token) makes older answers stale
 const rowsOpen = new Map(); // dashboard name -> table unfolded, kept across refreshes
-const jobs = { filterKey: null, cursors: [], cursor: null, next: null, selected: new Set(),
+const jobs = { filterKey: null, formKey: null, cursors: [], cursor: null, next: null, selected: new Set(),
                shown: [], bulk: null, pausing: null };
 const audit = { cursors: [], cursor: null, next: null };
 
@@ -994,7 +994,10 @@ async function fetchJobs(params) {
 }
 
 function showJobs(answer, params) {
-  fillFilterForm(params);
+  if (jobs.formKey !== jobs.filterKey) { // only a new filter: a refresh keeps what is typed
+    jobs.formKey = jobs.filterKey;
+    fillFilterForm(params);
+  }
   showCounts(answer.counts);
   const { page } = answer;
   jobs.shown = Array.isArray(page.jobs) ? page.jobs : [];
@@ -1019,9 +1022,6 @@ function showJobs(answer, params) {
 
 function fillFilterForm(params) {
   for (const input of ui.filterForm.querySelectorAll("[data-filter]")) {
-    if (document.activeElement === input) {
-      continue; // being typed in: a refresh must not undo it
-    }
     const value = params[input.dataset.filter] || "";
     input.value = TIME_FILTERS.has(input.dataset.filter) && value ? localOf(value) : value;
   }
@@ -1455,8 +1455,8 @@ function auditColumns() {
     ["When", (e) => ago(e.at), false, (e) => absolute(e.at)],
     ["Who", (e) => e.actor], ["What", (e) => e.action], ["Jobs", (e) => e.jobCount, true],
     ["Which", auditWhich],
-    ["Detail", (e) => (e.detail && Object.keys(e.detail).length ? JSON.stringify(e.detail)
-                                                                  : "")],
+    ["Detail", (e) => Object.entries(e.detail || {}).map(([key, value]) =>
+      `${key} ${typeof value === "object" ? JSON.stringify(value) : value}`).join(", ")],
   ];
 }
 
