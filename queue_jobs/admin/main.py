@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
 import re
 import sys
 import uuid
@@ -142,6 +143,11 @@ def main(argv: Sequence[str] | None = None, *, stdin: IO[str] | None = None,
     except (DomainError, Refused) as error:
         print(f"{PROGRAM}: {error}", file=stderr)
         return 1
+    except BrokenPipeError:
+        # `jobs-admin show ... | head`: the reader has what it wanted. Point stdout at
+        # /dev/null so that Python's flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     finally:
         pool.close()
     return 0

@@ -165,3 +165,15 @@ def test_the_installed_script(db_url: str, db: psycopg.Connection[Any]) -> None:
                              capture_output=True, text=True, timeout=60)
     assert (missing.returncode, missing.stdout) == (1, "")
     assert missing.stderr.startswith("jobs-admin: Job not found")
+
+
+def test_output_cut_short_by_its_reader_is_no_error(db_url: str,
+                                                   db: psycopg.Connection[Any]) -> None:
+    # `true` reads nothing and is gone before jobs-admin writes its first line (it connects
+    # to PostgreSQL first): every write meets a closed pipe, as `| head` does past its lines.
+    failed = insert_job(db, status="failed", error_code="TIMEOUT")
+    script = Path(sys.executable).parent / "jobs-admin"
+    shown = subprocess.run(["bash", "-c", f"set -o pipefail; '{script}' show {failed} | true"],
+                           env={**os.environ, "DATABASE_URL": db_url}, capture_output=True,
+                           text=True, timeout=60)
+    assert (shown.returncode, shown.stderr) == (0, "")
