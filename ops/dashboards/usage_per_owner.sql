@@ -7,7 +7,7 @@
 -- column: last_created_at | Last created | time
 -- Jobs created in the last 24 hours per user or anonymous session: how many, how many are
 -- active now (the fair-use limits count those), failed, and the LLM calls and tokens they
--- spent. The 100 heaviest. An index range scan of one day of jobs_created_idx.
+-- spent. The 100 heaviest. An index range scan of one day of jobs_created_id_idx.
 -- A session id is its owner's only credential: shown as a short hash, never itself
 -- (hashed after the top 100 are chosen, so 100 hashes however many owners).
 WITH heaviest AS (
