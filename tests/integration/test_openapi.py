@@ -176,6 +176,9 @@ def fuzz_app(db_url: str, settings: QueueSettings) -> Iterator[Flask]:
     app = create_app({
         "database_url": db_url, "jwt_secret_key": TEST_JWT_SECRET, "queue_settings": settings,
         "ops_token": OPS_TOKEN,
+        # A stream of an active job stays open: schemathesis reads it until its first
+        # keep-alive comes, which need not take the production 10 s per request.
+        "stream_keepalive_s": 0.2,
         "fair_use": FairUse(max_active_per_session=10_000, max_active_per_user=10_000,
                             creates_per_address_per_minute=0),
         "auth_throttle": AuthThrottle(
