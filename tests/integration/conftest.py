@@ -8,13 +8,14 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import psycopg
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, Page, sync_playwright
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pytest_postgresql import factories
 
@@ -161,6 +162,17 @@ def browser() -> Iterator[Browser]:
                                               args=["--no-sandbox"])
         yield launched
         launched.close()
+
+
+@contextmanager
+def browser_page(browser: Browser, base_url: str) -> Iterator[Page]:
+    """A page in a browser context of its own (its own storage), relative URLs at
+    base_url; the context closes after."""
+    context = browser.new_context(base_url=base_url)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
 
 
 def start_gunicorn(db_url: str, *, processes: int, output: IO[bytes] | int = subprocess.DEVNULL,

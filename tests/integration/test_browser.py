@@ -21,7 +21,7 @@ from playwright.sync_api import Browser, Page, Request, Response, expect
 from queue_jobs.config.settings import QueueSettings
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.website import FakeWebsite
-from tests.integration.conftest import ARTIFACTS, TEST_JWT_SECRET
+from tests.integration.conftest import ARTIFACTS, TEST_JWT_SECRET, browser_page
 from tests.integration.support import ThreadWorker, live_server
 from webapp import create_app
 
@@ -44,12 +44,10 @@ def live_url(db_url: str, settings: QueueSettings,
 
 @pytest.fixture
 def page(browser: Browser, live_url: str, worker: ThreadWorker) -> Iterator[Page]:
-    context = browser.new_context(base_url=live_url)
-    opened = context.new_page()
-    opened.goto("/")
-    expect(opened.get_by_test_id("app")).to_have_attribute("data-ready", "true")
-    yield opened
-    context.close()
+    with browser_page(browser, live_url) as opened:
+        opened.goto("/")
+        expect(opened.get_by_test_id("app")).to_have_attribute("data-ready", "true")
+        yield opened
 
 
 def analyze(page: Page, url: str) -> None:

@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import Browser, Page, Request, expect
 
 from queue_jobs.observability.dashboards import Dashboard, dashboards
-from tests.integration.conftest import ARTIFACTS
+from tests.integration.conftest import ARTIFACTS, browser_page
 from tests.integration.support import live_server
 from tests.integration.test_ops_page import ON_CALL_ORDER, OPS_TOKEN, app_for, seed_jobs
 from webapp.views import ops
@@ -33,10 +33,8 @@ def live_url(db_url: str) -> Iterator[str]:
 
 @pytest.fixture
 def page(browser: Browser, live_url: str) -> Iterator[Page]:
-    context = browser.new_context(base_url=live_url)
-    opened = context.new_page()
-    yield opened
-    context.close()
+    with browser_page(browser, live_url) as opened:
+        yield opened
 
 
 def board(page: Page, name: str) -> Any:

@@ -19,7 +19,7 @@ from playwright.sync_api import Browser, Page, Request, expect
 from queue_jobs.config.settings import QueueSettings
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.website import FakeWebsite
-from tests.integration.conftest import ARTIFACTS, TEST_JWT_SECRET
+from tests.integration.conftest import ARTIFACTS, TEST_JWT_SECRET, browser_page
 from tests.integration.support import ApiClient, ThreadWorker, live_server, new_session
 from tests.integration.test_ops_api import insert_job
 from webapp import create_app
@@ -38,10 +38,8 @@ def live_url(db_url: str, settings: QueueSettings) -> Iterator[str]:
 
 @pytest.fixture
 def page(browser: Browser, live_url: str) -> Iterator[Page]:
-    context = browser.new_context(base_url=live_url)
-    opened = context.new_page()
-    yield opened
-    context.close()
+    with browser_page(browser, live_url) as opened:
+        yield opened
 
 
 def open_view(page: Page, fragment: str) -> None:
