@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test web worker migrate bench chaos chaos-short deps lint install clean
+.PHONY: run test web worker migrate bench chaos chaos-short deps peers lint install clean
 
 # The package, editable, with the test, dev and bench extras.
 $(STAMP): requirements.txt pyproject.toml
@@ -22,17 +22,17 @@ run: $(STAMP)
 	$(BIN)/python ops/run_dev.py
 
 ## make test: lint, types, architecture contracts, then the whole suite (hermetic)
-test: $(STAMP) deps lint
+test: $(STAMP) deps peers lint
 	$(BIN)/python -m pytest -n 3  # three processes on two cores: most tests wait on sockets, not CPU
 
 ## make deps: the system tools the tests and the benchmarks drive, from Debian (needs
 ## root): Chromium for the browser tests (Playwright drives the system binary; browser
 ## downloads are not possible here), wrk and hey for load, promtool to check and unit-test
-## ops/prometheus/alerts.yml. Tests that need one of them fail with a message naming this
+## ops/prometheus/alerts.yml, redis-server and Node.js for the benchmark's peers. Tests that need one of them fail with a message naming this
 ## target. Each entry is a command, or command:package where Debian's package is named
 ## otherwise (promtool comes with the prometheus package, whose server a host with
 ## systemd then starts: stop it if you do not want it there).
-DEBIAN_TOOLS := chromium wrk hey promtool:prometheus
+DEBIAN_TOOLS := chromium wrk hey promtool:prometheus redis-server node:nodejs npm
 deps:
 	@missing=""; for tool in $(DEBIAN_TOOLS); do command -v $${tool%%:*} >/dev/null || missing="$$missing $${tool#*:}"; done; \
 	if [ -n "$$missing" ]; then \
@@ -40,6 +40,15 @@ deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	    apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+
+## make peers: the benchmark's Node.js peer (Express + BullMQ, bench/peers/bullmq) from its
+## package-lock.json; its Python peer (Celery) comes with the bench extra
+BULLMQ := bench/peers/bullmq
+$(BULLMQ)/node_modules/.installed: $(BULLMQ)/package-lock.json
+	npm ci --prefix $(BULLMQ) --no-audit --no-fund --loglevel=error
+	touch $@
+
+peers: deps $(BULLMQ)/node_modules/.installed
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -58,9 +67,9 @@ worker: $(STAMP)
 migrate: $(STAMP)
 	$(BIN)/jobs-migrate
 
-## make bench: the service against its references (bench/run.py, about 13 minutes);
-## writes bench/results.md and bench/results.json
-bench: $(STAMP) deps
+## make bench: the service against its references and against Celery + Redis and
+## BullMQ + Redis (bench/run.py, under 15 minutes); writes bench/results.md and .json
+bench: $(STAMP) deps peers
 	$(BIN)/python -m bench.run
 
 ## make chaos: the chaos test, full plan (about 15 minutes): the service as separate

@@ -34,8 +34,8 @@ import requests
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from bench import tools
-from bench.reference_queue import QUEUE as REFERENCE_QUEUE
+from bench import head_to_head, tools
+from bench.figures import Figure, Rounds
 from bench.stream_client import StreamClient
 from queue_jobs import models
 from queue_jobs.db import store
@@ -56,7 +56,7 @@ CREATE TABLE IF NOT EXISTS bench_items (
     payload jsonb NOT NULL
 )"""
 ONE_PROCESS = "each side one gunicorn process x 8 threads"
-WORKER_CONCURRENCY = 4  # WORKER_CONCURRENCY's default, for ours and R-queue alike
+WORKER_CONCURRENCY = 4  # WORKER_CONCURRENCY's default
 POLLERS, POLLER_GROUPS = 50, 10  # status pollers at the fixed rate (tools.hey)
 
 
@@ -64,7 +64,6 @@ POLLERS, POLLER_GROUPS = 50, 10  # status pollers at the fixed rate (tools.hey)
 class Plan:
     seconds: float  # per load run
     rounds: int
-    noop_jobs: int  # per drain of the no-op pipeline and of R-queue
     running_jobs: int
     poll_rate: int  # status polls per second for the latency figure
     latency_samples: int
@@ -84,75 +83,18 @@ class Plan:
     fair_rounds: int
 
 
-FULL = Plan(seconds=5, rounds=5, noop_jobs=1000, running_jobs=50, poll_rate=1000,
+FULL = Plan(seconds=5, rounds=5, running_jobs=50, poll_rate=1000,
             latency_samples=200, small_rows=10_000, large_rows=1_000_000,
             streams=5000, streamed_jobs=300, changes=300, stream_rounds=3,
             stream_poll_rate=300, eta_step_s=1.0, eta_warm_jobs=8, eta_backlog=40,
             eta_one_by_one=6, fair_step_s=0.2, fair_backlog=20, fair_rounds=3)
-SMOKE = Plan(seconds=1, rounds=1, noop_jobs=40, running_jobs=5, poll_rate=100,
+SMOKE = Plan(seconds=1, rounds=1, running_jobs=5, poll_rate=100,
              latency_samples=5, small_rows=1_000, large_rows=2_000,
              streams=100, streamed_jobs=10, changes=10, stream_rounds=1,
              stream_poll_rate=100, eta_step_s=0.05, eta_warm_jobs=4, eta_backlog=6,
              eta_one_by_one=2, fair_step_s=0.05, fair_backlog=6, fair_rounds=1)
 CHANGES_PER_S = 25  # progress updates fanned out to the streams, evenly paced
 WORKER_SLOTS = 4  # of the ETA and fairness benchmarks' worker
-NOOP_JOBS_PER_OWNER = 20  # MAX_ACTIVE_JOBS_PER_USER's default
-
-
-@dataclass
-class Figure:
-    name: str
-    ours: float | None
-    reference: float | None
-    unit: str
-    target: str  # e.g. "≥ 0.6" (a ratio) or "≤ 50 ms" (ours) or "reported"
-    note: str = ""
-    # the target applies to ours even though a reference is shown (fairness: on ≤ 1
-    # job duration, with off, FIFO, measured alongside)
-    target_on_ours: bool = False
-    # (ours, reference) in each round, when paired; in results.json, to tell a slow
-    # machine (both sides down) from a slow side
-    round_values: tuple[tuple[float, float], ...] = ()
-
-    @property
-    def round_ratios(self) -> tuple[float, ...]:
-        """Each round's ratio: the pair measured back to back shares the machine's mood,
-        so the figure is the median of these rather than a ratio of two medians."""
-        return tuple(mine / theirs for mine, theirs in self.round_values)
-
-    @property
-    def ratio(self) -> float | None:
-        if self.round_ratios:
-            return statistics.median(self.round_ratios)
-        if self.ours is None or not self.reference:
-            return None
-        return self.ours / self.reference
-
-    @property
-    def passed(self) -> bool | None:
-        if self.target == "reported":
-            return None
-        operator, bound = self.target.split()[:2]
-        value = self.ours if self.reference is None or self.target_on_ours else self.ratio
-        if value is None:
-            return False
-        return value >= float(bound) if operator == "≥" else value <= float(bound)
-
-
-@dataclass(frozen=True)
-class Rounds:
-    """Alternating measurements of ours and a reference, one pair a round."""
-
-    ours: tuple[float, ...]
-    reference: tuple[float, ...]
-
-    @property
-    def ours_median(self) -> float:
-        return statistics.median(self.ours)
-
-    @property
-    def reference_median(self) -> float:
-        return statistics.median(self.reference)
 
 
 class Bench:
@@ -169,7 +111,8 @@ class Bench:
             MAX_ACTIVE_JOBS_PER_SESSION="1000000000", JOB_CREATE_RATE_PER_ADDRESS="0",
             WORKER_SHUTDOWN_GRACE_S="1", REAPER_INTERVAL_S="10")
         self.gunicorn_pid = 0
-        self.noop_jobs_per_s = 0.0
+        self.h2h_plan = head_to_head.SMOKE if plan is SMOKE else head_to_head.FULL
+        self.jobs_per_s = 0.0  # ours in the head-to-head, for the R-pg ceiling
 
     # --- plumbing ---------------------------------------------------------------------
 
@@ -370,13 +313,11 @@ class Bench:
 
             rounds = self.alternate(
                 ours, lambda: self.paced_load(f"{REFERENCE}/items/1", {}).p99_ms)
-            p99, reference_p99 = rounds.ours_median, rounds.reference_median
-            self.add(Figure(f"p99 of status polls at {plan.poll_rate}/s with "
-                            f"{plan.running_jobs} jobs running", round(p99, 1), None, "ms",
-                            "≤ 50",
+            self.add_paired(f"p99 of status polls at {plan.poll_rate}/s with "
+                            f"{plan.running_jobs} jobs running ÷ R-read's p99 under the same "
+                            "load", rounds, "ms", "≤ 1.3", digits=1,
                             note=f"{statistics.median(rates):.0f} polls/s from {POLLERS} "
-                                 f"pollers out of step; R-read under the same load: p99 "
-                                 f"{reference_p99:.1f} ms"))
+                                 "pollers out of step; web 2 processes a side")
             gunicorn_worker = tools.children(self.gunicorn_pid)[0]
             self.add(Figure("resident memory of one gunicorn worker process",
                             round(tools.rss_mb(gunicorn_worker)), None, "MiB", "reported",
@@ -429,53 +370,22 @@ class Bench:
                         "≤ 100", note=note))
         self.reset()
 
-    def noop_pipeline_throughput(self) -> None:
-        rounds = self.alternate(self.drain_ours, self.drain_reference)
-        self.add_paired(f"jobs/s of a pipeline whose steps do nothing ÷ R-queue no-op "
-                        f"(concurrency {WORKER_CONCURRENCY})", rounds, "jobs/s", "≥ 0.5",
-                        note=f"{self.plan.noop_jobs} jobs a round", digits=1)
-        self.noop_jobs_per_s = rounds.ours_median
-
-    def drain_ours(self) -> float:
-        total = self.plan.noop_jobs
-        # Owners of at most NOOP_JOBS_PER_OWNER active jobs each, as the fair-use limits keep
-        # them in production: a finish re-ranks its owner's queued jobs (fair turns), so
-        # one owner holding the whole backlog would cost every finish a rewrite of it.
-        policy = fair_use.FairUse(max_active_per_session=NOOP_JOBS_PER_OWNER,
-                                  creates_per_address_per_minute=0)
-        with self.db.transaction():
-            for n in range(total):
-                owner = models.Owner(None, f"bench_noop_{n // NOOP_JOBS_PER_OWNER}")
-                store.create_job(self.db, uuid.uuid4(), "website-analysis", owner,
-                                 {"url": "https://example.com/"},
-                                 fair_use.create_limits(policy, owner, "bench"))
-        with self.our_worker():
-            self.wait(lambda: self.count(
-                "SELECT count(*) FROM jobs WHERE status = 'succeeded'") == total,
-                f"{total} no-op jobs")
-        row = self.db.execute("SELECT extract(epoch FROM max(finished_at) - "
-                              "min(run_started_at)) FROM jobs").fetchone()
+    def versus_peers(self) -> None:
+        """Ours against R-celery and R-bullmq (bench/head_to_head.py)."""
+        head_to_head.run(self, self.ours_side(), self.h2h_plan)
+        for figure in self.figures:
+            if figure.name.startswith("throughput ÷ R-celery:") and figure.ours:
+                self.jobs_per_s = figure.ours
         self.reset()
-        assert row is not None
-        return total / float(row[0])
 
-    def drain_reference(self) -> float:
-        total = self.plan.noop_jobs
-        queue_script = str(BENCH_DIR / "reference_queue.py")
-        tools.process_once([PYTHON, queue_script, "defer", str(total)], self.env)
-        with tools.process([PYTHON, queue_script, "work", str(WORKER_CONCURRENCY)], self.env,
-                           log=self.log("reference-queue")):
-            self.wait(lambda: self.count(
-                "SELECT count(*) FROM procrastinate_jobs WHERE queue_name = %s AND "
-                "status = 'succeeded'", REFERENCE_QUEUE) == total, f"{total} R-queue jobs")
-        row = self.db.execute(
-            "SELECT extract(epoch FROM max(e.at) FILTER (WHERE e.type = 'succeeded') - "
-            "min(e.at) FILTER (WHERE e.type = 'started')) FROM procrastinate_events e "
-            "JOIN procrastinate_jobs j ON j.id = e.job_id WHERE j.queue_name = %s",
-            (REFERENCE_QUEUE,)).fetchone()
+    def queue_added_latency(self) -> None:
+        head_to_head.queue_added_latency(self, self.ours_side(), self.h2h_plan,
+                                         self.plan.latency_samples)
         self.reset()
-        assert row is not None
-        return total / float(row[0])
+
+    def ours_side(self) -> head_to_head.Ours:
+        postmaster = int((self.workdir / "pgdata" / "postmaster.pid").read_text().split()[0])
+        return head_to_head.Ours(self.db, postmaster)
 
     def postgres_ceiling(self) -> None:
         self.db.execute("CREATE TABLE IF NOT EXISTS bench_pg_jobs (id bigint GENERATED "
@@ -487,8 +397,8 @@ class Bench:
                               seconds=self.plan.seconds, clients=WORKER_CONCURRENCY)
                 for _ in range(self.plan.rounds)]
         ceiling = statistics.median(runs)
-        self.add(Figure("no-op pipeline jobs/s ÷ R-pg (pgbench: insert, claim with SKIP "
-                        "LOCKED, finish)", round(self.noop_jobs_per_s, 1), round(ceiling),
+        self.add(Figure("throughput (head-to-head) ÷ R-pg (pgbench: insert, claim with SKIP "
+                        "LOCKED, finish)", round(self.jobs_per_s, 1), round(ceiling),
                         "jobs/s", "reported", note="the ceiling of any PostgreSQL queue here"))
         self.db.execute("DROP TABLE bench_pg_jobs")
 
@@ -770,11 +680,11 @@ class Bench:
         # The live-status figures start their own pair of one-process instances; first,
         # as the longest setup (if it fails, it fails early).
         groups: list[tuple[int, dict[str, Callable[[], None]]]] = [
-            (0, {"streams": self.live_streams}),
+            (0, {"streams": self.live_streams, "h2h": self.versus_peers,
+                 "added": self.queue_added_latency}),
             (1, {"create": self.create_throughput, "poll": self.poll_throughput,
                  "hello": self.hello_vs_304, "size": self.table_size}),
             (2, {"latency": self.poll_latency_under_load, "pickup": self.pickup_latency,
-                 "pipeline": self.noop_pipeline_throughput,
                  "ceiling": self.postgres_ceiling, "eta": self.eta_accuracy,
                  "fair": self.fairness})]
         for processes, benchmarks in groups:
@@ -890,7 +800,7 @@ def main() -> int:
     parser.add_argument("--smoke", action="store_true", help="each benchmark for ~1 s")
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "results")
     parser.add_argument("--only", default="", help="comma-separated: create, poll, hello, "
-                        "size, latency, pickup, pipeline, ceiling, eta, fair, streams "
+                        "size, latency, pickup, ceiling, eta, fair, streams, h2h, added "
                         "(default: all)")
     args = parser.parse_args()
     missing = tools.missing_tools()

@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +23,7 @@ import requests
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-TOOLS = ("wrk", "hey")  # Debian's (make deps)
+TOOLS = ("wrk", "hey", "redis-server", "node", "npm")  # make deps
 
 
 def missing_tools() -> list[str]:
@@ -46,6 +46,7 @@ class Load:
     p50_ms: float
     p99_ms: float
     errors: int  # non-2xx/3xx answers and socket errors
+    total: int = 0  # requests answered
 
 
 _WRK_LUA = """
@@ -81,6 +82,41 @@ def wrk(url: str, *, seconds: float, connections: int, method: str = "GET",
     lines.append(f"fresh_session = {'true' if fresh_session else 'false'}")
     script = workdir / "wrk.lua"
     script.write_text("\n".join(lines) + _WRK_LUA)
+    return _wrk_load(url, script, seconds=seconds, connections=connections,
+                     timeout_s=timeout_s)
+
+
+_WRK_CYCLE_LUA = """
+local count = #paths
+local next_one = 0
+function setup(thread)
+  thread:set("offset", math.random(count))
+end
+function request()
+  next_one = next_one + 1
+  local i = (next_one + offset) % count + 1
+  return wrk.format("GET", paths[i], headers[i], nil)
+end
+"""
+
+
+def wrk_cycle(url: str, paths: list[str], headers: Sequence[Mapping[str, str]], *,
+              seconds: float, connections: int, workdir: Path) -> Load:
+    """GET requests cycling through `paths`, each with its own headers."""
+    def lua_table(items: list[str]) -> str:
+        return "{" + ", ".join(items) + "}"
+
+    lines = ["paths = " + lua_table([f"[[{path}]]" for path in paths]),
+             "headers = " + lua_table([
+                 lua_table([f'["{name}"] = [[{value}]]' for name, value in entry.items()])
+                 for entry in headers])]
+    script = workdir / "wrk-cycle.lua"
+    script.write_text("\n".join(lines) + _WRK_CYCLE_LUA)
+    return _wrk_load(url, script, seconds=seconds, connections=connections, timeout_s=2)
+
+
+def _wrk_load(url: str, script: Path, *, seconds: float, connections: int,
+              timeout_s: float) -> Load:
     threads = min(2, connections)
     out = _run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
                 f"--timeout={timeout_s:g}s", "--latency", "-s", str(script), url])
@@ -92,7 +128,8 @@ def wrk(url: str, *, seconds: float, connections: int, method: str = "GET",
     return _checked(url, Load(requests_per_s=float(_find(r"Requests/sec:\s+([\d.]+)", out)),
                               p50_ms=_wrk_ms(_find(r"\n\s+50%\s+(\S+)", out)),
                               p99_ms=_wrk_ms(_find(r"\n\s+99%\s+(\S+)", out)),
-                              errors=errors))
+                              errors=errors,
+                              total=int(_find(r"(\d+) requests in", out))))
 
 
 def hey(url: str, *, seconds: float, rate: float, connections: int, groups: int,
@@ -239,3 +276,83 @@ def environment(**changes: str) -> dict[str, str]:
            if key not in ("PROMETHEUS_MULTIPROC_DIR", "DATABASE_URL")}
     env.update(changes)
     return env
+
+
+# --- what a side of the head-to-head spends: CPU time and memory of its processes ----------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(pid: int) -> list[int]:
+    """The process and all its descendants, alive now."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        try:
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(child) for child in (task / "children").read_text().split()]
+        except FileNotFoundError:
+            continue  # exited meanwhile
+    return found
+
+
+def cpu_seconds(roots: list[int]) -> float:
+    """User + system CPU time of these processes and their descendants, including
+    descendants that exited and were waited for (a PostgreSQL backend that ended)."""
+    total = 0
+    for root in roots:
+        for pid in process_tree(root):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except FileNotFoundError:
+                continue
+            # utime, stime, cutime, cstime: fields 14-17 of proc(5), 12-15 after the name
+            total += sum(int(value) for value in fields[11:15])
+    return total / CLOCK_TICKS
+
+
+def pss_mb(roots: list[int]) -> float:
+    """Proportional set size of these processes and their descendants, in MiB: shared pages
+    (a forked worker's, PostgreSQL's shared buffers) counted once across them."""
+    total = 0
+    for root in roots:
+        for pid in process_tree(root):
+            try:
+                text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+            except FileNotFoundError:
+                continue
+            total += int(_find(r"\nPss:\s+(\d+) kB", text))
+    return total / 1024
+
+
+def process_count(roots: list[int]) -> int:
+    return sum(len(process_tree(root)) for root in roots)
+
+
+@contextmanager
+def redis_server(workdir: Path, name: str, *, durable: bool) -> Iterator[tuple[str, int]]:
+    """Debian's redis-server on a free port, for the length of the block: its URL and pid.
+    durable: every write fsynced before it is answered (appendonly, appendfsync always);
+    otherwise Redis's own defaults (snapshots now and then, no append-only file)."""
+    port = free_port()
+    data = workdir / name
+    data.mkdir(exist_ok=True)
+    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
+               "--daemonize", "no", "--logfile", ""]
+    if durable:
+        command += ["--appendonly", "yes", "--appendfsync", "always"]
+    with (workdir / f"{name}.log").open("ab") as sink:
+        child = subprocess.Popen(command, stdout=sink, stderr=sink)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if child.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start; see {workdir / name}.log")
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}", child.pid
+    finally:
+        stop(child)
