@@ -355,11 +355,17 @@ def create_many(side: Side, total: int, tag: str) -> None:
 class Drain:
     jobs_per_s: float
     cpu_ms_per_job: float
+    parts_ms_per_job: tuple[float, float, float]  # web, worker, store
+
+
+def _cpu_parts(side: Side) -> tuple[float, float, float]:
+    return (tools.cpu_seconds(side.web_roots), tools.cpu_seconds(side.worker_roots),
+            tools.cpu_seconds(side.store_roots))
 
 
 def drain(side: Side, total: int) -> Drain:
     tag = uuid.uuid4().hex[:8]
-    cpu_before = tools.cpu_seconds(side.roots)
+    before = _cpu_parts(side)
     started = time.time()
     create_many(side, total, tag)
     done: list[float] = []
@@ -369,9 +375,10 @@ def drain(side: Side, total: int) -> Drain:
         return len(done) >= total
 
     _wait(all_done, f"{total} jobs of {side.name}", timeout=600, pause=0.2)
-    cpu = tools.cpu_seconds(side.roots) - cpu_before
+    parts = tuple((after - earlier) / total * 1000
+                  for after, earlier in zip(_cpu_parts(side), before, strict=True))
     side.forget()
-    return Drain(total / (max(done) - started), cpu / total * 1000)
+    return Drain(total / (max(done) - started), sum(parts), (parts[0], parts[1], parts[2]))
 
 
 def idle_latencies(side: Side, samples: int) -> list[float]:
@@ -474,7 +481,9 @@ def jobs_half(host: Host, sides: list[Side], plan: Plan) -> None:
         host.add(Figure(f"CPU per job (web + worker + store) ÷ {peer.name}", round(mine, 2),
                         round(theirs, 2), "ms", "reported",
                         note="user + system time of every process of the side over the "
-                             "throughput run ÷ jobs; median of the rounds"))
+                             "throughput run ÷ jobs; median of the rounds; web / worker / "
+                             f"store: ours {_parts(drains[ours.name])}, "
+                             f"{peer.name} {_parts(drains[peer.name])}"))
     best_p99 = min(p99(latencies[peer.name]) for peer in peers)
     best = min(peers, key=lambda peer: p99(latencies[peer.name]))
     spread = "; ".join(f"{peer.name} p50 {statistics.median(latencies[peer.name]):.2f} / "
@@ -493,6 +502,11 @@ def jobs_half(host: Host, sides: list[Side], plan: Plan) -> None:
                         round(memory[ours.name]), round(memory[peer.name]), "MiB", "reported",
                         note=f"after the runs; processes: ours {processes[ours.name]}, "
                              f"{peer.name} {processes[peer.name]}"))
+
+
+def _parts(drains: list[Drain]) -> str:
+    return " / ".join(f"{statistics.median(d.parts_ms_per_job[n] for d in drains):.2f}"
+                      for n in range(3))
 
 
 def polls_half(host: Host, sides: list[Side], plan: Plan) -> None:

@@ -83,7 +83,7 @@ class Plan:
     fair_rounds: int
 
 
-FULL = Plan(seconds=5, rounds=5, running_jobs=50, poll_rate=1000,
+FULL = Plan(seconds=4, rounds=4, running_jobs=50, poll_rate=1000,
             latency_samples=200, small_rows=10_000, large_rows=1_000_000,
             streams=5000, streamed_jobs=300, changes=300, stream_rounds=3,
             stream_poll_rate=300, eta_step_s=1.0, eta_warm_jobs=8, eta_backlog=40,
@@ -688,11 +688,14 @@ class Bench:
                  "ceiling": self.postgres_ceiling, "eta": self.eta_accuracy,
                  "fair": self.fairness})]
         for processes, benchmarks in groups:
-            chosen = [run for name, run in benchmarks.items() if not only or name in only]
+            chosen = [(name, run) for name, run in benchmarks.items()
+                      if not only or name in only]
             if chosen:
                 with self.services(processes) if processes else nullcontext():
-                    for benchmark in chosen:
+                    for name, benchmark in chosen:
+                        started = time.monotonic()
                         benchmark()
+                        print(f"[{name}: {time.monotonic() - started:.0f} s]", flush=True)
 
 
 ETA_SAMPLE_S = 0.2  # between two passes of the ETA benchmark's status polls

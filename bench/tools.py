@@ -101,7 +101,7 @@ end
 
 
 def wrk_cycle(url: str, paths: list[str], headers: Sequence[Mapping[str, str]], *,
-              seconds: float, connections: int, workdir: Path) -> Load:
+              seconds: float, connections: int, workdir: Path, timeout_s: float = 5) -> Load:
     """GET requests cycling through `paths`, each with its own headers."""
     def lua_table(items: list[str]) -> str:
         return "{" + ", ".join(items) + "}"
@@ -112,7 +112,8 @@ def wrk_cycle(url: str, paths: list[str], headers: Sequence[Mapping[str, str]], 
                  for entry in headers])]
     script = workdir / "wrk-cycle.lua"
     script.write_text("\n".join(lines) + _WRK_CYCLE_LUA)
-    return _wrk_load(url, script, seconds=seconds, connections=connections, timeout_s=2)
+    return _wrk_load(url, script, seconds=seconds, connections=connections,
+                     timeout_s=timeout_s)
 
 
 def _wrk_load(url: str, script: Path, *, seconds: float, connections: int,
