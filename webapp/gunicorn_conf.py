@@ -27,6 +27,10 @@ from webapp.green import patch_for_gevent_worker
 # First: gevent's monkey-patching (webapp/green.py), before anything imports psycopg.
 patch_for_gevent_worker()
 
+from webapp.one_write import install as answer_in_one_write  # noqa: E402 (patched first)
+
+answer_in_one_write()  # headers and body in one write (webapp/one_write.py)
+
 # /metrics sums every worker process's samples from files in this directory. Set here, in
 # the master, before anything (the webapp package below) imports prometheus_client, which
 # picks its storage at import time; a fresh one per start, so no stale samples of an
