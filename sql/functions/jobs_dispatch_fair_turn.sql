@@ -17,43 +17,56 @@
 -- Turns grow by at most one per job started while the queue is never empty; at 2^31 - 1
 -- (two billion starts without the queue emptying) they stop, and the queue is FIFO until
 -- it empties.
+-- PL/pgSQL, not SQL: its statements' plans are kept for the session (a SQL function's
+-- are made again at every call), and each owner's case has its own, on its partial index.
 -- procrastinate's table: a procrastinate upgrade reviews this file
 -- (sql/queries/procrastinate.sql lists what else).
 CREATE OR REPLACE FUNCTION jobs_dispatch_fair_turn(queue text, user_id uuid, session_id text)
     RETURNS integer
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
 AS $$
-    WITH queue_turns AS (
-        -- procrastinate_jobs_priority_idx_v1 (partial on 'todo'): the queue's first row;
-        -- the 'doing' rows through their partial worker index (one per busy slot).
-        SELECT (SELECT -max(priority)::bigint FROM procrastinate_jobs
-                 WHERE status = 'todo' AND queue_name = queue) AS head,
-               (SELECT -min(priority)::bigint FROM procrastinate_jobs
-                 WHERE status = 'doing' AND worker_id IS NOT NULL
-                   AND queue_name = queue) AS fetched
-    ), serving AS (
-        SELECT CASE WHEN head IS NULL THEN 0
-                    WHEN fetched = head - 1 THEN head - 1
-                    ELSE head END AS turn
-          FROM queue_turns
-    ), owned AS (
-        -- the owner's active jobs through the partial owner indexes (jobs_active_count)
-        SELECT dispatch_id FROM jobs
-         WHERE status IN ('queued', 'running') AND user_id IS NOT NULL
-           AND owner_user_id = user_id
-        UNION ALL
-        SELECT dispatch_id FROM jobs
-         WHERE status IN ('queued', 'running') AND user_id IS NULL
-           AND owner_user_id IS NULL AND owner_session_id = session_id
-    ), owner_turns AS (
-        SELECT -min(pj.priority) FILTER (WHERE pj.status = 'todo')::bigint AS queued,
-               -min(pj.priority) FILTER (WHERE pj.status = 'doing')::bigint AS running
-          FROM owned JOIN procrastinate_jobs pj ON pj.id = owned.dispatch_id
-         WHERE pj.queue_name = queue
-    )
-    SELECT least(greatest(serving.turn, owner_turns.queued + 1,
-                          CASE WHEN owner_turns.running IS NOT NULL
-                               THEN least(owner_turns.running, serving.turn) + 1 END),
-                 2147483647)::integer
-      FROM serving, owner_turns
+DECLARE
+    head bigint;     -- the queue's lowest 'todo' turn
+    fetched bigint;  -- the highest 'doing' one: the turn of the dispatch fetched last
+    serving bigint;  -- the current turn
+    queued bigint;   -- the owner's last queued turn
+    running bigint;  -- the owner's last running one
+BEGIN
+    -- procrastinate_jobs_priority_idx_v1 (partial on 'todo'): the queue's first row
+    SELECT -max(priority)::bigint INTO head
+      FROM procrastinate_jobs WHERE status = 'todo' AND queue_name = queue;
+    IF head IS NULL THEN
+        serving := 0;
+    ELSE
+        -- the partial index of 'doing' rows: one per busy slot
+        SELECT -min(priority)::bigint INTO fetched
+          FROM procrastinate_jobs
+         WHERE status = 'doing' AND worker_id IS NOT NULL AND queue_name = queue;
+        serving := CASE WHEN fetched = head - 1 THEN head - 1 ELSE head END;
+    END IF;
+    -- The owner's active jobs through the partial owner indexes (jobs_active_count), each
+    -- dispatch by its key: LIMIT keeps the lookup a subquery, which the planner would
+    -- otherwise make a hash join over all of procrastinate_jobs.
+    IF user_id IS NOT NULL THEN
+        SELECT -min(pj.priority) FILTER (WHERE pj.status = 'todo')::bigint,
+               -min(pj.priority) FILTER (WHERE pj.status = 'doing')::bigint
+          INTO queued, running
+          FROM jobs, LATERAL (SELECT priority, status FROM procrastinate_jobs
+                               WHERE id = jobs.dispatch_id AND queue_name = queue
+                               LIMIT 1) pj
+         WHERE jobs.status IN ('queued', 'running') AND jobs.owner_user_id = user_id;
+    ELSE
+        SELECT -min(pj.priority) FILTER (WHERE pj.status = 'todo')::bigint,
+               -min(pj.priority) FILTER (WHERE pj.status = 'doing')::bigint
+          INTO queued, running
+          FROM jobs, LATERAL (SELECT priority, status FROM procrastinate_jobs
+                               WHERE id = jobs.dispatch_id AND queue_name = queue
+                               LIMIT 1) pj
+         WHERE jobs.status IN ('queued', 'running') AND jobs.owner_user_id IS NULL
+           AND jobs.owner_session_id = session_id;
+    END IF;
+    RETURN least(greatest(serving, queued + 1,
+                          CASE WHEN running IS NOT NULL THEN least(running, serving) + 1 END),
+                 2147483647);
+END
 $$;
