@@ -49,6 +49,7 @@ class Workers:
         self.db = db
         row = db.execute("INSERT INTO procrastinate_workers DEFAULT VALUES RETURNING id")
         self.worker_id = row.fetchone()[0]  # type: ignore[index]
+        self.finished: set[str] = set()
 
     def take(self) -> str | None:
         """The next job procrastinate hands out, claimed (running) as the worker would."""
@@ -61,6 +62,12 @@ class Workers:
         assert store.claim_job(self.db, uuid.UUID(job_id), dispatch_id, FIRST_STEPS)
         return str(job_id)
 
+    def take_one(self) -> str:
+        """take, when a job must be there."""
+        job_id = self.take()
+        assert job_id is not None
+        return job_id
+
     def finish(self, job_id: str) -> int:
         """The job fails as a worker fails it (the fenced fail_job); answers how many
         procrastinate_jobs rows that write of ours updated (procrastinate's own end of
@@ -70,6 +77,7 @@ class Workers:
             self.db, uuid.UUID(job_id), dispatch_id, "Boom", "LLM_ERROR"))
         self.db.execute("UPDATE procrastinate_jobs SET status = 'failed' WHERE id = %s",
                         (dispatch_id,))
+        self.finished.add(job_id)
         return written
 
 
@@ -192,8 +200,12 @@ def test_a_claim_or_a_finish_writes_no_other_dispatch(
         row = db.execute("SELECT id FROM procrastinate_fetch_job_v2(ARRAY['jobs'], %s)",
                          (workers.worker_id,)).fetchone()
         assert row is not None and row[0] == _dispatch(db, job)
-        assert _dispatch_rows_updated(db, lambda job=job, dispatch=row[0]: store.claim_job(
-            db, uuid.UUID(job), dispatch, FIRST_STEPS)) == 0
+        dispatch_id: int = row[0]
+
+        def claim(job: str = job, dispatch_id: int = dispatch_id) -> Any:
+            return store.claim_job(db, uuid.UUID(job), dispatch_id, FIRST_STEPS)
+
+        assert _dispatch_rows_updated(db, claim) == 0
     for job in jobs[:3]:  # with queued jobs behind, and (the last) with nothing queued
         assert workers.finish(job) == 0
     assert [workers.take() for _ in range(3)] == jobs[3:]
@@ -203,34 +215,31 @@ def test_a_claim_or_a_finish_writes_no_other_dispatch(
 def test_positions_are_the_start_order_whichever_job_finishes_first(
         make_api: Any, db: psycopg.Connection[Any], website: FakeWebsite) -> None:
     """A queued job's position is its place in the order in which jobs will start, and
-    finishes do not reorder the queue: Bob's first job runs long while Ann's finish one
+    finishes do not reorder the queue: Bob's first job runs on while Ann's finish one
     after another, and the jobs still start in the order their positions said."""
     api = make_api()
     ann, bob = new_session(), new_session()
-    owners = {job: ann for job in _create(api, website, ann, 6)}
-    owners |= {job: bob for job in _create(api, website, bob, 3)}
+    a = _create(api, website, ann, 6)
+    b = _create(api, website, bob, 3)
+    owners = {**{job: ann for job in a}, **{job: bob for job in b}}
     workers = Workers(db)
-    running = [workers.take(), workers.take()]
-    assert running == [list(owners)[0], list(owners)[6]]  # Ann's first, Bob's first
+    running = [workers.take_one(), workers.take_one()]
+    assert running == [a[0], b[0]]
     api.settled(db)
-    positions = {job: api.status(job, owner)["queuePosition"]
-                 for job, owner in owners.items() if job not in running}
+    positions = {job: api.status(job, owners[job])["queuePosition"]
+                 for job in [*a[1:], *b[1:]]}
     predicted = sorted(positions, key=lambda job: positions[job])
     assert sorted(positions.values()) == list(range(1, len(positions) + 1))
-    started = []
-    for _ in predicted:
-        # Ann's running job finishes (Bob's first runs on), then the next starts
-        workers.finish(next((job for job in running if owners[job] == ann), running[0]))
-        running = [job for job in running
-                   if db.execute("SELECT status FROM jobs WHERE id = %s", (job,)
-                                 ).fetchone() == ("running",)]  # type: ignore[comparison-overlap]
+    started: list[str] = []
+    while len(started) < len(predicted):
+        # one of Ann's running jobs ends (Bob's first runs on), then the next starts
+        workers.finish(next((job for job in running if job in a), running[0]))
+        running = [job for job in running if job not in workers.finished]
         api.settled(db)
         for place, job in enumerate(predicted[len(started):], start=1):
             assert api.status(job, owners[job])["queuePosition"] == place
-        taken = workers.take()
-        assert taken is not None
-        started.append(taken)
-        running.append(taken)
+        started.append(workers.take_one())
+        running.append(started[-1])
     assert started == predicted
 
 
@@ -243,7 +252,7 @@ def test_a_newcomer_is_the_next_to_start_across_finishes(
     heavy = new_session()
     backlog = _create(api, website, heavy, 16)
     workers = Workers(db)
-    running = [workers.take(), workers.take()]
+    running = [workers.take_one(), workers.take_one()]
     assert running == backlog[:2]
     waiting = backlog[2:]
     for round_ in range(3):
@@ -254,11 +263,11 @@ def test_a_newcomer_is_the_next_to_start_across_finishes(
             assert api.status(job, owner)["queuePosition"] == place
         for job, _ in newcomers:
             workers.finish(running.pop(0))
-            running.append(workers.take())  # type: ignore[arg-type]
+            running.append(workers.take_one())
             assert running[-1] == job
         # then the backlog, in its order, taking a turn in between
         workers.finish(running.pop(0))
-        running.append(workers.take())  # type: ignore[arg-type]
+        running.append(workers.take_one())
         assert running[-1] == waiting.pop(0)
 
 
