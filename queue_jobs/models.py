@@ -195,7 +195,7 @@ class CreateLimits:
     address_key: str  # the creating address's rate counter
     address_limit: int  # creates per window from that address; 0: no limit
     address_window_s: int
-    fair_dispatch: bool = True  # the dispatch's priority by its owner's rank
+    fair_dispatch: bool = True  # the dispatch's priority by its owner's fair turn
 
 
 @dataclass(frozen=True)

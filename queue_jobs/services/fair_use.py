@@ -32,7 +32,7 @@ class FairUse:
     max_active_per_user: int = 20
     creates_per_address_per_minute: int = 60  # 0: no limit
     idempotency_window_s: int = 24 * 3600
-    # Dispatch priority by the owner's rank (round robin between owners); off: FIFO.
+    # Dispatch priority by the owner's fair turn (round robin between owners); off: FIFO.
     fair_dispatch: bool = True
 
 

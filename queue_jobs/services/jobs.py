@@ -304,7 +304,7 @@ def retry_for_operator(conn: Conn, job_id: uuid.UUID, *, fair: bool) -> int:
     rows = store.jobs_by_ids(conn, [job_id])
     if not rows:
         raise JobNotFound()
-    store.lock_owner(conn, rows[0].owner)  # as retry_job: the dispatch's rank is counted
+    store.lock_owner(conn, rows[0].owner)  # as retry_job: the dispatch's turn is taken
     version = store.retry_failed_job(conn, job_id, None, fair=fair)
     if version is None:
         raise JobNotRetryable()

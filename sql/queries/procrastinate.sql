@@ -10,9 +10,8 @@
 --     (sql/queries/jobs.sql) through jobs_dispatch_unless_paused.sql, and for a resume
 --     through jobs_dispatch_held.sql; none of them calls anything of procrastinate's
 --     itself. Migration 0003 holds its first version, history only.
---   sql/functions/jobs_rerank.sql: raises an owner's 'todo' dispatches' priorities as its
---     active jobs end (the trigger jobs_rerank_owner, migration 0015) and after a resume
---     (fair dispatch).
+--   sql/functions/jobs_dispatch_fair_turn.sql: a new dispatch's fair turn (its priority),
+--     read from the queue's 'todo' and 'doing' rows' priorities and the owner's.
 --   ops/dashboards/live_workers.sql: the ops page's workers (procrastinate_workers,
 --     procrastinate_jobs); a dashboard is a file of its own, not a named query.
 --   ops/dashboards/summary.sql: the ops page's summary line counts live workers

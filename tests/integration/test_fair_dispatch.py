@@ -1,7 +1,8 @@
 """Fair turns per owner, queue position and the wait in the estimate, on real PostgreSQL:
 jobs are created through the API and taken with procrastinate's own fetch function
 (procrastinate_fetch_job_v2, as a worker does), so the order asserted is the order in which
-workers start them."""
+workers start them. A dispatch's priority is minus its owner's turn
+(sql/functions/jobs_dispatch_fair_turn.sql), set once."""
 
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ class Workers:
         self.db = db
         row = db.execute("INSERT INTO procrastinate_workers DEFAULT VALUES RETURNING id")
         self.worker_id = row.fetchone()[0]  # type: ignore[index]
+        self.finished: set[str] = set()
 
     def take(self) -> str | None:
         """The next job procrastinate hands out, claimed (running) as the worker would."""
@@ -60,12 +62,36 @@ class Workers:
         assert store.claim_job(self.db, uuid.UUID(job_id), dispatch_id, FIRST_STEPS)
         return str(job_id)
 
-    def finish(self, job_id: str) -> None:
-        """The job fails as a worker fails it (the fenced fail_job)."""
+    def take_one(self) -> str:
+        """take, when a job must be there."""
+        job_id = self.take()
+        assert job_id is not None
+        return job_id
+
+    def finish(self, job_id: str) -> int:
+        """The job fails as a worker fails it (the fenced fail_job); answers how many
+        procrastinate_jobs rows that write of ours updated (procrastinate's own end of
+        the dispatch, done next, is not counted)."""
         dispatch_id = _dispatch(self.db, job_id)
-        assert store.fail_job(self.db, uuid.UUID(job_id), dispatch_id, "Boom", "LLM_ERROR")
+        written = _dispatch_rows_updated(self.db, lambda: store.fail_job(
+            self.db, uuid.UUID(job_id), dispatch_id, "Boom", "LLM_ERROR"))
         self.db.execute("UPDATE procrastinate_jobs SET status = 'failed' WHERE id = %s",
                         (dispatch_id,))
+        self.finished.add(job_id)
+        return written
+
+
+def _dispatch_rows_updated(db: psycopg.Connection[Any], write: Callable[[], Any]) -> int:
+    """Rows of procrastinate_jobs that `write` updated, by the server's own count (what
+    pg_stat_user_tables.n_tup_upd adds up), trigger writes included: read before and
+    after in one transaction, as the count may hold earlier ones not yet reported."""
+    count = "SELECT pg_stat_get_xact_tuples_updated('procrastinate_jobs'::regclass)"
+    with db.transaction():
+        before = db.execute(count).fetchone()
+        assert write()
+        after = db.execute(count).fetchone()
+    assert before is not None and after is not None
+    return int(after[0]) - int(before[0])
 
 
 def _dispatch(db: psycopg.Connection[Any], job_id: str) -> int:
@@ -94,8 +120,9 @@ def test_a_newcomer_starts_before_a_backlog_with_every_slot_busy(
     running = [workers.take(), workers.take()]  # every slot (two) busy with the first two
     assert running == backlog[:2]
     newcomer = api.create_analysis(website.url("/"), new_session())
-    # The newcomer's owner has nothing else active: rank 1, ahead of the 20 queued.
-    assert _priorities(db, [newcomer]) == [0]
+    # The backlog took turns 0, 1, 2, ...; the last job started was of turn 1, which the
+    # newcomer joins (its owner has nothing else active): ahead of the 20 queued.
+    assert _priorities(db, [newcomer]) == [-1]
     assert _priorities(db, backlog[2:5]) == [-2, -3, -4]
     assert workers.take() == newcomer
     # then the backlog, in its order
@@ -137,7 +164,7 @@ def test_queue_position_is_the_place_in_the_fetch_order(
     assert api.status(a[0], ann)["queuePosition"] is None  # finished
 
 
-def test_a_finished_or_cancelled_job_moves_its_owners_queue_up(
+def test_a_finish_or_a_cancel_rewrites_no_dispatch_and_a_retry_queues_last(
         make_api: Any, db: psycopg.Connection[Any], website: FakeWebsite) -> None:
     api = make_api()
     ann, bob = new_session(), new_session()
@@ -146,16 +173,102 @@ def test_a_finished_or_cancelled_job_moves_its_owners_queue_up(
     workers = Workers(db)
     assert workers.take() == a[0]
     assert _priorities(db, a[1:]) == [-1, -2, -3]
-    # a running job finishes: the owner's queued ones each move up one rank
-    workers.finish(a[0])
-    assert _priorities(db, a[1:]) == [0, -1, -2]
-    # a queued one is cancelled: only those behind it move up
+    # A running job finishes: no dispatch is written (once, each queued one of the owner's
+    # was raised a rank), and the order stays.
+    assert workers.finish(a[0]) == 0
+    assert _priorities(db, a[1:]) == [-1, -2, -3]
+    # a queued one is cancelled: the others keep their turns
     assert api.http.post(f"/api/v1/jobs/{a[2]}/cancel", headers=ann).status_code == 200
-    assert _priorities(db, [a[1], a[3]]) == [0, -1]
-    assert _priorities(db, b) == [0, -1, -2]  # another owner's are not touched
-    # a retried job is active again: it ranks last among its owner's
+    assert _priorities(db, [a[1], a[3]]) == [-1, -3]
+    assert _priorities(db, b) == [0, -1, -2]
+    # a retried job is active again: the turn after its owner's last queued one
     assert api.http.post(f"/api/v1/jobs/{a[2]}/retry", headers=ann).status_code == 200
-    assert _priorities(db, [a[1], a[3], a[2]]) == [0, -1, -2]
+    assert _priorities(db, [a[1], a[3], a[2]]) == [-1, -3, -4]
+    assert [workers.take() for _ in range(6)] == [b[0], a[1], b[1], b[2], a[3], a[2]]
+
+
+def test_a_claim_or_a_finish_writes_no_other_dispatch(
+        make_api: Any, db: psycopg.Connection[Any], website: FakeWebsite) -> None:
+    """The cost the re-rank had: every finish of an owner's job updated each of its queued
+    dispatches' procrastinate_jobs rows (never a HOT update: priority is in the fetch
+    index). Now neither the claim nor the finish writes any."""
+    api = make_api()
+    ann = new_session()
+    jobs = _create(api, website, ann, 6)
+    workers = Workers(db)
+    for job in jobs[:3]:
+        row = db.execute("SELECT id FROM procrastinate_fetch_job_v2(ARRAY['jobs'], %s)",
+                         (workers.worker_id,)).fetchone()
+        assert row is not None and row[0] == _dispatch(db, job)
+        dispatch_id: int = row[0]
+
+        def claim(job: str = job, dispatch_id: int = dispatch_id) -> Any:
+            return store.claim_job(db, uuid.UUID(job), dispatch_id, FIRST_STEPS)
+
+        assert _dispatch_rows_updated(db, claim) == 0
+    for job in jobs[:3]:  # with queued jobs behind, and (the last) with nothing queued
+        assert workers.finish(job) == 0
+    assert [workers.take() for _ in range(3)] == jobs[3:]
+    assert [workers.finish(job) for job in jobs[3:]] == [0, 0, 0]
+
+
+def test_positions_are_the_start_order_whichever_job_finishes_first(
+        make_api: Any, db: psycopg.Connection[Any], website: FakeWebsite) -> None:
+    """A queued job's position is its place in the order in which jobs will start, and
+    finishes do not reorder the queue: Bob's first job runs on while Ann's finish one
+    after another, and the jobs still start in the order their positions said."""
+    api = make_api()
+    ann, bob = new_session(), new_session()
+    a = _create(api, website, ann, 6)
+    b = _create(api, website, bob, 3)
+    owners = {**{job: ann for job in a}, **{job: bob for job in b}}
+    workers = Workers(db)
+    running = [workers.take_one(), workers.take_one()]
+    assert running == [a[0], b[0]]
+    api.settled(db)
+    positions = {job: api.status(job, owners[job])["queuePosition"]
+                 for job in [*a[1:], *b[1:]]}
+    predicted = sorted(positions, key=lambda job: positions[job])
+    assert sorted(positions.values()) == list(range(1, len(positions) + 1))
+    started: list[str] = []
+    while len(started) < len(predicted):
+        # one of Ann's running jobs ends (Bob's first runs on), then the next starts
+        workers.finish(next((job for job in running if job in a), running[0]))
+        running = [job for job in running if job not in workers.finished]
+        api.settled(db)
+        for place, job in enumerate(predicted[len(started):], start=1):
+            assert api.status(job, owners[job])["queuePosition"] == place
+        started.append(workers.take_one())
+        running.append(started[-1])
+    assert started == predicted
+
+
+def test_a_newcomer_is_the_next_to_start_across_finishes(
+        make_api: Any, db: psycopg.Connection[Any], website: FakeWebsite) -> None:
+    """The guarantee users see, turn after turn: with every slot busy with one owner's
+    backlog, a job of someone with nothing else active is the next to start, and two
+    newcomers start in the order they came, both before the backlog's next job."""
+    api = make_api()
+    heavy = new_session()
+    backlog = _create(api, website, heavy, 16)
+    workers = Workers(db)
+    running = [workers.take_one(), workers.take_one()]
+    assert running == backlog[:2]
+    waiting = backlog[2:]
+    for round_ in range(3):
+        newcomers = [(api.create_analysis(website.url("/"), owner), owner)
+                     for owner in (new_session() for _ in range(1 + round_ % 2))]
+        api.settled(db)
+        for place, (job, owner) in enumerate(newcomers, start=1):
+            assert api.status(job, owner)["queuePosition"] == place
+        for job, _ in newcomers:
+            workers.finish(running.pop(0))
+            running.append(workers.take_one())
+            assert running[-1] == job
+        # then the backlog, in its order, taking a turn in between
+        workers.finish(running.pop(0))
+        running.append(workers.take_one())
+        assert running[-1] == waiting.pop(0)
 
 
 def test_with_fair_dispatch_off_the_queue_is_fifo(
@@ -166,7 +279,7 @@ def test_with_fair_dispatch_off_the_queue_is_fifo(
     assert _priorities(db, created) == [0, 0, 0, 0]
     workers = Workers(db)
     assert workers.take() == created[0]
-    workers.finish(created[0])  # the re-rank leaves FIFO priorities at 0
+    assert workers.finish(created[0]) == 0
     assert _priorities(db, created[1:]) == [0, 0, 0]
     api.settled(db)
     assert api.status(created[3], bob)["queuePosition"] == 3

@@ -1,6 +1,6 @@
 """Pausing a job type on real PostgreSQL: held jobs, what their owners see (polls from the
 database and from memory, event streams), real workers that finish what they started and
-start nothing held, resume in creation order with fair ranks, the reaper, and a pause
+start nothing held, resume in creation order with fair turns, the reaper, and a pause
 made while workers are fetching."""
 
 from __future__ import annotations
@@ -183,7 +183,7 @@ def test_a_pause_takes_back_queued_dispatches_and_a_resume_gives_them_back_in_or
     anns = [*before, *during]
     dispatches = [int(_row(db, job_id)[1] or 0) for job_id in anns]
     assert 0 not in dispatches and dispatches == sorted(dispatches)  # creation order
-    # Ann's jobs rank 1..5 (priority 0..-4) and Bob's 1: they take turns.
+    # Ann's jobs have turns 0..4 (priority 0..-4) and Bob's turn 0: Bob's comes second.
     priorities = [db.execute("SELECT priority FROM procrastinate_jobs WHERE id = %s",
                              (dispatch,)).fetchone()[0]  # type: ignore[index]
                   for dispatch in dispatches]
