@@ -2,7 +2,7 @@
 -- start-time fair queuing. jobs_dispatch_run makes it the dispatch's priority (-turn), so
 -- procrastinate's fetch (priority DESC, id ASC) hands out turn after turn, each turn's
 -- dispatches in dispatch order: every owner with jobs waiting starts one per turn. A
--- priority is set once and never rewritten: a claim or a finish writes nothing (0021
+-- priority is set once and never rewritten: a claim or a finish writes nothing (0020
 -- dropped the re-rank of the owner's queued dispatches per finish), and a queue position
 -- stays the job's place in the fetch order.
 -- The queue's current turn: its lowest 'todo' turn (the head), or the turn before it
