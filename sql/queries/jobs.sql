@@ -100,19 +100,10 @@ UPDATE jobs
 RETURNING dispatch_id, version;
 
 -- name: claim_job
--- The worker takes its job: only the current dispatch may, and only if still active. The
--- step the row shows (a fresh job's first, %(first_steps)s: type -> key; or the one a
--- resumed run stopped at) starts now. step_parts: what the unfinished steps already made.
--- A worker of ours claims in its fetch (fetch_and_claim_job, sql/queries/procrastinate.sql,
--- the same fence and writes: keep the two alike); this is for a run that was not fetched
--- so (a run started by other means).
-UPDATE jobs
-   SET status = 'running', run_started_at = now(), step_started_at = now(),
-       current_step = coalesce(current_step, %(first_steps)s::jsonb ->> type),
-       updated_at = now()
- WHERE id = %(id)s AND dispatch_id = %(dispatch_id)s AND status IN ('queued', 'running')
-   AND cancel_requested_at IS NULL
-RETURNING id, type, input, step_outputs, step_parts, progress, attempt, current_step;
+-- The worker takes its job (jobs_claim, sql/functions/jobs_claim.sql). A worker of ours
+-- claims in its fetch (fetch_and_claim_job, sql/queries/procrastinate.sql); this is for a
+-- run that was not fetched so (a run started by other means).
+SELECT * FROM jobs_claim(%(dispatch_id)s, %(id)s::text, %(first_steps)s::jsonb);
 
 -- name: start_step
 UPDATE jobs

@@ -27,35 +27,26 @@ SELECT procrastinate_cancel_job_v1(%(dispatch_id)s, true, false);
 -- name: fetch_and_claim_job
 -- A worker's fetch (queue_jobs/worker/resilient.py): procrastinate's (its fetch_job
 -- query, procrastinate_fetch_job_v2) and, when the dispatch is a run of ours
--- (%(task)s), our claim of its job in the same statement: claim_job's fence and writes
--- (sql/queries/jobs.sql: keep the two alike), so the jobs row is 'running' as the
--- dispatch is 'doing', one round trip and one transaction for both. The claim columns
--- are NULL when nothing was fetched, when the dispatch is another task's, or when it is
--- no longer its job's current one (superseded, cancelled, finished): the run then ends
--- as one whose claim_job found nothing. The job is matched by its dispatch (the
--- jobs_dispatch_idx) and its id as text: a malformed job_id argument matches nothing
--- instead of failing the fetch (the task then fails on it, as it would have).
+-- (%(task)s), the claim of its job (jobs_claim, as claim_job) in the same statement, so
+-- the jobs row is 'running' as the dispatch is 'doing': one round trip and one transaction
+-- for both. jobs_claim is called after the fetch (the lateral join) and reads with a
+-- snapshot of its own, newer than this statement's: it sees the job of whatever dispatch
+-- the fetch found. The claim columns are NULL when nothing was fetched, when the dispatch
+-- is another task's, or when it is no longer its job's current one (superseded,
+-- cancelled, finished): the run then ends as one whose claim_job found nothing.
 WITH fetched AS MATERIALIZED (
     SELECT id, status, task_name, priority, lock, queueing_lock, args, scheduled_at,
            queue_name, attempts, worker_id
       FROM procrastinate_fetch_job_v2(%(queues)s::varchar[], %(worker_id)s)
-), claimed AS (
-    UPDATE jobs
-       SET status = 'running', run_started_at = now(), step_started_at = now(),
-           current_step = coalesce(current_step, %(first_steps)s::jsonb ->> type),
-           updated_at = now()
-      FROM fetched
-     WHERE fetched.task_name = %(task)s AND jobs.dispatch_id = fetched.id
-       AND jobs.id::text = fetched.args ->> 'job_id'
-       AND jobs.status IN ('queued', 'running') AND jobs.cancel_requested_at IS NULL
-    RETURNING jobs.id, jobs.type, jobs.input, jobs.step_outputs, jobs.step_parts,
-              jobs.progress, jobs.attempt, jobs.current_step
 )
 SELECT fetched.*, claimed.id AS claimed_id, claimed.type AS claimed_type,
        claimed.input AS claimed_input, claimed.step_outputs AS claimed_step_outputs,
        claimed.step_parts AS claimed_step_parts, claimed.progress AS claimed_progress,
        claimed.attempt AS claimed_attempt, claimed.current_step AS claimed_current_step
-  FROM fetched LEFT JOIN claimed ON true;
+  FROM fetched
+  LEFT JOIN LATERAL jobs_claim(
+      CASE WHEN fetched.task_name = %(task)s THEN fetched.id END, fetched.args ->> 'job_id',
+      %(first_steps)s::jsonb) AS claimed ON true;
 
 -- name: save_steps
 -- Finished steps' outputs and durations on the job, and their step records with the LLM

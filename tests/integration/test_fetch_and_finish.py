@@ -5,6 +5,7 @@ superseded dispatch, fetched, still ends as it always did."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -50,7 +51,24 @@ def with_worker(settings: QueueSettings, use: Callable[[ResilientWorker], Awaita
             connector._pool_externally_set = False
             close_all()
 
-    return asyncio.run(main())
+    # In a thread of its own: the session may already run an event loop in this one
+    # (Playwright's sync API does).
+    results: list[T] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(asyncio.run(main()))
+        except BaseException as error:  # re-raised in the test's thread
+            errors.append(error)
+
+    thread = threading.Thread(target=run, name="test-fetch-worker")
+    thread.start()
+    thread.join(60)
+    if errors:
+        raise errors[0]
+    assert results, "the worker did not finish within 60 s"
+    return results[0]
 
 
 def drain(settings: QueueSettings, **options: Any) -> ResilientWorker:
