@@ -47,6 +47,8 @@ class JobType(enum.StrEnum):
 class FinishedJob:
     type: str
     elapsed_ms: int  # since the job was created
+    # A worker's success that also ended procrastinate's job (store.succeed_job).
+    dispatch_finished: bool = False
 
 
 @dataclass(frozen=True)

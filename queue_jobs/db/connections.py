@@ -54,6 +54,7 @@ BACKOFF_LONGEST_S = 2.0
 
 log = logging.getLogger(__name__)
 Conn = psycopg.Connection[Any]
+AsyncConn = psycopg.AsyncConnection[Any]
 
 
 class _LentRecently:

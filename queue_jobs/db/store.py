@@ -5,15 +5,16 @@ Every function takes the caller's connection first: the caller owns the transact
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
 
-from queue_jobs.db.connections import Conn
+from queue_jobs.db.connections import AsyncConn, Conn
 from queue_jobs.db.sql_files import named_queries
 from queue_jobs.models import (
     ClaimedJob,
@@ -361,6 +362,37 @@ def claim_job(conn: Conn, job_id: uuid.UUID, dispatch_id: int,
                       first_steps=Jsonb(dict(first_steps)))
 
 
+async def fetch_and_claim_job(conn: AsyncConn, queues: Iterable[str] | None, worker_id: int,
+                              first_steps: Mapping[str, str]
+                              ) -> tuple[dict[str, Any] | None, ClaimedJob | None]:
+    """A worker's fetch, with the claim of a run's job (claim_job's) in the same statement:
+    procrastinate's job row (procrastinate's fetch_job row; None: nothing to do) and, for a
+    run of ours, the claim (None: another task, or the dispatch is no longer current)."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_sql("fetch_and_claim_job"), {
+            "queues": None if queues is None else list(queues), "worker_id": worker_id,
+            "first_steps": Jsonb(dict(first_steps)), "task": RUN_TASK})
+        row = await cur.fetchone()
+    if row is None or row["id"] is None:
+        return None, None
+    claim = {field: row.pop(f"claimed_{field}") for field in _CLAIM_FIELDS}
+    return row, None if claim["id"] is None else ClaimedJob(**claim)
+
+
+_CLAIM_FIELDS = tuple(field.name for field in dataclasses.fields(ClaimedJob))
+
+
+async def finish_dispatch(conn: AsyncConn, dispatch_id: int, status: str,
+                          delete: bool) -> bool:
+    """procrastinate's finish of a job (its finish_job), unless it ended already: whether
+    this ended it."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_sql("finish_dispatch"), {"dispatch_id": dispatch_id,
+                                                    "status": status, "delete": delete})
+        row = await cur.fetchone()
+    return bool(row and row["finished"])
+
+
 def start_step(conn: Conn, job_id: uuid.UUID, dispatch_id: int, step: str,
                progress: int) -> bool:
     return _changed(conn, "start_step", id=job_id, dispatch_id=dispatch_id, step=step,
@@ -378,20 +410,26 @@ def checkpoint_steps(conn: Conn, job_id: uuid.UUID, dispatch_id: int,
 
 
 def succeed_job(conn: Conn, job_id: uuid.UUID, dispatch_id: int, result: Any,
-                steps: Sequence[Mapping[str, Any]] = (), attempt: int = 1
+                steps: Sequence[Mapping[str, Any]] = (), attempt: int = 1, *,
+                finish_dispatch: bool = False, delete_dispatch: bool = False
                 ) -> FinishedJob | None:
     """The run's last write: its last steps (as checkpoint_steps) and the result. None if
-    this run was fenced out."""
+    this run was fenced out. finish_dispatch: procrastinate's job ends in the same
+    statement ('succeeded'; deleted with delete_dispatch), if the job succeeded here
+    (FinishedJob.dispatch_finished)."""
     return _save_steps(conn, job_id, dispatch_id, steps, attempt, progress=100,
-                       next_step=None, result=Jsonb(result))
+                       next_step=None, result=Jsonb(result), finish_dispatch=finish_dispatch,
+                       delete_dispatch=delete_dispatch)
 
 
 def _save_steps(conn: Conn, job_id: uuid.UUID, dispatch_id: int,
                 steps: Sequence[Mapping[str, Any]], attempt: int, *, progress: int,
-                next_step: str | None, result: Jsonb | None) -> FinishedJob | None:
+                next_step: str | None, result: Jsonb | None, finish_dispatch: bool = False,
+                delete_dispatch: bool = False) -> FinishedJob | None:
     return _typed_one(conn, FinishedJob, "save_steps", id=job_id, dispatch_id=dispatch_id,
                       steps=Jsonb(list(steps)), progress=progress, attempt=attempt,
-                      next_step=next_step, result=result)
+                      next_step=next_step, result=result, finish_dispatch=finish_dispatch,
+                      delete_dispatch=delete_dispatch)
 
 
 def record_unfinished_step(conn: Conn, job_id: uuid.UUID, step: str, outcome: str,

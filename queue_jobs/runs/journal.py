@@ -90,6 +90,16 @@ FAIL_FAST = Patience()
 ONE_SHORT_ATTEMPT = Patience(gives_up=lambda: True)
 
 
+@dataclass
+class DispatchFinish:
+    """A worker's run whose success also ends procrastinate's job, in the same statement
+    (store.succeed_job): `delete` as the worker's delete_jobs says for a success. `done`
+    tells the worker, which then skips its own finish."""
+
+    delete: bool
+    done: bool = False
+
+
 @dataclass(frozen=True)
 class DbJournal:
     runtime: RunResources
@@ -97,6 +107,7 @@ class DbJournal:
     dispatch_id: int
     attempt: int  # the job's attempt when this run claimed it (step records carry it)
     patience: Patience = FAIL_FAST
+    finish: DispatchFinish | None = None  # None: the dispatch is ended by someone else
 
     def _write(self, work: Callable[[Conn], T]) -> T:
         return self.patience.run(self.runtime.pool, work)
@@ -113,8 +124,12 @@ class DbJournal:
         self._saved(step, job_type)
 
     def succeed(self, step: FinishedStep | None, result: dict[str, Any]) -> None:
+        finish = self.finish
         finished = self._write(lambda conn: store.succeed_job(
-            conn, self.job_id, self.dispatch_id, result, _step_rows(step), self.attempt))
+            conn, self.job_id, self.dispatch_id, result, _step_rows(step), self.attempt,
+            finish_dispatch=finish is not None, delete_dispatch=bool(finish and finish.delete)))
+        if finish is not None and finished is not None:
+            finish.done = finished.dispatch_finished
         self._saved(step, finished.type if finished else None)
         assert finished is not None  # _saved raised otherwise
         job_metrics.job_finished(self.job_id, finished, "succeeded")

@@ -1,5 +1,8 @@
 """One run of a job on a worker: claim, run the pipeline in a thread, watch it, finish.
 
+The claim is normally made by the worker's fetch (queue_jobs.worker.handoff: the run is
+handed it, and its success ends procrastinate's job too); a run handed none claims itself.
+
 The watchdog (an asyncio loop beside the pipeline thread) is what makes cancel and
 timeout prompt: it does not wait for a blocking LLM or HTTP call to return. It writes the
 final state itself, fenced by this run's dispatch id, and tells the pipeline thread to
@@ -49,6 +52,7 @@ from queue_jobs.runs.journal import (
     step_services,
 )
 from queue_jobs.runs.resources import WorkerRuntime
+from queue_jobs.worker.handoff import Prefetched
 from queue_jobs.worker.link import DatabaseLink
 
 log = logging.getLogger(__name__)
@@ -61,10 +65,12 @@ WATCH_INTERVAL_S = 0.25
 
 class JobRun:
     def __init__(self, runtime: WorkerRuntime, job_id: uuid.UUID, dispatch_id: int,
-                 link: DatabaseLink | None = None) -> None:
+                 link: DatabaseLink | None = None, prefetched: Prefetched | None = None
+                 ) -> None:
         self.runtime = runtime
         self.job_id = job_id
         self.dispatch_id = dispatch_id
+        self.prefetched = prefetched
         self.stop = StopSignal()
         link = link or DatabaseLink()
         # The pipeline's writes wait for the database while the run goes on; the outcome's
@@ -99,7 +105,9 @@ class JobRun:
             raise
 
     def _run(self) -> None:
-        if self.stop.is_set():  # cancelled or shutting down before the claim
+        # Cancelled or shutting down before the claim (a claim made by the fetch is
+        # undone by the same outcome: the watchdog fails or hands back the job).
+        if self.stop.is_set():
             return
         try:
             claimed = self._claim()
@@ -116,7 +124,8 @@ class JobRun:
         services = step_services(self.runtime, self.job_id, self.dispatch_id, self.stop,
                                  self.patience)
         journal = DbJournal(self.runtime, self.job_id, self.dispatch_id, claimed.attempt,
-                            self.patience)
+                            self.patience,
+                            self.prefetched.finish if self.prefetched else None)
         self.record.finish(lambda: run_pipeline(
             pipeline, str(self.job_id), claimed.input, claimed.step_outputs, services,
             journal, self.stop, policy,
@@ -167,8 +176,11 @@ class JobRun:
             raise
 
     def _claim(self) -> models.ClaimedJob | None:
-        claimed = self.patience.run(self.runtime.pool, lambda conn: store.claim_job(
-            conn, self.job_id, self.dispatch_id, FIRST_STEPS))
+        if self.prefetched is not None:
+            claimed = self.prefetched.claim
+        else:
+            claimed = self.patience.run(self.runtime.pool, lambda conn: store.claim_job(
+                conn, self.job_id, self.dispatch_id, FIRST_STEPS))
         if claimed is not None:
             logs.event(log, "job.started", jobId=self.job_id, type=claimed.type,
                        attempt=claimed.attempt, dispatchId=self.dispatch_id,

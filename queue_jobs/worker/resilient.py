@@ -16,6 +16,11 @@ scheduling and changes what a lost database does:
 - Jobs already running keep running (queue_jobs.worker.job_run waits for the database); a
   job's final status write (_persist_job_status) is retried until the database answers or
   the stopping worker gives up on it.
+- Fewer round trips a job: the fetch claims a run's job in the same statement
+  (store.fetch_and_claim_job; the claim is handed to the run, queue_jobs.worker.handoff),
+  and a run whose success also ended procrastinate's job (store.succeed_job) is not
+  finished again here. A stop waits for a fetch already sent (it may have claimed a job)
+  until the hand-back deadline; the run it started is then handed back like any other.
 - procrastinate prunes other workers' rows at every worker start, which after a restart
   deletes live workers still reconnecting; that pruning is disabled here and the reaper
   prunes instead, counting silence only while the database was up.
@@ -42,11 +47,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import psycopg
-from procrastinate import manager, sql, utils
+from procrastinate import PsycopgConnector, job_context, jobs, manager, retry, sql, utils
 from procrastinate.worker import Worker
 from psycopg import sql as psql
 
+from queue_jobs.db import store
 from queue_jobs.db.connections import Backoff, is_unreachable
+from queue_jobs.worker.handoff import HANDOFF, RunHandoff
+from queue_jobs.worker.job_run import FIRST_STEPS
 from queue_jobs.worker.link import LINK, DatabaseLink
 
 logger = logging.getLogger("queue_jobs.worker")
@@ -64,8 +72,9 @@ NEVER_PRUNE_S = 10.0 * 365 * 24 * 3600
 PRIVATE_METHODS = ("_fetch_and_process_jobs", "_persist_job_status", "_update_heartbeat",
                    "_poll_jobs_to_abort", "_periodic_deferrer", "_start_side_tasks",
                    "_shutdown", "_abort_running_jobs", "_handle_notification",
-                   "_handle_abort_jobs_requested", "_run_loop")
-PRIVATE_ATTRIBUTES = ("_new_job_event", "_stop_event", "_running_jobs")
+                   "_handle_abort_jobs_requested", "_run_loop", "_process_job")
+PRIVATE_ATTRIBUTES = ("_new_job_event", "_stop_event", "_running_jobs", "_job_semaphore",
+                      "_job_ids_to_abort")
 
 
 class ResilientWorker(Worker):
@@ -74,7 +83,10 @@ class ResilientWorker(Worker):
         kwargs["stalled_worker_timeout"] = NEVER_PRUNE_S
         super().__init__(*args, **kwargs)
         self.link = DatabaseLink()
-        self.additional_context = {**(self.additional_context or {}), LINK: self.link}
+        self.handoff = RunHandoff(delete_succeeded=self._deletes(jobs.Status.SUCCEEDED))
+        self.additional_context = {**(self.additional_context or {}), LINK: self.link,
+                                   HANDOFF: self.handoff}
+        self._fetch_sent = False  # a fetch statement is on its way (or its answer is)
         self.stop_requested_at: float | None = None  # time.monotonic()
         self._beat_now = asyncio.Event()
         self._relisten = asyncio.Event()
@@ -207,13 +219,18 @@ class ResilientWorker(Worker):
 
     async def _fetch_and_process_jobs(self) -> None:
         # A stop request interrupts a fetch that waits for the database (the pool's wait
-        # would hold the stop up). Should the fetch have gone through on the server, the
-        # procrastinate job is 'doing' with our (soon unregistered) id and its jobs row
-        # still queued: the reaper re-dispatches it, not counting a lost run.
-        fetching = asyncio.create_task(super()._fetch_and_process_jobs(), name="fetch")
+        # would hold the stop up). A fetch statement already sent may have taken a job and
+        # claimed it: the stop lets it answer, until the hand-back deadline, and the run it
+        # starts is handed back like any other. Should one cut short have gone through on
+        # the server, the procrastinate job is 'doing' with our (soon unregistered) id and
+        # its jobs row claimed: the reaper re-dispatches it.
+        fetching = asyncio.create_task(self._fetch_and_start_jobs(), name="fetch")
         stopping = asyncio.create_task(self._stop_event.wait())
         try:
             await asyncio.wait({fetching, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            deadline = self._handback_deadline()
+            if not fetching.done() and self._fetch_sent and deadline is not None:
+                await asyncio.wait({fetching}, timeout=max(0.0, deadline - time.monotonic()))
         finally:
             stopping.cancel()
             if not fetching.done():
@@ -232,13 +249,106 @@ class ResilientWorker(Worker):
         # The run loop now waits for a notification, a stop or the poll interval; the
         # heartbeat task probes the database and wakes it (_new_job_event) once it answers.
 
-    async def _persist_job_status(self, *args: Any, **kwargs: Any) -> None:
-        done, _ = await self._until_reached(
-            lambda: super(ResilientWorker, self)._persist_job_status(*args, **kwargs),
-            self._given_up)
+    async def _fetch_and_start_jobs(self) -> None:
+        """procrastinate 3.10's Worker._fetch_and_process_jobs, fetching with _fetch_job:
+        fetch and start jobs until there is none left or a stop is requested."""
+        while not self._stop_event.is_set():
+            acquire_sem_task = asyncio.create_task(self._job_semaphore.acquire())
+            job = None
+            try:
+                await utils.wait_any(acquire_sem_task, self._stop_event.wait())
+                if self._stop_event.is_set():
+                    break
+                job = await self._fetch_job()
+            finally:
+                if (not job or self._stop_event.is_set()) and acquire_sem_task.done():
+                    self._job_semaphore.release()
+                self._new_job_event.clear()
+            if not job:
+                break
+            self._start_job(job)
+
+    async def _fetch_job(self) -> jobs.Job | None:
+        """procrastinate's fetch_job and, for a run of ours, its claim (handed to the run)."""
+        worker_id = self.worker_id
+        assert worker_id is not None
+        connector = self.app.connector
+        if not isinstance(connector, PsycopgConnector):
+            return await self.app.job_manager.fetch_job(queues=self.queues,
+                                                        worker_id=worker_id)
+        try:
+            async with connector.pool.connection() as conn:
+                self._fetch_sent = True
+                row, claim = await store.fetch_and_claim_job(conn, self.queues, worker_id,
+                                                             FIRST_STEPS)
+        finally:
+            self._fetch_sent = False
+        if row is None:
+            return None
+        job = jobs.Job.from_row(row)
+        if job.task_name == store.RUN_TASK and job.id is not None:
+            self.handoff.put(job.id, claim)
+        return job
+
+    def _start_job(self, job: jobs.Job) -> None:
+        """The rest of procrastinate's loop: the job's context and task."""
+        job_id = job.id
+
+        def abort_reason() -> job_context.AbortReason | None:
+            return self._job_ids_to_abort.get(job_id) if job_id else None
+
+        context = job_context.JobContext(
+            app=self.app, worker_name=self.worker_name, worker_queues=self.queues,
+            additional_context=(self.additional_context.copy()
+                                if self.additional_context else {}),
+            job=job, abort_reason=abort_reason, start_timestamp=time.time())
+        job_task = asyncio.create_task(self._process_job(context),
+                                       name=f"process job {job.task_name}[{job.id}]")
+        self._running_jobs[job_task] = context
+
+        def on_job_complete(task: asyncio.Task[Any]) -> None:
+            del self._running_jobs[task]
+            self._job_semaphore.release()
+
+        job_task.add_done_callback(on_job_complete)
+
+    async def _persist_job_status(self, job: jobs.Job, status: jobs.Status,
+                                  retry_decision: retry.RetryDecision | None,
+                                  context: job_context.JobContext,
+                                  job_result: job_context.JobResult | None) -> None:
+        assert job.id is not None
+        prefetched = self.handoff.settle(job.id)
+        if prefetched is not None and retry_decision is None:
+            # A run this worker fetched: its success may have ended the job already, and
+            # if not, the finish must not fail on a job its run ended unbeknown to us.
+            if prefetched.finish.done:
+                done = True
+            else:
+                done, _ = await self._until_reached(
+                    lambda: self._finish_dispatch(job, status), self._given_up)
+            self._job_ids_to_abort.pop(job.id, None)
+        else:
+            done, _ = await self._until_reached(
+                lambda: super(ResilientWorker, self)._persist_job_status(
+                    job=job, status=status, retry_decision=retry_decision, context=context,
+                    job_result=job_result),
+                self._given_up)
         if not done:
             logger.warning("a job's final status could not be written (database "
                            "unreachable): left for the reaper")
+
+    async def _finish_dispatch(self, job: jobs.Job, status: jobs.Status) -> None:
+        """procrastinate's finish_job, unless the job has ended already (store)."""
+        assert job.id is not None
+        async with self.app.connector.pool.connection() as conn:  # type: ignore[attr-defined]
+            await store.finish_dispatch(conn, job.id, status.value, self._deletes(status))
+
+    def _deletes(self, status: jobs.Status) -> bool:
+        """procrastinate's delete_jobs rule, for a job ending with `status`."""
+        return {jobs.DeleteJobCondition.ALWAYS: True,
+                jobs.DeleteJobCondition.NEVER: False,
+                jobs.DeleteJobCondition.SUCCESSFUL: status == jobs.Status.SUCCEEDED,
+                }[self.delete_jobs]
 
     # --- side tasks --------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from queue_jobs.db.store import QUEUE, RUN_TASK
 from queue_jobs.runs.resources import runtime_for
 from queue_jobs.worker import housekeeping, reaper
 from queue_jobs.worker.app import app, settings
+from queue_jobs.worker.handoff import HANDOFF, Prefetched, RunHandoff
 from queue_jobs.worker.job_run import JobRun
 from queue_jobs.worker.link import LINK, DatabaseLink
 
@@ -28,11 +29,19 @@ def _link(context: JobContext) -> DatabaseLink | None:
     return given if isinstance(given, DatabaseLink) else None
 
 
+def _prefetched(context: JobContext) -> Prefetched | None:
+    """The claim the worker's fetch made (queue_jobs.worker.handoff), if it made one."""
+    handoff = context.additional_context.get(HANDOFF)
+    if not isinstance(handoff, RunHandoff) or context.job.id is None:
+        return None
+    return handoff.get(context.job.id)
+
+
 @app.task(name=RUN_TASK, queue=QUEUE, pass_context=True)
 async def run_job(context: JobContext, job_id: str) -> None:
     assert context.job.id is not None
     run = JobRun(runtime_for(_settings(context)), uuid.UUID(job_id), context.job.id,
-                 _link(context))
+                 _link(context), _prefetched(context))
     await run.execute(is_shutdown=lambda: context.abort_reason() == AbortReason.SHUTDOWN)
 
 

@@ -100,16 +100,10 @@ UPDATE jobs
 RETURNING dispatch_id, version;
 
 -- name: claim_job
--- The worker takes its job: only the current dispatch may, and only if still active. The
--- step the row shows (a fresh job's first, %(first_steps)s: type -> key; or the one a
--- resumed run stopped at) starts now. step_parts: what the unfinished steps already made.
-UPDATE jobs
-   SET status = 'running', run_started_at = now(), step_started_at = now(),
-       current_step = coalesce(current_step, %(first_steps)s::jsonb ->> type),
-       updated_at = now()
- WHERE id = %(id)s AND dispatch_id = %(dispatch_id)s AND status IN ('queued', 'running')
-   AND cancel_requested_at IS NULL
-RETURNING id, type, input, step_outputs, step_parts, progress, attempt, current_step;
+-- The worker takes its job (jobs_claim, sql/functions/jobs_claim.sql). A worker of ours
+-- claims in its fetch (fetch_and_claim_job, sql/queries/procrastinate.sql); this is for a
+-- run that was not fetched so (a run started by other means).
+SELECT * FROM jobs_claim(%(dispatch_id)s, %(id)s::text, %(first_steps)s::jsonb);
 
 -- name: start_step
 UPDATE jobs
@@ -118,48 +112,6 @@ UPDATE jobs
  WHERE id = %(id)s AND dispatch_id = %(dispatch_id)s AND status = 'running'
    AND cancel_requested_at IS NULL
 RETURNING id;
-
--- name: save_steps
--- Finished steps' outputs and durations on the job, and their step records with the LLM
--- calls each made (jobs_record_steps; the calls were added to the job's totals as they
--- returned, record_llm_call): one statement, so all of it commits or none does. With a
--- next_step, that step starts here too (no separate start_step write). With a result,
--- the job succeeds here too: the run's last steps and its result are its last write.
--- A finished step's parts (step_parts) go: its output holds what they were for.
--- %(steps)s: [{step, output, duration_ms, usage}], in the order they ran.
-WITH new AS (
-    SELECT coalesce(jsonb_object_agg(s->>'step', s->'output'), '{}') AS outputs,
-           coalesce(jsonb_object_agg(s->>'step', s->'duration_ms'), '{}') AS durations,
-           coalesce(array_agg(s->>'step'), '{}') AS steps
-      FROM jsonb_array_elements(%(steps)s::jsonb) AS s
-), job AS (
-    UPDATE jobs
-       SET step_outputs = step_outputs || new.outputs,
-           step_durations_ms = step_durations_ms || new.durations,
-           step_parts = step_parts - new.steps,
-           current_step = coalesce(%(next_step)s::text, current_step),
-           step_started_at = CASE WHEN %(next_step)s::text IS NULL THEN step_started_at
-                                  ELSE now() END,
-           progress = CASE WHEN %(result)s::jsonb IS NULL
-                           THEN greatest(progress, %(progress)s) ELSE 100 END,
-           status = CASE WHEN %(result)s::jsonb IS NULL THEN status ELSE 'succeeded' END,
-           -- durationMs: the time the steps took, summed over every run that did one.
-           result = CASE WHEN %(result)s::jsonb IS NULL THEN result
-                         ELSE jsonb_set(%(result)s::jsonb, '{metadata,durationMs}', to_jsonb(
-                             (SELECT coalesce(sum(value::bigint), 0)
-                                FROM jsonb_each_text(step_durations_ms || new.durations))))
-                    END,
-           finished_at = CASE WHEN %(result)s::jsonb IS NULL THEN finished_at ELSE now() END,
-           updated_at = now()
-      FROM new
-     WHERE id = %(id)s AND dispatch_id = %(dispatch_id)s AND status = 'running'
-       AND cancel_requested_at IS NULL
-    RETURNING id, type, created_at
-)
-SELECT job.type, (extract(epoch FROM now() - job.created_at) * 1000)::bigint AS elapsed_ms
-  FROM job,
-       LATERAL jobs_record_steps(job.id, job.type, %(attempt)s, 'succeeded',
-                                 %(steps)s::jsonb) AS recorded;
 
 -- name: record_failed_step
 -- A step that raised (failed), or whose run was stopped or lost the job meanwhile

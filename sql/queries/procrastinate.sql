@@ -23,6 +23,102 @@
 -- abort=true: a todo procrastinate job becomes cancelled, a doing one gets abort_requested.
 SELECT procrastinate_cancel_job_v1(%(dispatch_id)s, true, false);
 
+-- name: fetch_and_claim_job
+-- A worker's fetch (queue_jobs/worker/resilient.py): procrastinate's (its fetch_job
+-- query, procrastinate_fetch_job_v2) and, when the dispatch is a run of ours
+-- (%(task)s), the claim of its job (jobs_claim, as claim_job) in the same statement, so
+-- the jobs row is 'running' as the dispatch is 'doing': one round trip and one transaction
+-- for both. jobs_claim is called after the fetch (the lateral join) and reads with a
+-- snapshot of its own, newer than this statement's: it sees the job of whatever dispatch
+-- the fetch found. The claim columns are NULL when nothing was fetched, when the dispatch
+-- is another task's, or when it is no longer its job's current one (superseded,
+-- cancelled, finished): the run then ends as one whose claim_job found nothing.
+WITH fetched AS MATERIALIZED (
+    SELECT id, status, task_name, priority, lock, queueing_lock, args, scheduled_at,
+           queue_name, attempts, worker_id
+      FROM procrastinate_fetch_job_v2(%(queues)s::varchar[], %(worker_id)s)
+)
+SELECT fetched.*, claimed.id AS claimed_id, claimed.type AS claimed_type,
+       claimed.input AS claimed_input, claimed.step_outputs AS claimed_step_outputs,
+       claimed.step_parts AS claimed_step_parts, claimed.progress AS claimed_progress,
+       claimed.attempt AS claimed_attempt, claimed.current_step AS claimed_current_step
+  FROM fetched
+  LEFT JOIN LATERAL jobs_claim(
+      CASE WHEN fetched.task_name = %(task)s THEN fetched.id END, fetched.args ->> 'job_id',
+      %(first_steps)s::jsonb) AS claimed ON true;
+
+-- name: save_steps
+-- Finished steps' outputs and durations on the job, and their step records with the LLM
+-- calls each made (jobs_record_steps; the calls were added to the job's totals as they
+-- returned, record_llm_call): one statement, so all of it commits or none does. With a
+-- next_step, that step starts here too (no separate start_step write). With a result,
+-- the job succeeds here too: the run's last steps and its result are its last write.
+-- A finished step's parts (step_parts) go: its output holds what they were for.
+-- %(steps)s: [{step, output, duration_ms, usage}], in the order they ran.
+-- With %(finish_dispatch)s (a worker's run, with its result), procrastinate's job ends
+-- here too, as its worker would end it (procrastinate_finish_job_v1: 'succeeded', its
+-- events and triggers; %(delete_dispatch)s: the worker's delete_jobs for a success), and
+-- only if the job succeeded here: a fenced-out run ends nothing. dispatch_finished says
+-- whether it did (the worker then skips its own finish of that job).
+WITH new AS (
+    SELECT coalesce(jsonb_object_agg(s->>'step', s->'output'), '{}') AS outputs,
+           coalesce(jsonb_object_agg(s->>'step', s->'duration_ms'), '{}') AS durations,
+           coalesce(array_agg(s->>'step'), '{}') AS steps
+      FROM jsonb_array_elements(%(steps)s::jsonb) AS s
+), job AS (
+    UPDATE jobs
+       SET step_outputs = step_outputs || new.outputs,
+           step_durations_ms = step_durations_ms || new.durations,
+           step_parts = step_parts - new.steps,
+           current_step = coalesce(%(next_step)s::text, current_step),
+           step_started_at = CASE WHEN %(next_step)s::text IS NULL THEN step_started_at
+                                  ELSE now() END,
+           progress = CASE WHEN %(result)s::jsonb IS NULL
+                           THEN greatest(progress, %(progress)s) ELSE 100 END,
+           status = CASE WHEN %(result)s::jsonb IS NULL THEN status ELSE 'succeeded' END,
+           -- durationMs: the time the steps took, summed over every run that did one.
+           result = CASE WHEN %(result)s::jsonb IS NULL THEN result
+                         ELSE jsonb_set(%(result)s::jsonb, '{metadata,durationMs}', to_jsonb(
+                             (SELECT coalesce(sum(value::bigint), 0)
+                                FROM jsonb_each_text(step_durations_ms || new.durations))))
+                    END,
+           finished_at = CASE WHEN %(result)s::jsonb IS NULL THEN finished_at ELSE now() END,
+           updated_at = now()
+      FROM new
+     WHERE id = %(id)s AND dispatch_id = %(dispatch_id)s AND status = 'running'
+       AND cancel_requested_at IS NULL
+    RETURNING id, type, created_at
+), dispatch AS MATERIALIZED (
+    SELECT pj.id FROM procrastinate_jobs pj
+     WHERE %(finish_dispatch)s::boolean AND %(result)s::jsonb IS NOT NULL
+       AND pj.id = %(dispatch_id)s AND pj.status IN ('todo', 'doing')
+       AND EXISTS (SELECT FROM job)
+       FOR UPDATE OF pj
+)
+SELECT job.type, (extract(epoch FROM now() - job.created_at) * 1000)::bigint AS elapsed_ms,
+       EXISTS (SELECT FROM dispatch,
+                      LATERAL procrastinate_finish_job_v1(dispatch.id, 'succeeded',
+                                                          %(delete_dispatch)s::boolean) AS f)
+           AS dispatch_finished
+  FROM job,
+       LATERAL jobs_record_steps(job.id, job.type, %(attempt)s, 'succeeded',
+                                 %(steps)s::jsonb) AS recorded;
+
+-- name: finish_dispatch
+-- A worker's own finish of a dispatch it fetched and claimed (queue_jobs/worker/
+-- resilient.py): procrastinate's finish_job (procrastinate_finish_job_v1: %(status)s, its
+-- events, %(delete)s as its delete_jobs says), unless the dispatch has ended already:
+-- save_steps may have ended it with the run's success while the worker did not learn it
+-- (the connection lost after that commit, the watchdog's timeout racing the success).
+-- procrastinate's own query would raise then. Answers whether it ended it.
+SELECT EXISTS (SELECT FROM (SELECT id FROM procrastinate_jobs
+                             WHERE id = %(dispatch_id)s AND status IN ('todo', 'doing')
+                               FOR UPDATE) AS dispatch,
+                      LATERAL procrastinate_finish_job_v1(dispatch.id,
+                                                          %(status)s::procrastinate_job_status,
+                                                          %(delete)s::boolean) AS f)
+           AS finished;
+
 -- name: queue_positions
 -- Status documents: each queued dispatch's place in the line, 1 + the 'todo' dispatches
 -- of its queue that procrastinate_fetch_job_v2 takes first (priority DESC, id ASC). Two
