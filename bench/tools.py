@@ -72,8 +72,9 @@ end
 
 def wrk(url: str, *, seconds: float, connections: int, method: str = "GET",
         headers: Mapping[str, str] | None = None, body: str | None = None,
-        fresh_session: bool = False, timeout_s: float = 2, workdir: Path) -> Load:
-    """timeout_s: an answer slower than this is a failed request (wrk's default, 2 s)."""
+        fresh_session: bool = False, timeout_s: float = 5, workdir: Path) -> Load:
+    """timeout_s: an answer slower than this is a failed request (5 s: one answer past
+    wrk's default of 2 s on a busy host failed a whole run)."""
     lines = [f'wrk.method = "{method}"']
     for name, value in (headers or {}).items():
         lines.append(f'wrk.headers["{name}"] = [[{value}]]')
