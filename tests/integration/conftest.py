@@ -1,12 +1,16 @@
 """Integration fixtures: a real PostgreSQL (embedded, or TEST_DATABASE_URL), one database
-per test cloned from a migrated template (pytest-postgresql), the fake OpenAI-compatible
-server, the local web site, the Flask app and an in-process procrastinate worker."""
+per test cloned from a migrated template (pytest-postgresql makes the template; the clones
+are made ahead and dropped after, off the test's time), the fake OpenAI-compatible server,
+the local web site, the Flask app and an in-process procrastinate worker."""
 
 from __future__ import annotations
 
+import itertools
 import os
+import queue
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,6 +20,7 @@ from typing import IO, Any
 import psycopg
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
+from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pytest_postgresql import factories
 
@@ -45,6 +50,10 @@ class ServerParams:
     maintenance_dbname: str = "postgres"
     template_dbname: str | None = None
 
+    def conninfo(self, dbname: str) -> str:
+        return make_conninfo(host=self.host, port=self.port, user=self.user, dbname=dbname,
+                             password=self.password or "")
+
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[ServerParams]:
@@ -73,14 +82,83 @@ def _load_schema(host: str, port: int, user: str, dbname: str, password: str | N
 
 postgresql_template = factories.postgresql_noproc(
     dbname=f"jobs_template_{os.getpid()}", depends_on="pg_server", load=[_load_schema])
-postgresql = factories.postgresql("postgresql_template")
+
+
+class DatabaseSupply:
+    """Fresh databases cloned from the template, on a thread of its own: the next test's
+    clone is made while a test runs, and a test's database is dropped while the next one
+    runs. A clone copies the whole template and a drop forces a checkpoint (PostgreSQL
+    16): about a second together when the machine is busy, which no test waits for now,
+    unless its clone is not ready yet."""
+
+    def __init__(self, server: ServerParams, template: str) -> None:
+        self._maintenance = server.conninfo(server.maintenance_dbname)
+        self._template = sql.Identifier(template)
+        self._names = (f"jobs_test_{os.getpid()}_{n}" for n in itertools.count())
+        self._orders: queue.SimpleQueue[tuple[str, str] | None] = queue.SimpleQueue()
+        self._ready: queue.SimpleQueue[str | Exception] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._work, name="database-supply", daemon=True)
+        self._thread.start()
+        self._order_clone()
+
+    def _order_clone(self) -> None:
+        self._orders.put(("create", next(self._names)))
+
+    def take(self) -> str:
+        """A database nobody has used; the next one is ordered at once."""
+        self._order_clone()
+        made = self._ready.get(timeout=120)
+        if isinstance(made, Exception):
+            self._ready.put(made)  # every later test fails alike, without the wait
+            raise made
+        return made
+
+    def give_back(self, name: str) -> None:
+        """Dropped soon, connections and all."""
+        self._orders.put(("drop", name))
+
+    def close(self) -> None:
+        """Waits until every database given back, and the clone made ahead, is dropped."""
+        self._orders.put(None)
+        self._thread.join(timeout=120)
+
+    def _work(self) -> None:
+        try:
+            with psycopg.connect(self._maintenance, autocommit=True) as conn:
+                while (order := self._orders.get()) is not None:
+                    action, name = order
+                    if action == "create":
+                        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                            sql.Identifier(name), self._template))
+                        self._ready.put(name)
+                    else:
+                        self._drop(conn, name)
+                while not self._ready.empty():  # made ahead, never taken
+                    if isinstance(unused := self._ready.get(), str):
+                        self._drop(conn, unused)
+        except Exception as error:
+            self._ready.put(error)  # for the test that waits
+
+    @staticmethod
+    def _drop(conn: psycopg.Connection[Any], name: str) -> None:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+            sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def database_supply(pg_server: ServerParams, postgresql_template: Any
+                    ) -> Iterator[DatabaseSupply]:
+    supply = DatabaseSupply(pg_server, postgresql_template.template_dbname)
+    yield supply
+    supply.close()
 
 
 @pytest.fixture
-def db_url(postgresql: psycopg.Connection[Any]) -> str:
-    info = postgresql.info
-    return make_conninfo(host=info.host, port=info.port, user=info.user, dbname=info.dbname,
-                         password=info.password or "")
+def db_url(pg_server: ServerParams, database_supply: DatabaseSupply) -> Iterator[str]:
+    """The test's own database, a clone of the migrated template."""
+    name = database_supply.take()
+    yield pg_server.conninfo(name)
+    database_supply.give_back(name)
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from werkzeug.serving import make_server
 from queue_jobs.config.settings import QueueSettings
 from queue_jobs.runs.resources import close_all
 from queue_jobs.worker.app import app as queue_app
+from queue_jobs.worker.resilient import ResilientWorker
 from webapp import create_app
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -157,6 +158,7 @@ class ThreadWorker:
         self.app = queue_app
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
+        self._worker: ResilientWorker | None = None
         self._started = threading.Event()
         self._thread = threading.Thread(target=self._run, name="test-worker", daemon=True)
 
@@ -170,7 +172,13 @@ class ThreadWorker:
         if self._loop and self._task:
             self._loop.call_soon_threadsafe(self._task.cancel)
         self._thread.join(20)
-        close_all()  # the next test's database may reuse this one's name
+        if self._worker is not None:
+            # A run whose thread outlives the stopped worker (blocked in a slow LLM call
+            # past the grace) would retry its last write against the pool closed below
+            # for ever, and keep the process from exiting: the worker gives it up, as a
+            # stop that reaches its deadline does.
+            self._worker.link.given_up.set()
+        close_all()
 
     def _run(self) -> None:
         asyncio.run(self._main())
@@ -181,12 +189,15 @@ class ThreadWorker:
                                    open=False)
         await pool.open(wait=True)
         async with self.app.open_async(pool):
-            self._task = asyncio.create_task(self.app.run_worker_async(
+            # What App.run_worker_async does, keeping the worker for __exit__.
+            self.app.perform_import_paths()
+            self._worker = self.app._worker(
                 concurrency=self.concurrency, install_signal_handlers=False,
                 additional_context={"settings": self.settings},
                 update_heartbeat_interval=0.5, stalled_worker_timeout=3,
                 fetch_job_polling_interval=0.5, shutdown_graceful_timeout=2,
-                queues=self.queues))
+                queues=self.queues)
+            self._task = asyncio.create_task(self._worker.run())
             self._started.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task

@@ -15,7 +15,6 @@ import procrastinate
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
 from queue_jobs.db.migrate import apply_migrations, latest_version
 from queue_jobs.db.sql_files import functions, migrations
@@ -113,11 +112,6 @@ def tables(conninfo: str) -> set[str]:
         return {row[0] for row in rows}
 
 
-def server_conninfo(server: ServerParams, dbname: str) -> str:
-    return make_conninfo(host=server.host, port=server.port, user=server.user,
-                         dbname=dbname, password=server.password or "")
-
-
 @pytest.fixture
 def empty_db_url(pg_server: ServerParams) -> Iterator[str]:
     """A brand-new database with nothing in it (not cloned from the migrated template)."""
@@ -128,11 +122,11 @@ def empty_db_url(pg_server: ServerParams) -> Iterator[str]:
 @contextlib.contextmanager
 def scratch_database(pg_server: ServerParams) -> Iterator[str]:
     name = f"migrations_{uuid.uuid4().hex[:12]}"
-    maintenance = server_conninfo(pg_server, pg_server.maintenance_dbname)
+    maintenance = pg_server.conninfo(pg_server.maintenance_dbname)
     with psycopg.connect(maintenance, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
-        yield server_conninfo(pg_server, name)
+        yield pg_server.conninfo(name)
     finally:
         with psycopg.connect(maintenance, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
