@@ -68,7 +68,8 @@ migrate: $(STAMP)
 	$(BIN)/jobs-migrate
 
 ## make bench: the service against its references and against Celery + Redis and
-## BullMQ + Redis (bench/run.py, under 15 minutes); writes bench/results.md and .json
+## BullMQ + Redis (bench/run.py; meant to stay under 15 minutes, see bench/README.md);
+## writes bench/results.md and .json
 bench: $(STAMP) deps peers
 	$(BIN)/python -m bench.run
 
