@@ -61,3 +61,9 @@ class Rounds:
     @property
     def reference_median(self) -> float:
         return statistics.median(self.reference)
+
+
+def p99(values: list[float]) -> float:
+    """The 99th percentile, nearest rank (the value below which 99 % of them lie)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]

@@ -30,13 +30,14 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import redis
 
 from bench import tools
-from bench.figures import Figure, Rounds
+from bench.figures import Figure, Rounds, p99
+from bench.fixtures import RESULT_BYTES, insert_succeeded_job
 from queue_jobs.db.store import QUEUE
 
 BULLMQ_DIR = tools.PROJECT_DIR / "bench" / "peers" / "bullmq"
@@ -44,8 +45,8 @@ STEP_WEIGHTS = (30, 20, 20, 30)  # website-analysis's steps, as every side's job
 JOBS_PER_OWNER = 20  # ours: MAX_ACTIVE_JOBS_PER_USER's default, so fair turns stay cheap
 CLIENTS = 16
 POLLED_JOBS = 20
-RESULT_BYTES = 10 * 1024
 BULLMQ_QUEUE = "website-analysis"
+SideT = TypeVar("SideT", bound="Side")
 
 
 class Host(Protocol):
@@ -124,13 +125,7 @@ class Ours(Side):
     def make_polled_job(self, http: Client) -> str:
         """Ours takes no result size in its input: the succeeded job is written as the
         worker would leave it."""
-        job_id = uuid.uuid4()
-        self.db.execute(
-            "INSERT INTO jobs (id, type, owner_session_id, input, status, progress, result, "
-            "finished_at) VALUES (%s, 'website-analysis', 'h2h_polled', "
-            "'{\"url\": \"https://example.com/\"}', 'succeeded', 100, %s, now())",
-            (job_id, json.dumps({"success": True, "notes": "x" * RESULT_BYTES})))
-        return str(job_id)
+        return str(insert_succeeded_job(self.db, "h2h_polled"))
 
     def forget(self) -> None:
         self.db.execute("TRUNCATE jobs, job_steps, procrastinate_events, procrastinate_jobs "
@@ -207,58 +202,60 @@ class Stacks:
         self.stack = stack
 
     def start_ours(self, web_processes: int) -> Ours:
-        host, env = self.host, self.host.env
-        port = tools.free_port()
-        self.ours.url = f"http://127.0.0.1:{port}"
-        web = self.stack.enter_context(tools.process(
-            [str(tools.BIN / "gunicorn"), "-c", "webapp/gunicorn_conf.py", "wsgi:app"],
-            {**env, "PORT": str(port), "WEB_CONCURRENCY": str(web_processes)},
-            ready_url=f"{self.ours.url}/readyz", log=host.log("h2h-ours-web")))
-        worker = self.stack.enter_context(tools.process(
-            [str(tools.BIN / "python"), "-m", "bench.bench_worker", "--concurrency", "4",
-             "--queue", QUEUE], env, log=host.log("h2h-ours-worker")))
-        self.ours.web_roots, self.ours.worker_roots = [web.pid], [worker.pid]
-        _wait_for_job(self.ours, "our worker")
-        return self.ours
+        return self._launch(
+            self.ours, "ours", web_processes,
+            web=[str(tools.BIN / "gunicorn"), "-c", "webapp/gunicorn_conf.py", "wsgi:app"],
+            ready="/readyz", env=self.host.env,
+            worker=[str(tools.BIN / "python"), "-m", "bench.bench_worker", "--concurrency",
+                    "4", "--queue", QUEUE])
 
     def start_celery(self, web_processes: int, *, durable: bool) -> Celery:
-        name = "R-celery" + (" (appendfsync always)" if durable else "")
-        redis_url, redis_pid = self.stack.enter_context(tools.redis_server(
-            self.host.workdir, f"redis-celery{'-durable' if durable else ''}", durable=durable))
-        side = Celery(name, redis_url)
-        env = {**self.host.env, "REDIS_URL": redis_url}
-        port = tools.free_port()
-        side.url = f"http://127.0.0.1:{port}"
-        web = self.stack.enter_context(tools.process(
-            [str(tools.BIN / "gunicorn"), "-c", "webapp/gunicorn_conf.py",
-             "bench.peers.celery_side:app"],
-            {**env, "PORT": str(port), "WEB_CONCURRENCY": str(web_processes)},
-            ready_url=f"{side.url}/healthz", log=self.host.log("h2h-celery-web")))
-        worker = self.stack.enter_context(tools.process(
-            [str(tools.BIN / "celery"), "-A", "bench.peers.celery_side:celery", "worker",
-             "--pool", "prefork", "--concurrency", "4", "--loglevel", "WARNING"],
-            env, log=self.host.log("h2h-celery-worker")))
-        side.web_roots, side.worker_roots, side.store_roots = [web.pid], [worker.pid], [redis_pid]
-        _wait_for_job(side, "the Celery worker")
-        return side
+        redis_url, redis_pid = self._redis("celery", durable)
+        side = Celery(_peer_name("R-celery", durable), redis_url)
+        side.store_roots = [redis_pid]
+        return self._launch(
+            side, "celery", web_processes,
+            web=[str(tools.BIN / "gunicorn"), "-c", "webapp/gunicorn_conf.py",
+                 "bench.peers.celery_side:app"],
+            ready="/healthz", env={**self.host.env, "REDIS_URL": redis_url},
+            worker=[str(tools.BIN / "celery"), "-A", "bench.peers.celery_side:celery",
+                    "worker", "--pool", "prefork", "--concurrency", "4", "--loglevel",
+                    "WARNING"])
 
     def start_bullmq(self, web_processes: int, *, durable: bool) -> BullMQ:
-        name = "R-bullmq" + (" (appendfsync always)" if durable else "")
-        redis_url, redis_pid = self.stack.enter_context(tools.redis_server(
-            self.host.workdir, f"redis-bullmq{'-durable' if durable else ''}", durable=durable))
-        side = BullMQ(name, redis_url)
+        redis_url, redis_pid = self._redis("bullmq", durable)
+        side = BullMQ(_peer_name("R-bullmq", durable), redis_url)
+        side.store_roots = [redis_pid]
+        return self._launch(
+            side, "bullmq", web_processes,
+            web=["node", str(BULLMQ_DIR / "server.js")], ready="/healthz",
+            env={**self.host.env, "REDIS_URL": redis_url, "WORKER_CONCURRENCY": "4"},
+            worker=["node", str(BULLMQ_DIR / "worker.js")])
+
+    def _redis(self, peer: str, durable: bool) -> tuple[str, int]:
+        return self.stack.enter_context(tools.redis_server(
+            self.host.workdir, f"redis-{peer}{'-durable' if durable else ''}", durable=durable))
+
+    def _launch(self, side: SideT, label: str, web_processes: int, *, web: list[str],
+                ready: str, env: dict[str, str], worker: list[str]) -> SideT:
+        """The side's web (on a free port, `web_processes` processes: gunicorn's
+        WEB_CONCURRENCY, node:cluster's WEB_PROCESSES) and worker, until the block ends;
+        returns once a job went through."""
         port = tools.free_port()
         side.url = f"http://127.0.0.1:{port}"
-        env = {**self.host.env, "REDIS_URL": redis_url, "PORT": str(port),
-               "WEB_PROCESSES": str(web_processes), "WORKER_CONCURRENCY": "4"}
-        web = self.stack.enter_context(tools.process(
-            ["node", str(BULLMQ_DIR / "server.js")], env, ready_url=f"{side.url}/healthz",
-            log=self.host.log("h2h-bullmq-web")))
-        worker = self.stack.enter_context(tools.process(
-            ["node", str(BULLMQ_DIR / "worker.js")], env, log=self.host.log("h2h-bullmq-worker")))
-        side.web_roots, side.worker_roots, side.store_roots = [web.pid], [worker.pid], [redis_pid]
-        _wait_for_job(side, "the BullMQ worker")
+        web_env = {**env, "PORT": str(port), "WEB_CONCURRENCY": str(web_processes),
+                   "WEB_PROCESSES": str(web_processes)}
+        web_process = self.stack.enter_context(tools.process(
+            web, web_env, ready_url=f"{side.url}{ready}", log=self.host.log(f"h2h-{label}-web")))
+        worker_process = self.stack.enter_context(tools.process(
+            worker, env, log=self.host.log(f"h2h-{label}-worker")))
+        side.web_roots, side.worker_roots = [web_process.pid], [worker_process.pid]
+        _wait_for_job(side, f"{side.name}'s worker")
         return side
+
+
+def _peer_name(peer: str, durable: bool) -> str:
+    return peer + (" (appendfsync always)" if durable else "")
 
 
 def _wait_for_job(side: Side, what: str) -> None:
@@ -429,11 +426,6 @@ def polls(side: Side, jobs: list[tuple[str, str | None]], seconds: float, workdi
                            workdir=workdir)
     cpu = tools.cpu_seconds(roots) - cpu_before
     return Polls(load.requests_per_s, cpu / load.total * 1e6)
-
-
-def p99(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
 def run(host: Host, ours: Ours, plan: Plan) -> None:

@@ -35,7 +35,8 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from bench import head_to_head, tools
-from bench.figures import Figure, Rounds
+from bench.figures import Figure, Rounds, p99
+from bench.fixtures import insert_succeeded_job
 from bench.stream_client import StreamClient
 from queue_jobs import models
 from queue_jobs.db import store
@@ -48,7 +49,6 @@ PYTHON = sys.executable
 OURS_PORT, REFERENCE_PORT = tools.free_port(), tools.free_port()
 OURS, REFERENCE = f"http://127.0.0.1:{OURS_PORT}", f"http://127.0.0.1:{REFERENCE_PORT}"
 SESSION = "bench_session_poller"
-RESULT_BYTES = 10 * 1024
 CREATE_BODY = '{"url": "https://example.com/"}'  # what wrk POSTs to create a job
 REFERENCE_TABLE = """
 CREATE TABLE IF NOT EXISTS bench_items (
@@ -217,7 +217,7 @@ class Bench:
 
     def polled_job(self) -> tuple[str, str, int]:
         """A succeeded session-owned job with a 10 KB result: (id, ETag, document bytes)."""
-        job_id = _insert_polled_job(self.db)
+        job_id = insert_succeeded_job(self.db, SESSION)
         answer = requests.get(f"{OURS}/api/v1/jobs/{job_id}/status",
                               headers={"x-session-id": SESSION}, timeout=10)
         answer.raise_for_status()
@@ -248,7 +248,7 @@ class Bench:
             with psycopg.connect(conninfo, autocommit=True) as db:
                 _seed_finished_jobs(db, rows)
                 db.execute("CHECKPOINT")  # not spread over the rounds that follow
-                job_id = _insert_polled_job(db)
+                job_id = insert_succeeded_job(db, SESSION)
                 env = {**self.env, "DATABASE_URL": conninfo, "PORT": str(port),
                        "WEB_CONCURRENCY": "1"}
                 # jobs-web, as deployed (it patches for gevent before psycopg is imported)
@@ -362,11 +362,11 @@ class Bench:
                     samples.append(float(row[0]))
         samples.sort()
         p50 = statistics.median(samples)
-        p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
+        p99_ms = p99(samples)
         note = f"{len(samples)} jobs, one at a time, created_at → run_started_at"
         self.add(Figure("idle worker: create → running p50", round(p50, 1), None, "ms",
                         "≤ 20", note=note))
-        self.add(Figure("idle worker: create → running p99", round(p99, 1), None, "ms",
+        self.add(Figure("idle worker: create → running p99", round(p99_ms, 1), None, "ms",
                         "≤ 100", note=note))
         self.reset()
 
@@ -467,7 +467,7 @@ class Bench:
         subscriber, and the polls of the one against the other."""
         plan = self.plan
         job_ids = [str(job_id) for job_id in self.queued_jobs(plan.streamed_jobs)]
-        polled = str(_insert_polled_job(self.db))
+        polled = str(insert_succeeded_job(self.db, SESSION))
         with self.ours_alone("streamed") as (streamed, pid), \
                 self.ours_alone("quiet") as (quiet, _):
             answer = requests.get(f"{streamed}/api/v1/jobs/{polled}/status",
@@ -535,7 +535,7 @@ class Bench:
                 f"open; {len(latencies):,} events, commit → arrival at the client")
         self.add(Figure("live status fan-out: commit → event p50", round(latencies[
             len(latencies) // 2], 1), None, "ms", "reported", note=note))
-        self.add(Figure("live status fan-out: commit → event p99", round(_p99(latencies), 1),
+        self.add(Figure("live status fan-out: commit → event p99", round(p99(latencies), 1),
                         None, "ms", "≤ 100", note=note))
 
     def polls_beside_streams(self, streamed: str, quiet: str, job_id: str, etag: str) -> None:
@@ -552,7 +552,7 @@ class Bench:
                                      headers={**poll, **headers}, timeout_s=10,
                                      workdir=self.workdir).requests_per_s
 
-        def p99(url: str) -> Callable[[], float]:
+        def paced_p99(url: str) -> Callable[[], float]:
             return lambda: tools.hey(f"{url}/api/v1/jobs/{job_id}/status",
                                      seconds=plan.seconds, rate=plan.stream_poll_rate,
                                      connections=POLLERS, groups=POLLER_GROUPS,
@@ -570,7 +570,8 @@ class Bench:
                                        rate(quiet, {"If-None-Match": etag}), rounds),
                         "req/s", "≥ 0.9", note=f"{note}; wrk, 16 connections")
         self.add_paired(f"p99 of status polls at {plan.stream_poll_rate}/s {beside}",
-                        self.alternate(p99(streamed), p99(quiet), rounds), "ms", "≤ 1.1",
+                        self.alternate(paced_p99(streamed), paced_p99(quiet), rounds), "ms",
+                        "≤ 1.1",
                         note=f"{note}; {POLLERS} pollers out of step", digits=1)
 
     # --- the estimate and fair turns ---------------------------------------------------
@@ -734,10 +735,6 @@ def _eta_error(job: SampledJob, finished: float, moment: str) -> float:
     return abs(estimate - remaining) / remaining
 
 
-def _p99(ordered: list[float]) -> float:
-    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-
-
 def _from_memory(url: str) -> float:
     """status_answers_total{source="memory"} of the service at `url` (all its processes)."""
     text = requests.get(f"{url}/metrics", timeout=10).text
@@ -750,16 +747,6 @@ class SizedTable:
     url: str  # ours, on this table's database
     db: psycopg.Connection[Any]
     job_id: str  # a succeeded session-owned job with a 10 KB result
-
-
-def _insert_polled_job(db: psycopg.Connection[Any]) -> uuid.UUID:
-    """A succeeded job of SESSION's with a 10 KB result."""
-    job_id = uuid.uuid4()
-    result = {"success": True, "notes": "x" * RESULT_BYTES}
-    db.execute("INSERT INTO jobs (id, type, owner_session_id, input, status, progress, result, "
-               "finished_at) VALUES (%s, 'website-analysis', %s, '{}', 'succeeded', 100, %s, "
-               "now())", (job_id, SESSION, json.dumps(result)))
-    return job_id
 
 
 def _seed_finished_jobs(db: psycopg.Connection[Any], total: int) -> None:
