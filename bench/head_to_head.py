@@ -188,7 +188,7 @@ class Plan:
     paced_rate: float
 
 
-FULL = Plan(jobs=2000, idle_samples=100, rounds=4, poll_seconds=4, paced_jobs=300,
+FULL = Plan(jobs=1000, idle_samples=100, rounds=4, poll_seconds=3, paced_jobs=300,
             paced_rate=60)
 SMOKE = Plan(jobs=20, idle_samples=3, rounds=1, poll_seconds=1, paced_jobs=5, paced_rate=20)
 

@@ -83,7 +83,7 @@ class Plan:
     fair_rounds: int
 
 
-FULL = Plan(seconds=4, rounds=4, running_jobs=50, poll_rate=1000,
+FULL = Plan(seconds=3, rounds=4, running_jobs=50, poll_rate=1000,
             latency_samples=200, small_rows=10_000, large_rows=1_000_000,
             streams=5000, streamed_jobs=300, changes=300, stream_rounds=3,
             stream_poll_rate=300, eta_step_s=1.0, eta_warm_jobs=8, eta_backlog=40,

@@ -28,6 +28,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from webapp.hooks.errors import register_error_handlers
     from webapp.hooks.identity import init_jwt
     from webapp.hooks.request_body import CappedRequest
+    from webapp.polls_from_memory import PollsFromMemory
     from webapp.views import (
         auth,
         demo,
@@ -90,6 +91,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if config.trusted_proxies:
         # request.remote_addr (the rate limits' client address) from X-Forwarded-For.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.trusted_proxies)  # type: ignore[method-assign]
+    # Outermost: a poll the live feed answers from memory needs none of the rest.
+    app.wsgi_app = PollsFromMemory(  # type: ignore[method-assign]
+        app.wsgi_app, app.extensions["live_feed"], config.cors_origins, config.request_log)
     logs.configure(replace_handlers=False)  # gunicorn's conf or pytest may have done it
     return app
 

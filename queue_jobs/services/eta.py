@@ -23,6 +23,7 @@ from queue_jobs.models import QueuePace, StepTiming
 from queue_jobs.pipeline.runner import Pipeline
 
 CACHE_TTL_S = 15.0  # step means move slowly; one query per type per process per TTL
+EMPTY_HISTORY_TTL_S = 1.0  # a type with no history yet: its first successes count soon
 PACE_TTL_S = 5.0  # the queue's pace moves faster: one query per process per TTL
 PACE_WINDOW_S = 300.0  # starts counted over the last five minutes
 # Fewer starts than this in the window are no rate to go by (a quiet service, or one just
@@ -109,10 +110,13 @@ def _mean_s(pipeline: Pipeline, key: str, timings: dict[str, StepTiming]) -> flo
 
 class TtlCache(Generic[T]):
     """Per-process cache of values that move slowly (step timings per job type, the
-    queue's pace): at most one load per key per TTL."""
+    queue's pace): at most one load per key per TTL. An empty value (a job type with no
+    history yet) is kept only `empty_ttl_s`: the first jobs to finish on a new service
+    count within that, not a whole TTL later."""
 
-    def __init__(self, ttl_s: float = CACHE_TTL_S) -> None:
+    def __init__(self, ttl_s: float = CACHE_TTL_S, empty_ttl_s: float | None = None) -> None:
         self._ttl_s = ttl_s
+        self._empty_ttl_s = ttl_s if empty_ttl_s is None else min(ttl_s, empty_ttl_s)
         self._entries: dict[str, tuple[float, T]] = {}
         self._lock = threading.Lock()
 
@@ -120,7 +124,7 @@ class TtlCache(Generic[T]):
         """The value if cached and fresh, else None (never loads it)."""
         with self._lock:
             entry = self._entries.get(key)
-        if entry and time.monotonic() - entry[0] < self._ttl_s:
+        if entry and self._fresh(entry, time.monotonic()):
             return entry[1]
         return None
 
@@ -128,9 +132,13 @@ class TtlCache(Generic[T]):
         now = time.monotonic()
         with self._lock:
             entry = self._entries.get(key)
-            if entry and now - entry[0] < self._ttl_s:
+            if entry and self._fresh(entry, now):
                 return entry[1]
         value = load()
         with self._lock:
             self._entries[key] = (now, value)
         return value
+
+    def _fresh(self, entry: tuple[float, T], now: float) -> bool:
+        loaded_at, value = entry
+        return now - loaded_at < (self._ttl_s if value else self._empty_ttl_s)

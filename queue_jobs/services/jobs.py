@@ -23,6 +23,7 @@ from queue_jobs.pipeline.registry import PIPELINES
 from queue_jobs.services import accounts, fair_use, ids
 from queue_jobs.services.errors import JobNotCancellable, JobNotFound, JobNotRetryable, parse_id
 from queue_jobs.services.eta import (
+    EMPTY_HISTORY_TTL_S,
     PACE_TTL_S,
     PACE_WINDOW_S,
     TtlCache,
@@ -35,7 +36,7 @@ from queue_jobs.services.pauses import paused_message
 
 log = logging.getLogger(__name__)
 
-_step_timings: TtlCache[dict[str, StepTiming]] = TtlCache()
+_step_timings: TtlCache[dict[str, StepTiming]] = TtlCache(empty_ttl_s=EMPTY_HISTORY_TTL_S)
 _queue_pace: TtlCache[QueuePace] = TtlCache(PACE_TTL_S)
 # A worker whose heartbeat (every 10 s) is older than this is not counted as a live one
 # by the wait estimate (the ops page's workers table draws the same line).

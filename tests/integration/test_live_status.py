@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 import requests
+import werkzeug.test
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
@@ -26,6 +27,7 @@ from tests.integration.support import (
     wait_until,
     wait_until_serving,
 )
+from webapp.polls_from_memory import PollsFromMemory
 
 LISTENER = "jobs-web-live"  # the listening connection's application_name
 
@@ -221,6 +223,72 @@ def test_an_unchanged_job_is_answered_from_memory_until_it_changes(
     assert changed.get_json()["progress"] == 9 and changed.headers["ETag"].strip('"') != etag
     # another owner never gets an answer from memory
     assert _poll(api, job_id, new_session(), changed.headers["ETag"]).status_code == 404
+
+
+def _without_fast_path(api: ApiClient) -> Any:
+    """A client of the Flask app behind PollsFromMemory: every poll goes through the view."""
+    inner = api.app.wsgi_app
+    assert isinstance(inner, PollsFromMemory)
+    return werkzeug.test.Client(inner.app)
+
+
+def _count_requests_reaching_flask(api: ApiClient) -> list[str]:
+    """The paths of the requests PollsFromMemory hands to Flask from now on."""
+    fast_path = api.app.wsgi_app
+    assert isinstance(fast_path, PollsFromMemory)
+    flask_app, reached = fast_path.app, []
+
+    def counted(environ: dict[str, Any], start_response: Any) -> Any:
+        reached.append(environ["PATH_INFO"])
+        return flask_app(environ, start_response)
+
+    fast_path.app = counted
+    return reached
+
+
+def _same_answer(fast: Any, view: Any) -> None:
+    """The same answer but for the request's own id (and the date)."""
+    assert fast.status_code == view.status_code
+    assert fast.get_data() == view.get_data()
+    skip = {"X-Request-Id", "Date"}
+    assert (sorted((k, v) for k, v in fast.headers.items() if k not in skip)
+            == sorted((k, v) for k, v in view.headers.items() if k not in skip))
+
+
+def test_a_poll_from_memory_is_answered_before_flask_as_the_view_answers_it(
+        api: ApiClient, db: psycopg.Connection[Any]) -> None:
+    session = new_session()
+    job_id = api.create_analysis("https://example.com/", session)
+    feed = _feed_listening(api, job_id, session)
+    view = _without_fast_path(api)
+    path = f"/api/v1/jobs/{job_id}/status"
+    first = _poll(api, job_id, session)
+    reached_flask = _count_requests_reaching_flask(api)
+    browser = {**session, "Origin": "https://app.example", "X-Request-Id": "req-1.a_b"}
+    for extra in ({}, {"If-None-Match": first.headers["ETag"]},
+                  {"If-None-Match": '"stale", ' + first.headers["ETag"]}, {"If-None-Match": "*"}):
+        before = feed.answered_from_memory
+        fast = api.http.get(path, headers={**browser, **extra})
+        assert feed.answered_from_memory == before + 1  # answered from memory, not read
+        _same_answer(fast, view.get(path, headers={**browser, **extra}))
+        assert fast.headers["X-Request-Id"] == "req-1.a_b" and not reached_flask
+    # what memory cannot answer exactly as the view would, the view answers
+    etag = {"If-None-Match": first.headers["ETag"]}
+    assert api.http.get(path, headers={**new_session(), **etag}).status_code == 404
+    assert api.http.get(path, headers={"x-session-id": "bad id", **etag}).status_code == 401
+    assert api.http.get(path + "/", headers={**session, **etag}).status_code == 404
+    assert reached_flask == [path, path, path + "/"]
+    # a finished (cancelled) job's 304 alike
+    api.http.post(f"/api/v1/jobs/{job_id}/cancel", headers=session)
+    done = wait_until(lambda: (lambda r: r if r.get_json()["status"] == "failed" else None)(
+        _poll(api, job_id, session)), message="the cancel to be seen")
+    _poll(api, job_id, session, done.headers["ETag"])  # read once: remembered as finished
+    before = feed.answered_from_memory
+    reached_flask.clear()
+    fast = api.http.get(path, headers={**browser, "If-None-Match": done.headers["ETag"]})
+    assert fast.status_code == 304 and feed.answered_from_memory == before + 1
+    assert not reached_flask
+    _same_answer(fast, view.get(path, headers={**browser, "If-None-Match": done.headers["ETag"]}))
 
 
 def test_a_listener_gap_drops_what_memory_knew(api: ApiClient,

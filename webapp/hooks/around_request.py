@@ -50,8 +50,7 @@ def init_around_request(app: Flask, config: WebConfig) -> None:
 
     @app.before_request
     def begin() -> None:
-        given = _current_request().headers.get("X-Request-Id", "")
-        request_id = given if _REQUEST_ID.fullmatch(given) else _new_request_id()
+        request_id = request_id_for(_current_request().headers.get("X-Request-Id", ""))
         state = _current_g()
         state.request_id_token = REQUEST_ID.set(request_id)
         state.request_started = time.perf_counter()
@@ -108,12 +107,28 @@ class _RequestIds:
 _new_request_id = _RequestIds()
 
 
+def request_id_for(given: str) -> str:
+    """The caller's X-Request-Id if it looks like one, else a fresh one."""
+    return given if _REQUEST_ID.fullmatch(given) else _new_request_id()
+
+
+def cors_headers(origin: str, origins: tuple[str, ...]) -> list[tuple[str, str]]:
+    """The CORS headers of an answer to `origin` (none if it is not allowed), Vary
+    included."""
+    if "*" not in origins and origin not in origins:
+        return []
+    return [("Access-Control-Allow-Origin", "*" if "*" in origins else origin),
+            *_CORS_HEADERS.items(), ("Vary", "Origin")]
+
+
 def _add_cors(req: Request, response: Response, origins: tuple[str, ...]) -> None:
     origin = req.headers.get("Origin")
-    if origin and ("*" in origins or origin in origins):
-        response.headers["Access-Control-Allow-Origin"] = "*" if "*" in origins else origin
-        response.headers.update(_CORS_HEADERS)
-        response.vary.add("Origin")
+    if origin:
+        for name, value in cors_headers(origin, origins):
+            if name == "Vary":
+                response.vary.add(value)
+            else:
+                response.headers[name] = value
 
 
 # The objects behind the proxies (LocalProxy._get_current_object). Flask types `request`

@@ -115,3 +115,18 @@ def test_the_cache_loads_once_per_ttl() -> None:
 
     assert [cache.get("a", load), cache.get("a", load), cache.get("b", load)] == [1, 1, 2]
     assert TtlCache[int](ttl_s=0).get("a", load) == 3
+
+
+def test_an_empty_history_is_kept_only_briefly() -> None:
+    cache: TtlCache[dict[str, int]] = TtlCache(ttl_s=60, empty_ttl_s=0)
+    histories = [{}, {}, {"fetch": 1}, {"fetch": 2}]
+
+    def load() -> dict[str, int]:
+        return histories.pop(0)
+
+    # no history yet: asked again next time (the first jobs to finish count at once)
+    assert [cache.get("t", load), cache.get("t", load)] == [{}, {}]
+    assert cache.peek("t") is None
+    # a history: kept for the TTL
+    assert [cache.get("t", load), cache.get("t", load)] == [{"fetch": 1}, {"fetch": 1}]
+    assert cache.peek("t") == {"fetch": 1}
