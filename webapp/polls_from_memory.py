@@ -13,6 +13,7 @@ hands every other request to Flask untouched:
   bad session id gets Flask's error);
 - whose answer the live feed gives without the database (status_from_memory: known,
   unchanged, visible to this owner; anything else, such as a 404, is read by the view).
+A fault in it is logged and the poll handed to Flask, which answers it as before.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from webapp.hooks import around_request
 from webapp.hooks.identity import SESSION_ID
 from webapp.views import metrics
 
+log = logging.getLogger(__name__)
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 ROUTE = "/api/v1/jobs/<job_id>/status"  # as Flask names the rule (histogram, log line)
@@ -55,7 +57,11 @@ class PollsFromMemory:
     def __call__(self, environ: dict[str, Any],
                  start_response: Callable[..., Any]) -> Iterable[bytes]:
         started = time.perf_counter()
-        answer = self._answer(environ)
+        try:
+            answer = self._answer(environ)
+        except Exception:  # a fault here must not cost the poll: the view answers it
+            log.exception("status poll from memory failed; answered through Flask")
+            answer = None
         if answer is None:
             return self.app(environ, start_response)
         status, body, headers = answer

@@ -291,6 +291,27 @@ def test_a_poll_from_memory_is_answered_before_flask_as_the_view_answers_it(
     _same_answer(fast, view.get(path, headers={**browser, "If-None-Match": done.headers["ETag"]}))
 
 
+def test_a_fault_in_the_fast_path_hands_the_poll_to_the_view(
+        api: ApiClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    session = new_session()
+    job_id = api.create_analysis("https://example.com/", session)
+    feed = _feed_listening(api, job_id, session)
+    first = _poll(api, job_id, session)
+    reached_flask = _count_requests_reaching_flask(api)
+    remembered = feed.status_from_memory
+    calls: list[int] = []
+
+    def fails_once(*args: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a fault in the fast path")
+        return remembered(*args)
+
+    monkeypatch.setattr(feed, "status_from_memory", fails_once)
+    again = _poll(api, job_id, session, first.headers["ETag"])
+    assert again.status_code == 304 and len(calls) == 2 and len(reached_flask) == 1
+
+
 def test_a_listener_gap_drops_what_memory_knew(api: ApiClient,
                                                db: psycopg.Connection[Any]) -> None:
     session = new_session()
