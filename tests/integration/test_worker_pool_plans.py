@@ -5,6 +5,7 @@ table was nearly empty would scan all of it at every fetch of a later burst."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 
 from queue_jobs.db import connections
 
@@ -22,4 +23,8 @@ def test_the_worker_pool_plans_each_fetch_afresh(db_url: str) -> None:
         finally:
             await pool.close()
 
-    assert asyncio.run(settings_seen()) == ("force_custom_plan", True)
+    # In a thread of its own: the session may already run an event loop in this one
+    # (Playwright's sync API does).
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:
+        seen = thread.submit(asyncio.run, settings_seen()).result(timeout=30)
+    assert seen == ("force_custom_plan", True)
