@@ -27,19 +27,16 @@ from typing import Any
 from werkzeug.http import parse_etags, quote_etag
 
 from queue_jobs.models import Owner
-from queue_jobs.observability import logs
 from queue_jobs.observability.logs import REQUEST_ID
 from queue_jobs.services import jobs
 from queue_jobs.services.errors import JobNotFound
 from queue_jobs.services.live import LiveFeed
 from webapp.hooks import around_request
 from webapp.hooks.identity import SESSION_ID
-from webapp.views import metrics
 
 log = logging.getLogger(__name__)
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
-ROUTE = "/api/v1/jobs/<job_id>/status"  # as Flask names the rule (histogram, log line)
 _STATUS_PATH = re.compile(r"^/api/v1/jobs/([^/]+)/status$")
 _STATUS_LINES = {200: "200 OK", 304: "304 NOT MODIFIED"}
 
@@ -71,16 +68,13 @@ class PollsFromMemory:
         if origin:
             headers += around_request.cors_headers(origin, self._origins)
         start_response(_STATUS_LINES[status], headers)
-        seconds = time.perf_counter() - started
-        metrics.observe_request("GET", ROUTE, status, seconds)
-        if self._write_line and around_request.log.isEnabledFor(logging.DEBUG):
-            token = REQUEST_ID.set(request_id)
-            try:
-                logs.event(around_request.log, "request", logging.DEBUG, method="GET",
-                           route=ROUTE, status=status, durationMs=round(seconds * 1000, 1),
-                           ownerKind="session", errorCode=None)
-            finally:
-                REQUEST_ID.reset(token)
+        token = REQUEST_ID.set(request_id)  # for the log line, as Flask's hooks set it
+        try:
+            around_request.record_request(
+                "GET", around_request.STATUS_ROUTE, status, time.perf_counter() - started,
+                self._write_line, owner_kind="session", error_code=None)
+        finally:
+            REQUEST_ID.reset(token)
         return [body]
 
     def _answer(self, environ: dict[str, Any]

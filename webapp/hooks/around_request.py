@@ -35,7 +35,8 @@ from webapp.views import metrics
 
 log = logging.getLogger("webapp.request")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
-_POLL_ROUTES = frozenset({"/api/v1/jobs/<job_id>/status"})
+STATUS_ROUTE = "/api/v1/jobs/<job_id>/status"  # as Flask names the rule
+_POLL_ROUTES = frozenset({STATUS_ROUTE})
 _CORS_HEADERS = {
     "Access-Control-Allow-Headers":
         "Authorization, Content-Type, If-None-Match, Idempotency-Key, x-session-id",
@@ -66,17 +67,11 @@ def init_around_request(app: Flask, config: WebConfig) -> None:
         # The route's pattern, not the path: ids and tokens stay out of the log and the
         # histogram's label set.
         route = req.url_rule.rule if req.url_rule else "unmatched"
-        status = response.status_code
-        metrics.observe_request(req.method, route, status, seconds)
+        record_request(req.method, route, response.status_code, seconds, write_line,
+                       owner_kind=state.get("owner_kind"), error_code=state.get("error_code"))
         request_id = REQUEST_ID.get()
         if request_id is not None:  # set by begin, reset at teardown
             response.headers["X-Request-Id"] = request_id
-        if write_line:
-            answered_poll = status in (200, 304) and route in _POLL_ROUTES
-            logs.event(log, "request", logging.DEBUG if answered_poll else logging.INFO,
-                       method=req.method, route=route, status=status,
-                       durationMs=round(seconds * 1000, 1), ownerKind=state.get("owner_kind"),
-                       errorCode=state.get("error_code"))
         return response
 
     @app.teardown_request
@@ -105,6 +100,20 @@ class _RequestIds:
 
 
 _new_request_id = _RequestIds()
+
+
+def record_request(method: str, route: str, status: int, seconds: float, write_line: bool,
+                   *, owner_kind: str | None, error_code: str | None) -> None:
+    """A finished request in the latency histogram and, with write_line, its log line
+    (an answered status poll at DEBUG, see the module's docstring). The line carries the
+    request id that REQUEST_ID holds."""
+    metrics.observe_request(method, route, status, seconds)
+    if write_line:
+        answered_poll = status in (200, 304) and route in _POLL_ROUTES
+        logs.event(log, "request", logging.DEBUG if answered_poll else logging.INFO,
+                   method=method, route=route, status=status,
+                   durationMs=round(seconds * 1000, 1), ownerKind=owner_kind,
+                   errorCode=error_code)
 
 
 def request_id_for(given: str) -> str:
