@@ -282,7 +282,13 @@ def test_a_poll_from_memory_is_answered_before_flask_as_the_view_answers_it(
     api.http.post(f"/api/v1/jobs/{job_id}/cancel", headers=session)
     done = wait_until(lambda: (lambda r: r if r.get_json()["status"] == "failed" else None)(
         _poll(api, job_id, session)), message="the cancel to be seen")
-    _poll(api, job_id, session, done.headers["ETag"])  # read once: remembered as finished
+    # read once, then remembered as finished once the cancel's notification is in
+    def finished_from_memory() -> bool:
+        before = feed.answered_from_memory
+        answer = _poll(api, job_id, session, done.headers["ETag"])
+        return answer.status_code == 304 and feed.answered_from_memory == before + 1
+
+    wait_until(finished_from_memory, message="the finished job to be answered from memory")
     before = feed.answered_from_memory
     reached_flask.clear()
     fast = api.http.get(path, headers={**browser, "If-None-Match": done.headers["ETag"]})
