@@ -12,6 +12,9 @@
 --     itself. Migration 0003 holds its first version, history only.
 --   sql/functions/jobs_dispatch_fair_turn.sql: a new dispatch's fair turn (its priority),
 --     read from the queue's 'todo' and 'doing' rows' priorities and the owner's.
+--   sql/migrations/0023_queue_head_by_index.sql: an index of ours on procrastinate_jobs
+--     (jobs_queue_todo_order_idx: a queue's 'todo' rows in fetch order), for the fair
+--     turn's head and the queue_positions counts below.
 --   ops/dashboards/live_workers.sql: the ops page's workers (procrastinate_workers,
 --     procrastinate_jobs); a dashboard is a file of its own, not a named query.
 --   ops/dashboards/summary.sql: the ops page's summary line counts live workers
@@ -122,8 +125,9 @@ SELECT EXISTS (SELECT FROM (SELECT id FROM procrastinate_jobs
 -- name: queue_positions
 -- Status documents: each queued dispatch's place in the line, 1 + the 'todo' dispatches
 -- of its queue that procrastinate_fetch_job_v2 takes first (priority DESC, id ASC). Two
--- ranges of procrastinate_jobs_priority_idx_v1 (partial on 'todo') per dispatch, not one
--- OR, so each is an index range scan. A dispatch no longer 'todo' (being claimed) is 1.
+-- ranges of jobs_queue_todo_order_idx (the queue's 'todo' rows in that order, migration
+-- 0023) per dispatch, not one OR, so each is an index range scan. A dispatch no longer
+-- 'todo' (being claimed) is 1.
 SELECT d.id AS dispatch_id,
        1 + coalesce((SELECT count(*) FROM procrastinate_jobs o
                       WHERE o.status = 'todo' AND o.queue_name = %(queue)s

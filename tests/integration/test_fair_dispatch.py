@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from queue_jobs.db import store
+from queue_jobs.models import Owner
 from queue_jobs.services import jobs as job_service
 from queue_jobs.services.eta import TtlCache
 from queue_jobs.services.fair_use import FairUse
@@ -322,3 +323,39 @@ def test_positions_counted_or_numbered_agree(
                for dispatch in dispatches}  # one at a time: counted
     assert numbered == counted
     assert sorted(numbered.values()) == list(range(1, len(jobs) + 1))
+
+
+def test_a_new_dispatch_reads_the_queue_head_not_the_whole_backlog(
+        db: psycopg.Connection[Any]) -> None:
+    """A burst into a queue that was nearly empty when its plans were made (as a web
+    process's connection makes them at its first creates; autovacuum held off, so no
+    ANALYZE corrects them): the fair turn of an owner with jobs queued still reads the
+    queue's head and the owner's own dispatches, not every queued row."""
+    owner = Owner(user_id=None, session_id="session_burst")
+    db.execute("ALTER TABLE procrastinate_jobs SET (autovacuum_enabled = off)")
+    db.execute("ALTER TABLE jobs SET (autovacuum_enabled = off)")
+    policy = replace(FairUse(), creates_per_address_per_minute=0, max_active_per_session=30)
+
+    def create() -> None:
+        job_service.create_job(db, job_service.NewJob(
+            "website-analysis", owner, {"url": "https://example.com/"},
+            request_body={"url": "https://example.com/"}, client_address="127.0.0.1",
+            idempotency_key=None), policy)
+
+    for _ in range(10):  # PL/pgSQL plans a statement for the session after five calls
+        create()
+    db.execute("INSERT INTO procrastinate_jobs (queue_name, task_name, priority, args, status)"
+               " SELECT %s, %s, -(20 + n / 10), '{}', 'todo' FROM generate_series(1, 20000) n",
+               (store.QUEUE, store.RUN_TASK))
+    create()  # the owner's creates go on during the burst
+    create()
+    rows_read = ("SELECT seq_tup_read + coalesce(idx_tup_fetch, 0) FROM pg_stat_xact_user_tables"
+                 " WHERE relname = 'procrastinate_jobs'")
+    with db.transaction():  # the counts of this session not yet reported, this call's among them
+        before = db.execute(rows_read).fetchone()
+        turn = db.execute("SELECT jobs_dispatch_fair_turn(%s, NULL, %s)",
+                          (store.QUEUE, owner.session_id)).fetchone()
+        after = db.execute(rows_read).fetchone()
+    assert turn == (12,)  # after its own twelve (turns 0 to 11), FIFO within the owner
+    assert before is not None and after is not None
+    assert after[0] - before[0] < 100, (before, after)
