@@ -1,14 +1,15 @@
--- An owner's queued and running jobs (a user's, else an anonymous session's).
+-- An owner's queued and running jobs (a user's, else an anonymous session's), through
+-- the owner's own index: "not finished", as its predicate says (migration 0024).
 CREATE OR REPLACE FUNCTION jobs_active_count(user_id uuid, session_id text) RETURNS bigint
     LANGUAGE plpgsql STABLE
 AS $$
 BEGIN
     IF user_id IS NOT NULL THEN
         RETURN (SELECT count(*) FROM jobs
-                 WHERE status IN ('queued', 'running') AND owner_user_id = user_id);
+                 WHERE status NOT IN ('succeeded', 'failed') AND owner_user_id = user_id);
     END IF;
     RETURN (SELECT count(*) FROM jobs
-             WHERE status IN ('queued', 'running') AND owner_user_id IS NULL
+             WHERE status NOT IN ('succeeded', 'failed') AND owner_user_id IS NULL
                AND owner_session_id = session_id);
 END
 $$;

@@ -47,7 +47,8 @@ BEGIN
          WHERE status = 'doing' AND worker_id IS NOT NULL AND queue_name = queue;
         serving := CASE WHEN fetched = head - 1 THEN head - 1 ELSE head END;
     END IF;
-    -- The owner's active jobs through the partial owner indexes (jobs_active_count), each
+    -- The owner's active jobs through the owner's own index ("not finished", as its
+    -- predicate says: migration 0024; as jobs_active_count), each
     -- dispatch by its key: LIMIT keeps the lookup a subquery, which the planner would
     -- otherwise make a hash join over all of procrastinate_jobs. The queue is checked
     -- after the lookup, not in it: with both conditions, a plan made while the table was
@@ -61,7 +62,7 @@ BEGIN
           INTO queued, running
           FROM jobs, LATERAL (SELECT priority, status, queue_name FROM procrastinate_jobs
                                WHERE id = jobs.dispatch_id LIMIT 1) pj
-         WHERE jobs.status IN ('queued', 'running') AND jobs.owner_user_id = user_id;
+         WHERE jobs.status NOT IN ('succeeded', 'failed') AND jobs.owner_user_id = user_id;
     ELSE
         SELECT -min(pj.priority) FILTER (WHERE pj.status = 'todo'
                                          AND pj.queue_name = queue)::bigint,
@@ -70,7 +71,7 @@ BEGIN
           INTO queued, running
           FROM jobs, LATERAL (SELECT priority, status, queue_name FROM procrastinate_jobs
                                WHERE id = jobs.dispatch_id LIMIT 1) pj
-         WHERE jobs.status IN ('queued', 'running') AND jobs.owner_user_id IS NULL
+         WHERE jobs.status NOT IN ('succeeded', 'failed') AND jobs.owner_user_id IS NULL
            AND jobs.owner_session_id = session_id;
     END IF;
     RETURN least(greatest(serving, queued + 1,

@@ -359,3 +359,34 @@ def test_a_new_dispatch_reads_the_queue_head_not_the_whole_backlog(
     assert turn == (12,)  # after its own twelve (turns 0 to 11), FIFO within the owner
     assert before is not None and after is not None
     assert after[0] - before[0] < 100, (before, after)
+
+
+def test_a_create_reads_its_owners_jobs_not_every_active_one(
+        db: psycopg.Connection[Any]) -> None:
+    """Statistics taken while the table held finished jobs only (active ones are rare
+    between bursts, and autovacuum does not analyse a large table again for a burst of a
+    few per cent of it): a create during a burst still counts its owner's unfinished jobs
+    and reads its owner's dispatches, not every active job."""
+    db.execute("ALTER TABLE jobs SET (autovacuum_enabled = off)")
+    db.execute("INSERT INTO jobs (id, type, owner_session_id, input, status, progress,"
+               " finished_at) SELECT gen_random_uuid(), 'website-analysis', 'done_' || n,"
+               " '{}', 'succeeded', 100, now() FROM generate_series(1, 20000) n")
+    db.execute("ANALYZE jobs")
+    policy = replace(FairUse(), creates_per_address_per_minute=0)
+
+    def create(session_id: str) -> None:
+        job_service.create_job(db, job_service.NewJob(
+            "website-analysis", Owner(user_id=None, session_id=session_id),
+            {"url": "https://example.com/"}, request_body={"url": "https://example.com/"},
+            client_address="127.0.0.1", idempotency_key=None), policy)
+
+    for n in range(500):  # the burst, of many owners
+        create(f"session_burst_{n}")
+    rows_read = ("SELECT seq_tup_read + coalesce(idx_tup_fetch, 0) FROM pg_stat_xact_user_tables"
+                 " WHERE relname = 'jobs'")
+    with db.transaction():
+        before = db.execute(rows_read).fetchone()
+        create("session_burst_0")  # an owner with one job queued
+        after = db.execute(rows_read).fetchone()
+    assert before is not None and after is not None
+    assert after[0] - before[0] < 50, (before, after)
