@@ -1,7 +1,10 @@
 -- An owner's queued and running jobs (a user's, else an anonymous session's), through
--- the owner's own index: "not finished", as its predicate says (migration 0024).
+-- the owner's own index: "not finished", as its predicate says (migration 0024). No
+-- sequential scan: planned while the table was nearly empty, one read the whole table at
+-- every create of the burst that followed.
 CREATE OR REPLACE FUNCTION jobs_active_count(user_id uuid, session_id text) RETURNS bigint
     LANGUAGE plpgsql STABLE
+    SET enable_seqscan = off
 AS $$
 BEGIN
     IF user_id IS NOT NULL THEN

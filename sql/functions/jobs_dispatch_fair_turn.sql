@@ -19,11 +19,16 @@
 -- it empties.
 -- PL/pgSQL, not SQL: its statements' plans are kept for the session (a SQL function's
 -- are made again at every call), and each owner's case has its own, on its partial index.
+-- No sequential scan (every statement here has its index): plans made while the queue was
+-- nearly empty, as a web process makes them at its first creates, otherwise scanned the
+-- whole queue at every create of the burst that followed (tests/integration/
+-- test_fair_dispatch.py counts the rows read).
 -- procrastinate's table: a procrastinate upgrade reviews this file
 -- (sql/queries/procrastinate.sql lists what else).
 CREATE OR REPLACE FUNCTION jobs_dispatch_fair_turn(queue text, user_id uuid, session_id text)
     RETURNS integer
     LANGUAGE plpgsql STABLE
+    SET enable_seqscan = off
 AS $$
 DECLARE
     head bigint;     -- the queue's lowest 'todo' turn
@@ -33,8 +38,8 @@ DECLARE
     running bigint;  -- the owner's last running one
 BEGIN
     -- The queue's first row in fetch order, from the head of its index (migration 0023):
-    -- an ORDER BY of the index's own order with LIMIT 1 is planned as that one-row read
-    -- whatever the table's statistics say (max() was not, after a burst: 0023).
+    -- a LIMIT 1 in the index's own order. max() over the same index was planned, with
+    -- statistics of a nearly empty queue, as a scan of all of the queue's rows.
     SELECT -priority::bigint INTO head
       FROM procrastinate_jobs WHERE status = 'todo' AND queue_name = queue
      ORDER BY priority DESC, id LIMIT 1;

@@ -7,5 +7,8 @@
 -- 4 ms a create at 20,000 queued instead of 0.1, until autovacuum analysed the table
 -- (a minute or more into the burst). procrastinate's table: a procrastinate upgrade
 -- reviews this file (sql/queries/procrastinate.sql lists what else).
+-- lock_timeout: rather fail the deploy (and run it again) than queue every create behind
+-- a long transaction while waiting for the index build's lock on the table.
+SET LOCAL lock_timeout = '5s';
 CREATE INDEX jobs_queue_todo_order_idx
     ON procrastinate_jobs (queue_name, priority DESC, id) WHERE status = 'todo';

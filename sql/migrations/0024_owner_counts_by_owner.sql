@@ -8,6 +8,9 @@
 -- table of finished jobs (active ones rare, as they are between bursts; autovacuum does
 -- not analyse a large table again for a burst of a few per cent of it) made every create
 -- read every active job, twice: 10,000 rows a create at 5,000 queued.
+-- lock_timeout: rather fail the deploy (and run it again) than queue every status poll
+-- behind a long transaction while waiting for the DROP INDEX's exclusive lock.
+SET LOCAL lock_timeout = '5s';
 CREATE INDEX jobs_owner_user_unfinished_idx ON jobs (owner_user_id)
     WHERE status NOT IN ('succeeded', 'failed') AND owner_user_id IS NOT NULL;
 CREATE INDEX jobs_owner_session_unfinished_idx ON jobs (owner_session_id)

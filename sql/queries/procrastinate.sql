@@ -141,8 +141,8 @@ SELECT d.id AS dispatch_id,
 -- name: queue_positions_ranked
 -- queue_positions for many dispatches at once (an event-streaming process re-reading all
 -- its queued jobs after the queue moved): the whole line numbered in one pass of
--- procrastinate_jobs_priority_idx_v1, instead of two counts per dispatch. A dispatch not
--- 'todo' any more (being claimed) is 1, as there.
+-- jobs_queue_todo_order_idx (migration 0023), instead of two counts per dispatch. A
+-- dispatch not 'todo' any more (being claimed) is 1, as there.
 SELECT d.id AS dispatch_id, coalesce(ranked.position, 1) AS position
   FROM unnest(%(dispatch_ids)s::bigint[]) AS d(id)
   LEFT JOIN (SELECT id, row_number() OVER (ORDER BY priority DESC, id) AS position

@@ -28,12 +28,12 @@ PROCRASTINATE_TABLES = {"procrastinate_jobs", "procrastinate_workers"}
 OUR_TABLES = {"jobs", "images", "organizations", "users", "posts", "idempotency_keys",
               "rate_limits"}
 
-# Everything a migration can create in the public schema, in a stable order. Names are
-# compared, not OIDs, so two databases migrated the same way have equal fingerprints.
 # Indexes of ours on procrastinate's tables (an upgrade keeps them: its migrations do not
 # know them), named as ours.
 OUR_INDEXES_ON_ITS_TABLES = {"jobs_queue_todo_order_idx"}  # migration 0023
 
+# Everything a migration can create in the public schema, in a stable order. Names are
+# compared, not OIDs, so two databases migrated the same way have equal fingerprints.
 _FINGERPRINT_QUERIES = {
     "columns": """
         SELECT table_name, column_name, ordinal_position, data_type, udt_name,
