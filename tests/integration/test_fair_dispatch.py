@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import pytest
@@ -22,6 +22,8 @@ from queue_jobs.services.fair_use import FairUse
 from queue_jobs.worker.job_run import FIRST_STEPS
 from tests.fakes.website import FakeWebsite
 from tests.integration.support import ApiClient, new_session
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -93,6 +95,28 @@ def _dispatch_rows_updated(db: psycopg.Connection[Any], write: Callable[[], Any]
         after = db.execute(count).fetchone()
     assert before is not None and after is not None
     return int(after[0]) - int(before[0])
+
+
+def _rows_read(db: psycopg.Connection[Any], table: str, call: Callable[[], T]
+               ) -> tuple[int, T]:
+    """Rows of `table` that `call` read (sequential and index fetches), and what it
+    returned: counted as _dispatch_rows_updated counts updates."""
+    count = ("SELECT seq_tup_read + coalesce(idx_tup_fetch, 0) FROM pg_stat_xact_user_tables"
+             " WHERE relname = %s")
+    with db.transaction():
+        before = db.execute(count, (table,)).fetchone()
+        result = call()
+        after = db.execute(count, (table,)).fetchone()
+    assert before is not None and after is not None
+    return int(after[0]) - int(before[0]), result
+
+
+def _create_job(db: psycopg.Connection[Any], session_id: str, policy: FairUse) -> None:
+    """A website-analysis job of an anonymous session, through the service's create."""
+    job_service.create_job(db, job_service.NewJob(
+        "website-analysis", Owner(user_id=None, session_id=session_id),
+        {"url": "https://example.com/"}, request_body={"url": "https://example.com/"},
+        client_address="127.0.0.1", idempotency_key=None), policy)
 
 
 def _dispatch(db: psycopg.Connection[Any], job_id: str) -> int:
@@ -331,36 +355,23 @@ def test_a_new_dispatch_reads_the_queue_head_not_the_whole_backlog(
     were made (as a web process's connection makes them at its first creates; autovacuum
     held off, so no ANALYZE corrects them): the fair turn of an owner with jobs queued
     still reads the queue's head and the owner's own dispatches, not every queued row."""
-    owner = Owner(user_id=None, session_id="session_burst")
+    owner = "session_burst"
     db.execute("ALTER TABLE procrastinate_jobs SET (autovacuum_enabled = off)")
     db.execute("ALTER TABLE jobs SET (autovacuum_enabled = off)")
     policy = replace(FairUse(), creates_per_address_per_minute=0, max_active_per_session=30)
-
-    def create() -> None:
-        job_service.create_job(db, job_service.NewJob(
-            "website-analysis", owner, {"url": "https://example.com/"},
-            request_body={"url": "https://example.com/"}, client_address="127.0.0.1",
-            idempotency_key=None), policy)
-
     for _ in range(10):  # PL/pgSQL plans a statement for the session after five calls
-        create()
+        _create_job(db, owner, policy)
     db.execute("VACUUM ANALYZE procrastinate_jobs")  # the statistics of a nearly empty queue
-    create()
+    _create_job(db, owner, policy)
     db.execute("INSERT INTO procrastinate_jobs (queue_name, task_name, priority, args, status)"
                " SELECT %s, %s, -(20 + n / 10), '{}', 'todo' FROM generate_series(1, 20000) n",
                (store.QUEUE, store.RUN_TASK))
-    create()  # the owner's creates go on during the burst
-    create()
-    rows_read = ("SELECT seq_tup_read + coalesce(idx_tup_fetch, 0) FROM pg_stat_xact_user_tables"
-                 " WHERE relname = 'procrastinate_jobs'")
-    with db.transaction():  # the counts of this session not yet reported, this call's among them
-        before = db.execute(rows_read).fetchone()
-        turn = db.execute("SELECT jobs_dispatch_fair_turn(%s, NULL, %s)",
-                          (store.QUEUE, owner.session_id)).fetchone()
-        after = db.execute(rows_read).fetchone()
+    _create_job(db, owner, policy)  # the owner's creates go on during the burst
+    _create_job(db, owner, policy)
+    read, turn = _rows_read(db, "procrastinate_jobs", lambda: db.execute(
+        "SELECT jobs_dispatch_fair_turn(%s, NULL, %s)", (store.QUEUE, owner)).fetchone())
     assert turn == (13,)  # after its own thirteen (turns 0 to 12), FIFO within the owner
-    assert before is not None and after is not None
-    assert after[0] - before[0] < 100, (before, after)
+    assert read < 100, read
 
 
 def test_a_create_reads_its_owners_jobs_not_every_active_one(
@@ -375,20 +386,8 @@ def test_a_create_reads_its_owners_jobs_not_every_active_one(
                " '{}', 'succeeded', 100, now() FROM generate_series(1, 20000) n")
     db.execute("ANALYZE jobs")
     policy = replace(FairUse(), creates_per_address_per_minute=0)
-
-    def create(session_id: str) -> None:
-        job_service.create_job(db, job_service.NewJob(
-            "website-analysis", Owner(user_id=None, session_id=session_id),
-            {"url": "https://example.com/"}, request_body={"url": "https://example.com/"},
-            client_address="127.0.0.1", idempotency_key=None), policy)
-
     for n in range(500):  # the burst, of many owners
-        create(f"session_burst_{n}")
-    rows_read = ("SELECT seq_tup_read + coalesce(idx_tup_fetch, 0) FROM pg_stat_xact_user_tables"
-                 " WHERE relname = 'jobs'")
-    with db.transaction():
-        before = db.execute(rows_read).fetchone()
-        create("session_burst_0")  # an owner with one job queued
-        after = db.execute(rows_read).fetchone()
-    assert before is not None and after is not None
-    assert after[0] - before[0] < 50, (before, after)
+        _create_job(db, f"session_burst_{n}", policy)
+    # an owner with one job queued
+    read, _ = _rows_read(db, "jobs", lambda: _create_job(db, "session_burst_0", policy))
+    assert read < 50, read
